@@ -1,0 +1,129 @@
+"""The agent's commands: merge bags into the store and reconcile the box.
+
+A command runs under the store lock from start to end: it reads the current
+revision, validates and merges every bag, plans the whole box, and only when
+all of that succeeded commits one new revision and applies it. If applying
+fails the previous revision is restored and re-applied, so a failed command
+leaves both the store and the system as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .config import RouterConfig
+from .errors import ApplyError, VerifyError, VragentError
+from .models import parse_bag
+from .reconcile import Plan, execute, plan
+from .settings import Settings
+from .store import Store, merge
+from .store.batch import Command
+from .system import iproute
+
+
+@dataclass
+class Outcome:
+    rev: int
+    changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: VragentError | None = None
+
+
+class Agent:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings)
+
+    def _plan(self, docs: dict[str, dict[str, object]]) -> Plan:
+        return plan(RouterConfig.from_docs(docs), self.settings, iproute.links())
+
+    def apply(self, commands: Iterable[Command], dry_run: bool = False) -> Outcome:
+        """Apply bags in order, stopping at the first one that fails.
+
+        Bags before the failing one are applied (as CloudStack's batches are);
+        the failing one and those after it change nothing.
+        """
+        with self.store.locked():
+            docs = self.store.load()
+            accepted: list[str] = []
+            error: VragentError | None = None
+            last: Plan | None = None
+            for cmd in commands:
+                try:
+                    bag = parse_bag(cmd.bag)
+                    candidate = merge(docs, bag.type, bag)  # type: ignore[attr-defined]
+                    p = self._plan(candidate)
+                    if p.problems:
+                        raise VerifyError([f"{cmd.source}: {x}" for x in p.problems])
+                except VragentError as exc:
+                    error = exc
+                    break
+                docs, last = candidate, p
+                accepted.append(cmd.source)
+            if last is None:
+                outcome = Outcome(self.store.current_rev(), error=error)
+                return outcome
+            outcome = self._commit_and_apply(docs, last, "apply " + " ".join(accepted), dry_run)
+            outcome.error = error
+            return outcome
+
+    def _commit_and_apply(self, docs: dict[str, dict[str, object]], p: Plan, cause: str,
+                          dry_run: bool) -> Outcome:
+        if dry_run:
+            return Outcome(self.store.current_rev(), execute(p, self.settings, dry_run=True),
+                           p.warnings)
+        previous = self.store.current_rev()
+        rev = self.store.commit(docs, cause)
+        try:
+            changes = execute(p, self.settings)
+        except ApplyError as exc:
+            if rev != previous:
+                old = self.store.load(previous)
+                self.store.commit(old, f"revert to {previous}: applying {rev} failed")
+                try:
+                    execute(self._plan(old), self.settings)
+                except VragentError as again:
+                    print(f"vragent: restoring revision {previous} also failed: {again}",
+                          file=sys.stderr)
+            raise ApplyError(f"{exc}\nrevision {previous} restored") from None
+        return Outcome(rev, changes, p.warnings)
+
+    def reconcile(self, dry_run: bool = False, strict: bool = False) -> Outcome:
+        """Re-apply the stored configuration; problems become warnings unless strict."""
+        with self.store.locked():
+            docs = self.store.load()
+            p = self._plan(docs)
+            if strict and p.problems:
+                raise VerifyError(p.problems)
+            changes = execute(p, self.settings, dry_run=dry_run)
+            return Outcome(self.store.current_rev(), changes, p.problems + p.warnings)
+
+    def boot(self) -> Outcome:
+        """Boot parameters into the store, then the whole stored configuration onto the box."""
+        path = self.settings.cmdline_file
+        with self.store.locked():
+            docs = self.store.load()
+            if path.exists():
+                try:
+                    raw = json.loads(path.read_text())
+                except ValueError as exc:
+                    raise VerifyError([f"{path}: not valid JSON ({exc})"]) from None
+                bag = parse_bag(raw, "cmdline")
+                docs = merge(docs, "cmdline", bag)
+                self.store.commit(docs, "boot parameters")
+            p = self._plan(docs)
+            changes = execute(p, self.settings)
+            return Outcome(self.store.current_rev(), changes, p.problems + p.warnings)
+
+    def rollback(self, rev: int | None) -> Outcome:
+        """Make an earlier revision current again (as a new revision) and apply it."""
+        with self.store.locked():
+            target = rev if rev is not None else self.store.current_rev() - 1
+            docs = self.store.load_kept(target)
+            p = self._plan(docs)
+            if p.problems:
+                raise VerifyError(p.problems)
+            return self._commit_and_apply(docs, p, f"rollback to {target}", dry_run=False)

@@ -1,0 +1,118 @@
+"""``vragent``: the command line the management plane (and operators) use."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from .errors import VragentError
+from .settings import Settings
+
+TYPES = ("cmdline", "ips", "guestnetwork", "networkacl", "firewallrules", "forwardrules",
+         "staticnatrules", "staticroutes")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vragent", description=__doc__)
+    parser.add_argument("--root", help="prefix of every path (default: $VRAGENT_ROOT or /)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("apply", help="merge CloudStack bags (or batch files) and reconcile")
+    p.add_argument("files", nargs="+", type=Path)
+    p = sub.add_parser("diff", help="dry run: what applying FILEs would change on the system")
+    p.add_argument("files", nargs="*", type=Path)
+    p = sub.add_parser("show", help="print the stored configuration")
+    p.add_argument("type", nargs="?", choices=TYPES)
+    p.add_argument("--rev", type=int, help="show an earlier revision")
+    sub.add_parser("boot", help="boot parameters plus the stored configuration onto the box")
+    sub.add_parser("reconcile", help="re-apply the stored configuration")
+    sub.add_parser("history", help="list kept revisions")
+    p = sub.add_parser("rollback", help="make revision REV (default: the previous) current")
+    p.add_argument("rev", nargs="?", type=int)
+    p = sub.add_parser("render", help="print what the configuration renders to")
+    p.add_argument("what", choices=("netfilter", "routes", "interfaces", "sysctl"))
+    return parser
+
+
+def _report(changes: list[str], warnings: list[str], rev: int) -> None:
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for c in changes:
+        print(c)
+    print(f"revision {rev}: {len(changes)} change(s)" if changes else
+          f"revision {rev}: system already matches")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env(args.root)
+    try:
+        return _run(args, settings)
+    except VragentError as exc:
+        print(f"vragent: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from .agent import Agent
+    from .store.batch import read_commands
+
+    agent = Agent(settings)
+    if args.command in ("apply", "diff"):
+        commands = [c for f in args.files for c in _read(f, read_commands)]
+        if args.command == "diff" and not commands:
+            out = agent.reconcile(dry_run=True)
+        else:
+            out = agent.apply(commands, dry_run=args.command == "diff")
+        _report(out.changes, out.warnings, out.rev)
+        if out.error is not None:
+            raise out.error
+        return 0
+    if args.command == "show":
+        docs = agent.store.load(args.rev)
+        print(json.dumps(docs.get(args.type, {}) if args.type else docs, indent=2,
+                         sort_keys=True))
+        return 0
+    if args.command == "history":
+        previous: dict[str, str] = {}
+        for r in agent.store.history():
+            changed = sorted(t for t in set(r.docs) | set(previous)
+                             if r.docs.get(t) != previous.get(t))
+            when = datetime.datetime.fromtimestamp(r.time).isoformat(timespec="seconds")
+            print(f"{r.rev:6d}  {when}  {r.cause}  [{', '.join(changed) or 'no change'}]")
+            previous = r.docs
+        return 0
+    if args.command == "render":
+        from .config import RouterConfig
+        from .reconcile import plan
+        from .system import iproute
+
+        p = plan(RouterConfig.from_docs(agent.store.load()), settings, iproute.links())
+        for module, rendered in p.steps:
+            if module.NAME == args.what:
+                print(rendered.text() if args.what == "netfilter" else module.render(rendered),
+                      end="")
+        return 0
+    if args.command == "boot":
+        out = agent.boot()
+    elif args.command == "reconcile":
+        out = agent.reconcile()
+    else:
+        out = agent.rollback(args.rev)
+    _report(out.changes, out.warnings, out.rev)
+    return 0
+
+
+def _read(path: Path, reader: object) -> list[object]:
+    from .errors import BagError
+
+    try:
+        return reader(path)  # type: ignore[operator, no-any-return]
+    except OSError as exc:
+        raise BagError("", [f"{path}: cannot be read ({exc.strerror})"]) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

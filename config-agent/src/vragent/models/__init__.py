@@ -1,0 +1,67 @@
+"""Databag models: CloudStack's JSON, validated field by field.
+
+``parse_bag`` is the single entry point: it returns a validated model or raises
+``BagError`` listing every bad field as ``path: reason (got value)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import BagError
+from .cmdline import CmdLine
+from .firewallrules import FirewallRule, FirewallRules
+from .forwardrules import ForwardRule, ForwardRules, StaticNatRule, StaticNatRules
+from .guestnetwork import GuestNetwork
+from .ips import IpAddress, Ips
+from .networkacl import AclRule, NetworkAcl
+from .staticroutes import StaticRoute, StaticRoutes
+
+BAG_MODELS: dict[str, type[BaseModel]] = {
+    "cmdline": CmdLine,
+    "ips": Ips,
+    "guestnetwork": GuestNetwork,
+    "networkacl": NetworkAcl,
+    "firewallrules": FirewallRules,
+    "forwardrules": ForwardRules,
+    "staticnatrules": StaticNatRules,
+    "staticroutes": StaticRoutes,
+}
+
+__all__ = [
+    "AclRule", "BAG_MODELS", "CmdLine", "FirewallRule", "FirewallRules", "ForwardRule",
+    "ForwardRules", "GuestNetwork", "IpAddress", "Ips", "NetworkAcl", "StaticNatRule",
+    "StaticNatRules", "StaticRoute", "StaticRoutes", "parse_bag", "describe_errors",
+]
+
+
+def parse_bag(raw: Any, type_hint: str = "") -> BaseModel:
+    if not isinstance(raw, dict):
+        raise BagError(type_hint, [f"the bag must be a JSON object, got {type(raw).__name__}"])
+    bag_type = raw.get("type", type_hint)
+    if not isinstance(bag_type, str) or bag_type not in BAG_MODELS:
+        known = ", ".join(sorted(BAG_MODELS))
+        raise BagError(str(bag_type), [f"type: unknown bag type {bag_type!r} (known: {known})"])
+    if "type" not in raw:
+        raw = {**raw, "type": bag_type}
+    try:
+        return BAG_MODELS[bag_type].model_validate(raw)
+    except ValidationError as exc:
+        raise BagError(bag_type, describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(p) for p in err["loc"]) or "(bag)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            problems.append(f"{path}: required field is missing")
+            continue
+        value = repr(err.get("input"))
+        if len(value) > 80:
+            value = value[:77] + "..."
+        problems.append(f"{path}: {msg} (got {value})")
+    return problems

@@ -1,0 +1,87 @@
+"""cmd_line.json: the boot parameters (``type: cmdline``).
+
+Every value arrives as a string, because it was a ``key=value`` of a kernel
+command line. Keys the agent acts on are checked; the rest are kept as sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import field_validator
+
+from .common import Bag
+
+ROUTER_TYPES = ("router", "vpcrouter", "dhcpsrvr")
+_ETH_KEY = re.compile(r"^eth(\d+)(ip|mask)$")
+_IP_KEYS = ("gateway", "dns1", "dns2", "guestgw", "localgw")
+_BOOL_VALUES = ("0", "1", "true", "false")
+
+
+class CmdLine(Bag):
+    type: Literal["cmdline"]
+    cmd_line: dict[str, str]
+
+    @field_validator("cmd_line")
+    @classmethod
+    def _check(cls, value: dict[str, str]) -> dict[str, str]:
+        problems: list[str] = []
+        for key, text in value.items():
+            match = _ETH_KEY.match(key)
+            try:
+                if match and match.group(2) == "ip":
+                    ipaddress.IPv4Address(text)
+                elif match:
+                    ipaddress.IPv4Network(f"0.0.0.0/{text}")
+                elif key in _IP_KEYS:
+                    ipaddress.IPv4Address(text)
+                elif key == "vpccidr":
+                    ipaddress.IPv4Network(text, strict=False)
+                elif key == "type" and text not in ROUTER_TYPES:
+                    raise ValueError(f"expected one of {', '.join(ROUTER_TYPES)}")
+                elif key in ("redundant_router", "disable_rp_filter") and (
+                    text.lower() not in _BOOL_VALUES
+                ):
+                    raise ValueError("expected 0, 1, true or false")
+                elif key == "advert_int" and not 0 < float(text) <= 255:
+                    raise ValueError("must be between 0 and 255 seconds")
+                elif key == "router_id" and not 1 <= int(text) <= 255:
+                    raise ValueError("must be 1-255")
+            except ValueError as exc:
+                problems.append(f"{key}={text!r}: {_reason(exc)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.cmd_line.get(key, default)
+
+    def flag(self, key: str) -> bool:
+        return self.cmd_line.get(key, "0").lower() in ("1", "true")
+
+    @property
+    def router_type(self) -> str:
+        return self.cmd_line.get("type", "vpcrouter")
+
+    def interfaces(self) -> dict[str, tuple[str, str]]:
+        """Addresses given on the boot command line, by device: {"eth0": (ip, mask)}."""
+        found: dict[str, tuple[str, str]] = {}
+        for key, text in self.cmd_line.items():
+            match = _ETH_KEY.match(key)
+            if match and match.group(2) == "ip" and text != "0.0.0.0":
+                dev = f"eth{match.group(1)}"
+                mask = self.cmd_line.get(f"{dev}mask")
+                if mask:
+                    found[dev] = (text, mask)
+        return found
+
+
+def _reason(exc: ValueError) -> str:
+    text = str(exc)
+    if text.startswith(("invalid literal", "could not convert")):
+        return "not a number"
+    if "does not appear to be" in text or "has host bits" in text or "is not a valid" in text:
+        return "not a valid address"
+    return text

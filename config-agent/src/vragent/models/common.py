@@ -1,0 +1,138 @@
+"""Value types shared by the databag models.
+
+Values keep the text CloudStack sent (so a stored bag round-trips unchanged);
+validators only check them. Every check raises ``ValueError`` with a message
+that reads well after the field path pydantic prepends.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictBool
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+
+PROTOCOLS = ("tcp", "udp", "icmp", "all")
+
+
+class Bag(BaseModel):
+    """A CloudStack databag: unknown fields are kept and ignored."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+def _ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("not an IPv4 address") from None
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError("not an IPv4 CIDR") from None
+    if "/" not in value:
+        raise ValueError("not an IPv4 CIDR (missing /prefix)")
+    return value
+
+
+def _cidr_list(value: str) -> str:
+    """CloudStack sends several CIDRs as one comma-separated string."""
+    for part in value.split(","):
+        part = part.strip()
+        try:
+            ipaddress.IPv4Network(part, strict=False)
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IPv4 CIDR") from None
+    return value
+
+
+def _netmask(value: Any) -> str:
+    """Dotted netmask or prefix length: both occur in real bags."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str):
+        raise ValueError("not a netmask")
+    try:
+        ipaddress.IPv4Network(f"0.0.0.0/{text}")
+    except ValueError:
+        raise ValueError("not a netmask or prefix length") from None
+    return text
+
+
+def _mac(value: str) -> str:
+    if not _MAC.match(value.lower()):
+        raise ValueError("not a MAC address")
+    return value.lower()
+
+
+def _ifname(value: str) -> str:
+    if not _IFNAME.match(value):
+        raise ValueError("not an interface name")
+    return value
+
+
+def _hostname(value: str) -> str:
+    if value and not _HOSTNAME.match(value):
+        raise ValueError("not a domain name")
+    return value
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("port outside 1-65535")
+    return value
+
+
+def _strict_str(value: Any) -> Any:
+    # Lax mode would turn 5 into "5"; an address sent as a number is a bug upstream.
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+Str = Annotated[str, BeforeValidator(_strict_str)]
+IPv4 = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_ipv4)]
+Cidr = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_cidr)]
+CidrList = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_cidr_list)]
+Netmask = Annotated[str, BeforeValidator(_netmask)]
+Mac = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_mac)]
+IfName = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_ifname)]
+DomainName = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_hostname)]
+Port = Annotated[int, AfterValidator(_port)]
+Bool = StrictBool
+
+
+def prefixlen(netmask: str) -> int:
+    return ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen
+
+
+def parse_port_range(value: str) -> tuple[int, int]:
+    """CloudStack's "first:last" port range; "0:0" means every port."""
+    parts = value.split(":")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError("port range must look like 'first:last'")
+    first, last = int(parts[0]), int(parts[1])
+    if (first, last) == (0, 0):
+        return first, last
+    if not (1 <= first <= 65535 and 1 <= last <= 65535):
+        raise ValueError("port outside 1-65535")
+    if first > last:
+        raise ValueError("port range is reversed")
+    return first, last
+
+
+def check_protocol(value: str, allowed: tuple[str, ...] = PROTOCOLS) -> str:
+    low = value.lower()
+    if low in allowed:
+        return low
+    if low.isdigit() and 0 <= int(low) <= 255:
+        return low
+    raise ValueError(f"unknown protocol (expected one of {', '.join(allowed)} or 0-255)")

@@ -1,0 +1,88 @@
+"""forwarding_rules.json and staticnat_rules.json: DNAT port forwards and 1:1 NAT."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import field_validator, model_validator
+
+from .common import Bag, Bool, IPv4, Str, check_protocol, parse_port_range
+
+# A forward whose public and private ranges differ is expanded one rule per
+# port; past this size that stops being a port forward and becomes a mistake.
+MAX_SHIFTED_RANGE = 256
+
+
+class ForwardRule(Bag):
+    source_ip_address: IPv4
+    destination_ip_address: IPv4
+    source_port_range: Str
+    destination_port_range: Str
+    protocol: Str
+    revoke: Bool = False
+
+    @field_validator("source_port_range", "destination_port_range")
+    @classmethod
+    def _range(cls, value: str) -> str:
+        first, last = parse_port_range(value)
+        if (first, last) == (0, 0):
+            raise ValueError("a port forward needs ports (got '0:0')")
+        return value
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        return check_protocol(value, ("tcp", "udp"))
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ForwardRule:
+        pub, priv = self.public_ports, self.private_ports
+        size, psize = pub[1] - pub[0], priv[1] - priv[0]
+        if size != psize:
+            raise ValueError(
+                f"source_port_range {self.source_port_range!r} and destination_port_range "
+                f"{self.destination_port_range!r} differ in size"
+            )
+        if pub != priv and size >= MAX_SHIFTED_RANGE:
+            raise ValueError(
+                f"a shifted port range may span at most {MAX_SHIFTED_RANGE} ports"
+            )
+        return self
+
+    @property
+    def public_ports(self) -> tuple[int, int]:
+        return parse_port_range(self.source_port_range)
+
+    @property
+    def private_ports(self) -> tuple[int, int]:
+        return parse_port_range(self.destination_port_range)
+
+    @property
+    def key(self) -> str:
+        return (
+            f"{self.source_ip_address}:{self.source_port_range}:"
+            f"{self.protocol.lower()}"
+        )
+
+
+class ForwardRules(Bag):
+    type: Literal["forwardrules"]
+    rules: list[ForwardRule]
+
+
+class StaticNatRule(Bag):
+    source_ip_address: IPv4
+    destination_ip_address: IPv4
+    source_port_range: Str = "0:0"
+    revoke: Bool = False
+
+    @field_validator("source_port_range")
+    @classmethod
+    def _range(cls, value: str) -> str:
+        parse_port_range(value)
+        return value
+
+
+class StaticNatRules(Bag):
+    type: Literal["staticnatrules"]
+    rules: list[StaticNatRule]

@@ -1,0 +1,53 @@
+"""guest_network.json (``type: guestnetwork``): one guest tier NIC."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .common import IPv4, Bag, Bool, DomainName, IfName, Mac, Netmask, Str
+
+
+class GuestNetwork(Bag):
+    type: Literal["guestnetwork"]
+    add: Bool = True
+    mac_address: Mac
+    device: IfName
+    router_guest_ip: IPv4
+    router_guest_netmask: Netmask
+    router_guest_gateway: IPv4 | None = None
+    cidr: Str | None = None
+    dns: Str | None = None
+    domain_name: DomainName | None = None
+    mtu: int | None = Field(default=None, ge=68, le=65535)
+
+    @field_validator("dns")
+    @classmethod
+    def _dns(cls, value: str | None) -> str | None:
+        for part in (value or "").split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_address(part.strip())
+                except ValueError:
+                    raise ValueError(f"{part.strip()!r} is not an IP address") from None
+        return value
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str | None) -> str | None:
+        # Real bags send a prefix length ("24") here; a full CIDR is accepted too.
+        if value is not None:
+            text = value if "/" in value else f"0.0.0.0/{value}"
+            try:
+                ipaddress.IPv4Network(text, strict=False)
+            except ValueError:
+                raise ValueError("not a prefix length or IPv4 CIDR") from None
+        return value
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(
+            f"{self.router_guest_ip}/{self.router_guest_netmask}", strict=False
+        )

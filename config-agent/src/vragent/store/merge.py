@@ -1,0 +1,181 @@
+"""CloudStack merge semantics, one function per bag type.
+
+Each function takes the stored document of its type (a plain dict, as kept on
+disk) and a validated bag, and returns the new document. They are pure: the
+caller decides when the result is written. The raw bag dict is stored, not the
+model, so fields the agent does not know survive a round trip.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..models import (
+    FirewallRule,
+    ForwardRule,
+    GuestNetwork,
+    IpAddress,
+    Ips,
+    NetworkAcl,
+    StaticNatRule,
+    StaticRoutes,
+)
+from ..models.firewallrules import FirewallRules
+from ..models.forwardrules import ForwardRules, StaticNatRules
+
+Doc = dict[str, Any]
+Docs = dict[str, Doc]
+
+
+def _raw(model: BaseModel) -> dict[str, Any]:
+    # Keep exactly what was sent (unknown fields included), minus nulls.
+    return model.model_dump(exclude_unset=True, by_alias=True)
+
+
+def merge_cmdline(docs: Docs, bag: BaseModel) -> Docs:
+    out = dict(docs)
+    out["cmdline"] = {"config": dict(bag.cmd_line)}  # type: ignore[attr-defined]
+    return out
+
+
+def _merge_ip(ips: Doc, entry: dict[str, Any], device: str) -> None:
+    """One address: drop it wherever it was filed, then file it under its device."""
+    for dev in list(ips):
+        kept = [a for a in ips[dev] if a["public_ip"] != entry["public_ip"]]
+        if kept:
+            ips[dev] = kept
+        else:
+            del ips[dev]
+    if not entry.get("add", True):
+        return
+    entry["nw_type"] = str(entry.get("nw_type", "public")).lower()
+    if entry["nw_type"] == "control":
+        ips[device] = [entry]
+        return
+    addresses = ips.setdefault(device, [])
+    addresses.append(entry)
+    # The source-NAT address leads its device's list: it is the primary address.
+    addresses.sort(key=lambda a: not a.get("source_nat", False))
+
+
+def merge_ips(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, Ips)
+    ips = copy.deepcopy(docs.get("ips", {}))
+    for model in bag.ip_address:
+        entry = _raw(model)
+        _merge_ip(ips, entry, _device_of(model))
+    return {**docs, "ips": ips}
+
+
+def _device_of(model: IpAddress) -> str:
+    if model.nic_dev_id is not None:
+        return model.device_key
+    return f"mac-{model.vif_mac_address}"
+
+
+def merge_guestnetwork(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, GuestNetwork)
+    guests = copy.deepcopy(docs.get("guestnetwork", {}))
+    ips = copy.deepcopy(docs.get("ips", {}))
+    raw = _raw(bag)
+    if bag.add:
+        guests[bag.device] = raw
+    else:
+        guests.pop(bag.device, None)
+    # The tier's gateway address is filed with the other addresses, as upstream does.
+    _merge_ip(
+        ips,
+        {
+            "public_ip": bag.router_guest_ip,
+            "netmask": bag.router_guest_netmask,
+            "add": bag.add,
+            "source_nat": False,
+            "one_to_one_nat": False,
+            "nw_type": "guest",
+            "vif_mac_address": bag.mac_address,
+            "nic_dev_id": int(bag.device[3:]) if bag.device[3:].isdigit() else None,
+        },
+        bag.device,
+    )
+    return {**docs, "guestnetwork": guests, "ips": ips}
+
+
+def merge_networkacl(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, NetworkAcl)
+    acls = dict(docs.get("networkacl", {}))
+    acls[bag.device] = _raw(bag)
+    return {**docs, "networkacl": acls}
+
+
+def merge_firewallrules(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, FirewallRules)
+    rules = dict(docs.get("firewallrules", {}).get("rules", {}))
+    for rule in bag.rules:
+        if rule.revoked:
+            rules.pop(str(rule.id), None)
+        else:
+            rules[str(rule.id)] = _raw(rule)
+    return {**docs, "firewallrules": {"rules": rules}}
+
+
+def merge_forwardrules(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, ForwardRules)
+    by_ip = copy.deepcopy(docs.get("forwardrules", {}))
+    for rule in bag.rules:
+        current: list[dict[str, Any]] = by_ip.get(rule.source_ip_address, [])
+        current = [r for r in current if _forward_key(r) != rule.key]
+        if not rule.revoke:
+            current.append(_raw(rule))
+        if current:
+            by_ip[rule.source_ip_address] = current
+        else:
+            by_ip.pop(rule.source_ip_address, None)
+    return {**docs, "forwardrules": by_ip}
+
+
+def _forward_key(raw: dict[str, Any]) -> str:
+    return f"{raw['source_ip_address']}:{raw['source_port_range']}:{raw['protocol'].lower()}"
+
+
+def merge_staticnatrules(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, StaticNatRules)
+    by_ip = dict(docs.get("staticnatrules", {}))
+    for rule in bag.rules:
+        if rule.revoke:
+            by_ip.pop(rule.source_ip_address, None)
+        else:
+            by_ip[rule.source_ip_address] = _raw(rule)
+    return {**docs, "staticnatrules": by_ip}
+
+
+def merge_staticroutes(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, StaticRoutes)
+    routes = dict(docs.get("staticroutes", {}))
+    for route in bag.routes:
+        if route.revoke:
+            routes.pop(route.network, None)
+        else:
+            routes[route.network] = _raw(route)
+    return {**docs, "staticroutes": routes}
+
+
+MERGERS: dict[str, Callable[[Docs, BaseModel], Docs]] = {
+    "cmdline": merge_cmdline,
+    "ips": merge_ips,
+    "guestnetwork": merge_guestnetwork,
+    "networkacl": merge_networkacl,
+    "firewallrules": merge_firewallrules,
+    "forwardrules": merge_forwardrules,
+    "staticnatrules": merge_staticnatrules,
+    "staticroutes": merge_staticroutes,
+}
+
+__all__ = ["MERGERS", "Docs", "FirewallRule", "ForwardRule", "StaticNatRule"]
+
+
+def merge(docs: Docs, bag_type: str, bag: BaseModel) -> Docs:
+    return MERGERS[bag_type](docs, bag)

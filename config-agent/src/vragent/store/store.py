@@ -1,0 +1,176 @@
+"""The persistent central configuration, with numbered revisions.
+
+Layout under ``settings.state_dir``::
+
+    objects/<sha256>.json      one document (all of one bag type), immutable
+    revisions/<00000042>.json  manifest: {rev, time, cause, docs: {type: sha256}}
+    lock                       held for the whole of a command
+
+The highest-numbered manifest is the current configuration. A commit writes
+the changed documents, then one new manifest; each file goes to a temp name, is
+fsynced, renamed into place, and its directory fsynced. A SIGKILL at any instant
+therefore leaves either the previous manifest or the new one, never a torn
+configuration spread over several types. Rollback is a new revision that points
+at old documents, so history only ever grows at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from ..settings import Settings
+
+Docs = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Revision:
+    rev: int
+    time: float
+    cause: str
+    docs: dict[str, str]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so a crash leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _encode(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Store:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.objects = settings.state_dir / "objects"
+        self.revisions = settings.state_dir / "revisions"
+
+    def ensure(self) -> None:
+        for path in (self.objects, self.revisions):
+            path.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise commands: a second one waits here, it never interleaves."""
+        self.ensure()
+        fd = os.open(self.settings.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- reading -----------------------------------------------------------
+
+    def _revision_numbers(self) -> list[int]:
+        if not self.revisions.is_dir():
+            return []
+        numbers = []
+        for name in os.listdir(self.revisions):
+            stem, dot, ext = name.partition(".")
+            if dot and ext == "json" and stem.isdigit():
+                numbers.append(int(stem))
+        return sorted(numbers)
+
+    def _manifest_path(self, rev: int) -> Path:
+        return self.revisions / f"{rev:08d}.json"
+
+    def revision(self, rev: int) -> Revision:
+        try:
+            data = json.loads(self._manifest_path(rev).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"revision {rev}: cannot be read ({exc})") from None
+        return Revision(rev=data["rev"], time=data["time"], cause=data["cause"], docs=data["docs"])
+
+    def history(self) -> list[Revision]:
+        return [self.revision(n) for n in self._revision_numbers()]
+
+    def current_rev(self) -> int:
+        numbers = self._revision_numbers()
+        return numbers[-1] if numbers else 0
+
+    def load(self, rev: int | None = None) -> Docs:
+        """All documents of a revision (the current one by default)."""
+        number = self.current_rev() if rev is None else rev
+        if number == 0:
+            return {}
+        manifest = self.revision(number)
+        docs: Docs = {}
+        for bag_type, digest in manifest.docs.items():
+            try:
+                docs[bag_type] = json.loads((self.objects / f"{digest}.json").read_bytes())
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"revision {number}: document {bag_type} unreadable: {exc}")
+        return docs
+
+    # -- writing -----------------------------------------------------------
+
+    def commit(self, docs: Docs, cause: str) -> int:
+        """Persist ``docs`` as a new revision; returns its number (unchanged: no revision)."""
+        self.ensure()
+        current = self.current_rev()
+        old = self.revision(current).docs if current else {}
+        refs: dict[str, str] = {}
+        for bag_type, doc in sorted(docs.items()):
+            data = _encode(doc)
+            digest = hashlib.sha256(data).hexdigest()
+            path = self.objects / f"{digest}.json"
+            if not path.exists():
+                atomic_write(path, data)
+            refs[bag_type] = digest
+        if refs == old:
+            return current
+        rev = current + 1
+        manifest = {"rev": rev, "time": time.time(), "cause": cause, "docs": refs}
+        atomic_write(self._manifest_path(rev), _encode(manifest))
+        self._prune()
+        return rev
+
+    def load_kept(self, rev: int) -> Docs:
+        numbers = self._revision_numbers()
+        if rev not in numbers:
+            raise StoreError(f"revision {rev} is not kept (kept: {_span(numbers)})")
+        return self.load(rev)
+
+    def _prune(self) -> None:
+        numbers = self._revision_numbers()
+        doomed = numbers[: -self.settings.revisions_kept]
+        if not doomed:
+            return
+        for rev in doomed:
+            self._manifest_path(rev).unlink(missing_ok=True)
+        live = {d for n in self._revision_numbers() for d in self.revision(n).docs.values()}
+        for name in os.listdir(self.objects):
+            if name.endswith(".json") and name[:-5] not in live:
+                (self.objects / name).unlink(missing_ok=True)
+
+
+def _span(numbers: list[int]) -> str:
+    return f"{numbers[0]}-{numbers[-1]}" if numbers else "none"

@@ -1,0 +1,447 @@
+"""Netfilter: NAT, ACLs, firewall and the router's own rules, as one nft table.
+
+desired -> verify -> render -> apply:
+
+* ``desired`` picks what the ruleset must express from the configuration;
+* ``verify`` lists what cannot be realised (a forward to an address the router
+  does not own, an ACL for a tier that does not exist);
+* ``render`` builds the ruleset (pure; the text is golden-tested);
+* ``apply`` loads it with ``nft -f`` as one transaction, or nothing at all when
+  the live table already matches.
+
+Filtering uses several base chains on the forward hook at increasing priority.
+An ``accept`` ends one base chain and the packet goes on to the next, while
+``drop`` is final, so a packet between two tiers must pass the source tier's
+egress ACL *and* the destination tier's ingress ACL, and each ACL can use
+plain accept/drop verdicts, which keeps long chains splittable.
+
+Long chains are cut into chunks at content-defined boundaries, each chunk its
+own chain named after its content. Changing one rule among 10,000 then
+replaces one ~64-rule chunk and the short chain that jumps to the chunks, not
+the whole table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+
+from ..config import RouterConfig
+from ..models import AclRule, FirewallRule, ForwardRule, NetworkAcl, StaticNatRule
+from ..settings import Settings
+from ..templates import render as render_template
+from ..topology import Topology
+
+NAME = "netfilter"
+
+# Ports of what the router itself serves or speaks.
+SSH_CONTROL_PORT = 3922
+CONNTRACKD_PORT = 3780
+VRRP_PROTO = 112
+
+CHUNK_MIN = 96  # shorter chains stay whole
+CHUNK_MASK = 0x3F  # a boundary after ~1 rule in 64
+CHUNK_MAX = 256
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    rules: tuple[str, ...]
+    hook: str = ""
+
+    def digest(self) -> str:
+        h = hashlib.sha256(self.hook.encode())
+        for rule in self.rules:
+            h.update(b"\n")
+            h.update(rule.encode())
+        return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    table: str
+    chains: tuple[Chain, ...]  # leaf chains first: every jump target precedes its caller
+
+    def text(self) -> str:
+        return render_template("netfilter/nftables.conf.j2", table=self.table, chains=self.chains)
+
+    @property
+    def rule_count(self) -> int:
+        return sum(len(c.rules) for c in self.chains)
+
+
+@dataclass(frozen=True)
+class Desired:
+    table: str
+    topo: Topology
+    acls: dict[str, NetworkAcl]  # by interface name
+    firewall: tuple[FirewallRule, ...]
+    forwards: tuple[ForwardRule, ...]
+    staticnat: tuple[StaticNatRule, ...]
+    problems: tuple[str, ...] = field(default=())
+
+
+# -- desired --------------------------------------------------------------
+
+
+def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
+    problems: list[str] = []
+    owned = {a.public_ip for p in topo.public for a in p.addresses}
+
+    acls: dict[str, NetworkAcl] = {}
+    for key, acl in cfg.acls.items():
+        guest = topo.guest_by_key(key)
+        if guest is None:
+            problems.append(f"networkacl.{key}: no guest tier or private gateway on {key}")
+        else:
+            acls[guest.ifname] = acl
+
+    def public_ip_known(kind: str, ip: str) -> bool:
+        if ip not in owned:
+            problems.append(f"{kind}: public IP {ip} is not configured on this router")
+            return False
+        return True
+
+    forwards = tuple(f for f in cfg.forwards if public_ip_known("forwardrules", f.source_ip_address))
+    staticnat = tuple(
+        s for s in cfg.staticnat if public_ip_known("staticnatrules", s.source_ip_address)
+    )
+    return Desired(
+        table=settings.nft_table,
+        topo=topo,
+        acls=acls,
+        firewall=tuple(cfg.firewall),
+        forwards=forwards,
+        staticnat=staticnat,
+        problems=tuple(problems),
+    )
+
+
+def verify(d: Desired) -> list[str]:
+    return list(d.problems)
+
+
+# -- render (pure) ----------------------------------------------------------
+
+
+def _q(ifname: str) -> str:
+    return json.dumps(ifname)  # interface names are validated; quoting keeps nft's parser happy
+
+
+def _set(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def _ifset(names: list[str]) -> str:
+    return _set([_q(n) for n in names])
+
+
+def _ports(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def _l4(proto: str, ports: tuple[int, int] | None, icmp: tuple[int | None, int | None],
+        dport: str = "dport") -> str:
+    if proto in ("tcp", "udp"):
+        if ports is None:
+            return f"meta l4proto {proto}"
+        return f"{proto} {dport} {_ports(*ports)}"
+    if proto == "icmp":
+        icmp_type, icmp_code = icmp
+        if icmp_type is None or icmp_type < 0:
+            return "meta l4proto icmp"
+        match = f"icmp type {icmp_type}"
+        if icmp_code is not None and icmp_code >= 0:
+            match += f" icmp code {icmp_code}"
+        return match
+    if proto:
+        return f"meta l4proto {proto}"
+    return ""
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def _cidrs(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def acl_rule(rule: AclRule, ingress: bool) -> str:
+    cidrs = [c for c in _cidrs(rule.cidr) if c != "0.0.0.0/0"]
+    # Ingress rules are about who may reach the tier, egress about where it may go.
+    addr = f"ip {'saddr' if ingress else 'daddr'} {_set(cidrs)}" if cidrs else ""
+    l4 = _l4(rule.proto, rule.ports, (rule.icmp_type, rule.icmp_code))
+    return _join(addr, l4, "accept" if rule.allowed else "drop")
+
+
+def chunked(name: str, rules: list[str], tail: list[str]) -> list[Chain]:
+    """Chain ``name`` holding ``rules`` then ``tail``; long ones split into chunks.
+
+    Boundaries depend only on rule text, so inserting or changing a rule moves
+    at most the chunk it lands in. Chunk chains end in no verdict and fall back
+    to the parent, which goes on to the next chunk.
+    """
+    if len(rules) <= CHUNK_MIN:
+        return [Chain(name, tuple(rules + tail))]
+    chunks: list[list[str]] = [[]]
+    for rule in rules:
+        chunks[-1].append(rule)
+        if (zlib.crc32(rule.encode()) & CHUNK_MASK) == 0 or len(chunks[-1]) >= CHUNK_MAX:
+            chunks.append([])
+    out: dict[str, Chain] = {}
+    jumps = []
+    for chunk in (c for c in chunks if c):
+        digest = hashlib.sha256("\n".join(chunk).encode()).hexdigest()[:10]
+        sub = f"{name}_{digest}"
+        out[sub] = Chain(sub, tuple(chunk))
+        jumps.append(f"jump {sub}")
+    return [*out.values(), Chain(name, tuple(jumps + tail))]
+
+
+def _fw_match(rule: FirewallRule) -> str:
+    cidrs = [c for c in rule.source_cidr_list if c != "0.0.0.0/0"]
+    addr = f"ip saddr {_set(cidrs)}" if cidrs else ""
+    # On a forwarded packet the port was already rewritten by DNAT: the public
+    # port the rule is about is the connection's original destination port.
+    ports = rule.ports
+    l4 = _l4(rule.protocol if rule.protocol != "all" else "", None, (rule.icmp_type, rule.icmp_code))
+    if ports is not None:
+        l4 = f"meta l4proto {rule.protocol} ct original proto-dst {_ports(*ports)}"
+    return _join(addr, l4)
+
+
+def _fw_chain_name(ip: str) -> str:
+    return "fw_in_" + ip.replace(".", "_")
+
+
+def _forward_dnat(rule: ForwardRule) -> list[str]:
+    proto = rule.protocol.lower()
+    pub, priv = rule.public_ports, rule.private_ports
+    head = f"ip daddr {rule.source_ip_address} {proto} dport"
+    vm = rule.destination_ip_address
+    if pub == priv:
+        return [f"{head} {_ports(*pub)} dnat ip to {vm}"]
+    return [
+        f"{head} {pub[0] + i} dnat ip to {vm}:{priv[0] + i}"
+        for i in range(pub[1] - pub[0] + 1)
+    ]
+
+
+def render(d: Desired) -> Ruleset:
+    topo = d.topo
+    guests = topo.guest_names
+    publics = topo.public_names
+    chains: list[Chain] = []
+    base: list[Chain] = []
+
+    # Marks route replies of connections that came in on a public interface
+    # back out of that interface (policy routing, see routes.py).
+    mangle = [
+        f"iifname {_q(p.ifname)} ct state new ct mark set {p.table}" for p in topo.public
+    ]
+    if mangle:
+        mangle.append("ct mark != 0 meta mark set ct mark")
+    base.append(Chain("mangle_prerouting", tuple(mangle),
+                      "type filter hook prerouting priority mangle; policy accept;"))
+
+    # -- NAT ------------------------------------------------------------
+    dnat = [f"ip daddr {s.source_ip_address} dnat ip to {s.destination_ip_address}"
+            for s in d.staticnat]
+    for rule in d.forwards:
+        dnat.extend(_forward_dnat(rule))
+    chains += chunked("port_forward", dnat, [])
+    base.append(Chain("nat_prerouting", ("jump port_forward",),
+                      "type nat hook prerouting priority dstnat; policy accept;"))
+
+    snat: list[str] = []
+    for g in topo.guests:
+        if guests:
+            # Hairpin: a VM reaching a public IP of its own VPC gets its replies
+            # back through the router rather than straight from its neighbour.
+            snat.append(f"ct status dnat iifname {_ifset(guests)} oifname {_q(g.ifname)} "
+                        f"snat ip to {g.gateway_ip}")
+    for p in topo.public:
+        own = {a.public_ip for a in p.addresses}
+        for s in d.staticnat:
+            if s.source_ip_address in own:
+                snat.append(f"oifname {_q(p.ifname)} ip saddr {s.destination_ip_address} "
+                            f"snat ip to {s.source_ip_address}")
+        if p.source_nat:
+            snat.append(f"oifname {_q(p.ifname)} ip saddr != {_set(sorted(own))} "
+                        f"snat ip to {p.snat_ip}")
+    base.append(Chain("nat_postrouting", tuple(snat),
+                      "type nat hook postrouting priority srcnat; policy accept;"))
+
+    # -- firewall on public IPs -------------------------------------------
+    ingress_fw: dict[str, list[str]] = {}
+    for rule in d.firewall:
+        if rule.is_ingress and rule.src_ip:
+            ingress_fw.setdefault(rule.src_ip, []).append(_join(_fw_match(rule), "accept"))
+    if topo.router_type == "router":
+        # Isolated networks: a public IP with no firewall rule admits nothing.
+        for p in topo.public:
+            for a in p.addresses:
+                ingress_fw.setdefault(a.public_ip, [])
+    for ip, rules in sorted(ingress_fw.items()):
+        chains += chunked(_fw_chain_name(ip), rules, ["counter drop"])
+    egress = [r for r in d.firewall if not r.is_ingress]
+    if egress and guests and publics:
+        allow_default = egress[0].default_egress_policy
+        verdict = "drop" if allow_default else "accept"
+        rules = []
+        for r in egress:
+            dst = [c for c in r.dest_cidr_list if c != "0.0.0.0/0"]
+            src = [c for c in r.source_cidr_list if c != "0.0.0.0/0"]
+            l4 = _l4(r.protocol if r.protocol != "all" else "", r.ports,
+                     (r.icmp_type, r.icmp_code))
+            rules.append(_join(f"ip saddr {_set(src)}" if src else "",
+                               f"ip daddr {_set(dst)}" if dst else "", l4, verdict))
+        chains += chunked("fw_egress", rules, ["accept" if allow_default else "counter drop"])
+
+    # -- ACLs per tier ----------------------------------------------------
+    for g in topo.guests:
+        acl = d.acls.get(g.ifname)
+        if acl is None:
+            continue
+        chains += chunked(f"acl_out_{g.ifname}",
+                          [acl_rule(r, ingress=False) for r in acl.egress_rules],
+                          ["counter drop"])
+        chains += chunked(f"acl_in_{g.ifname}",
+                          [acl_rule(r, ingress=True) for r in acl.ingress_rules],
+                          ["counter drop"])
+
+    stateful = ["ct state established,related accept", "ct state invalid drop"]
+    fwd_egress = list(stateful)
+    fwd_ingress = list(stateful)
+    for g in topo.guests:
+        if g.ifname in d.acls:
+            fwd_egress.append(f"iifname {_q(g.ifname)} jump acl_out_{g.ifname}")
+            fwd_ingress.append(f"oifname {_q(g.ifname)} jump acl_in_{g.ifname}")
+        elif not g.private_gateway:
+            # A tier without an ACL may go out but admits nothing new.
+            fwd_ingress.append(f"oifname {_q(g.ifname)} counter drop")
+    base.append(Chain("forward_egress", tuple(fwd_egress),
+                      "type filter hook forward priority filter; policy accept;"))
+    base.append(Chain("forward_ingress", tuple(fwd_ingress),
+                      "type filter hook forward priority 10; policy accept;"))
+
+    fwd_fw = ["ct state established,related accept"]
+    for ip in sorted(ingress_fw):
+        fwd_fw.append(f"ct status dnat ct original ip daddr {ip} jump {_fw_chain_name(ip)}")
+    if egress and guests and publics:
+        fwd_fw.append(f"iifname {_ifset(guests)} oifname {_ifset(publics)} jump fw_egress")
+    base.append(Chain("forward_firewall", tuple(fwd_fw),
+                      "type filter hook forward priority 20; policy accept;"))
+
+    final = ["ct state established,related accept"]
+    if guests:
+        final += [f"iifname {_ifset(guests)} accept", f"oifname {_ifset(guests)} accept"]
+    final.append("counter drop")
+    base.append(Chain("forward_final", tuple(final),
+                      "type filter hook forward priority 30; policy drop;"))
+
+    # -- the router itself ------------------------------------------------
+    inp = [
+        'iifname "lo" accept',
+        "ct state established,related accept",
+        "ct state invalid drop",
+        "meta l4proto icmp accept",
+        # The redundant pair: VRRP adverts and conntrackd state sync.
+        f"meta l4proto {VRRP_PROTO} accept",
+        f"udp dport {CONNTRACKD_PORT} accept",
+    ]
+    if topo.control:
+        inp.append(f"iifname {_ifset(sorted(topo.control))} tcp dport {SSH_CONTROL_PORT} accept")
+    if guests:
+        inp.append(f"iifname {_ifset(guests)} udp dport {{ 53, 67 }} accept")
+        inp.append(f"iifname {_ifset(guests)} tcp dport 53 accept")
+    for ip in sorted(ingress_fw):
+        inp.append(f"ip daddr {ip} jump {_fw_chain_name(ip)}")
+    inp.append("counter drop")
+    base.append(Chain("input", tuple(inp),
+                      "type filter hook input priority filter; policy drop;"))
+
+    return Ruleset(d.table, tuple(chains + base))
+
+
+# -- apply ------------------------------------------------------------------
+
+
+def _delta(old: dict[str, dict[str, str]], new: Ruleset, table: str) -> str | None:
+    """nft script turning the table recorded in ``old`` into ``new``; None: use a full load."""
+    old_chains = old["chains"]
+    new_by_name = {c.name: c for c in new.chains}
+    for c in new.chains:
+        if c.hook and old["hooks"].get(c.name) != c.hook:
+            return None  # base chain created or re-hooked: reload the table
+    for name in old_chains:
+        if name not in new_by_name and old["hooks"].get(name):
+            return None
+    changed = [c for c in new.chains if old_chains.get(c.name) != c.digest()]
+    removed = [n for n in old_chains if n not in new_by_name]
+    if not changed and not removed:
+        return ""
+    lines = []
+    for c in changed:
+        if c.name in old_chains:
+            lines.append(f"flush chain inet {table} {c.name}")
+        else:
+            lines.append(f"add chain inet {table} {c.name}")
+    lines.append(f"table inet {table} {{")
+    for c in changed:
+        lines.append(f"\tchain {c.name} {{")
+        lines += [f"\t\t{r}" for r in c.rules]
+        lines.append("\t}")
+    lines.append("}")
+    lines += [f"delete chain inet {table} {n}" for n in removed]
+    return "\n".join(lines) + "\n"
+
+
+def _record(rs: Ruleset, listing: str) -> dict[str, object]:
+    return {
+        "listing": hashlib.sha256(listing.encode()).hexdigest(),
+        "chains": {c.name: c.digest() for c in rs.chains},
+        "hooks": {c.name: c.hook for c in rs.chains if c.hook},
+    }
+
+
+def apply(rs: Ruleset, settings: Settings, dry_run: bool = False) -> list[str]:
+    from ..store import atomic_write
+    from ..system import nft
+
+    live = nft.list_table(rs.table)
+    record = None
+    if live is not None and settings.applied_netfilter.exists():
+        try:
+            saved = json.loads(settings.applied_netfilter.read_text())
+        except ValueError:
+            saved = None
+        # Only trust the record if nobody touched the table since we wrote it.
+        if saved and saved.get("listing") == hashlib.sha256(live.encode()).hexdigest():
+            record = saved
+    script = _delta(record, rs, rs.table) if record is not None else None
+    if script == "":
+        return []
+    if script is None:
+        change = f"netfilter: load table inet {rs.table} ({rs.rule_count} rules)"
+        if live is None:
+            change += ", table absent"
+        elif record is None:
+            change += ", live table differs from the last applied"
+        script = rs.text()
+    else:
+        names = [ln.split()[-1] for ln in script.splitlines()
+                 if ln.startswith(("flush chain", "add chain", "delete chain"))]
+        change = f"netfilter: replace {len(names)} chain(s): {', '.join(names[:8])}" + (
+            " ..." if len(names) > 8 else "")
+    if dry_run:
+        return [change]
+    nft.load(script)
+    listing = nft.list_table(rs.table) or ""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(settings.applied_netfilter, json.dumps(_record(rs, listing)).encode())
+    return [change]

@@ -1,0 +1,56 @@
+"""Kernel settings a router needs: forwarding on, reverse-path filtering per role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import RouterConfig
+from ..settings import Settings
+from ..topology import Topology
+
+NAME = "sysctl"
+
+PROC = Path("/proc/sys")
+
+
+@dataclass(frozen=True)
+class Desired:
+    # Keys are /proc/sys paths: interface names may contain dots.
+    values: tuple[tuple[str, str], ...]
+
+
+def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
+    values = {"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "0"}
+    off = cfg.cmdline.flag("disable_rp_filter")
+    for g in topo.guests:
+        # Strict on tiers: a VM can only source addresses routed back to its tier.
+        values[f"net/ipv4/conf/{g.ifname}/rp_filter"] = "0" if off else "1"
+    for p in topo.public:
+        # Loose on public links: with several uplinks and policy routing, replies
+        # may legitimately come back on another interface than the main route's.
+        values[f"net/ipv4/conf/{p.ifname}/rp_filter"] = "0" if off else "2"
+    return Desired(tuple(sorted(values.items())))
+
+
+def verify(d: Desired) -> list[str]:
+    return []
+
+
+def render(d: Desired) -> str:
+    return "".join(f"{k} = {v}\n" for k, v in d.values)
+
+
+def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
+    changes = []
+    for key, value in d.values:
+        path = PROC / key
+        try:
+            current = path.read_text().strip()
+        except FileNotFoundError:
+            continue  # interface went away between resolve and apply
+        if current != value:
+            changes.append(f"sysctl: {key} {current} -> {value}")
+            if not dry_run:
+                path.write_text(value)
+    return changes
