@@ -1,0 +1,9 @@
+"""Shared by every test: where the repository and the sample bags are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "config-agent/src/vragent/lab/sample"
+REFERENCE = REPO.parent / "shared/reference/examples"
