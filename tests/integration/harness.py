@@ -73,8 +73,21 @@ class Router:
             "addr": self.sh("ip", "-4", "-o", "addr", "show"),
             "route": self.sh("ip", "-4", "route", "show", "table", "all"),
             "rule": self.sh("ip", "-4", "rule", "show"),
-            "nft": self.sh("nft", "-s", "list", "table", "inet", "vragent", check=False),
+            "nft": _chains_sorted(
+                self.sh("nft", "-s", "list", "table", "inet", "vragent", check=False)),
         }
+
+
+def _chains_sorted(listing: str) -> str:
+    """The table listing with chains in name order: a full load and a chain-by-chain
+    update leave the same rules but list chains in creation order."""
+    chains: list[list[str]] = []
+    for line in listing.splitlines():
+        if line.startswith("\tchain "):
+            chains.append([])
+        if chains and line.strip() and line != "}":
+            chains[-1].append(line)
+    return "\n".join("\n".join(c) for c in sorted(chains))
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .config import RouterConfig
-from .errors import ApplyError, VerifyError, VragentError
+from .errors import ApplyError, BagError, VerifyError, VragentError
 from .models import parse_bag
 from .reconcile import Plan, execute, plan
 from .settings import Settings
@@ -58,6 +58,9 @@ class Agent:
                     p = self._plan(candidate)
                     if p.problems:
                         raise VerifyError([f"{cmd.source}: {x}" for x in p.problems])
+                except BagError as exc:
+                    error = BagError(exc.bag_type, exc.problems, cmd.source)
+                    break
                 except VragentError as exc:
                     error = exc
                     break

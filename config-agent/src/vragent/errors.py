@@ -18,11 +18,13 @@ class BagError(VragentError):
 
     exit_code = 2
 
-    def __init__(self, bag_type: str, problems: list[str]) -> None:
+    def __init__(self, bag_type: str, problems: list[str], source: str = "") -> None:
         self.bag_type = bag_type
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"rejected {bag_type or 'bag'}: nothing was changed\n{lines}")
+        where = f" from {source}" if source else ""
+        super().__init__(f"rejected {bag_type or 'bag'}{where}: nothing was changed by it\n"
+                         f"{lines}")
 
 
 class VerifyError(VragentError):
@@ -33,7 +35,7 @@ class VerifyError(VragentError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"configuration rejected: nothing was changed\n{lines}")
+        super().__init__(f"configuration rejected: nothing was changed by it\n{lines}")
 
 
 class ApplyError(VragentError):
