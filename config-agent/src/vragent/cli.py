@@ -6,10 +6,15 @@ import argparse
 import datetime
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import VragentError
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .store.batch import Command
 
 TYPES = ("cmdline", "ips", "guestnetwork", "networkacl", "firewallrules", "forwardrules",
          "staticnatrules", "staticroutes")
@@ -105,11 +110,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _read(path: Path, reader: object) -> list[object]:
+def _read(path: Path, reader: Callable[[Path], list[Command]]) -> list[Command]:
     from .errors import BagError
 
     try:
-        return reader(path)  # type: ignore[operator, no-any-return]
+        return reader(path)
     except OSError as exc:
         raise BagError("", [f"{path}: cannot be read ({exc.strerror})"]) from None
 

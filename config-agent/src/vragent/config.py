@@ -73,7 +73,8 @@ class RouterConfig:
             )
         except ValidationError as exc:
             # Only reachable if the state directory was edited by hand.
-            raise StoreError("stored configuration is invalid: " + "; ".join(describe_errors(exc)))
+            problems = "; ".join(describe_errors(exc))
+            raise StoreError(f"stored configuration is invalid: {problems}") from None
 
     def public_addresses(self) -> list[tuple[str, IpAddress]]:
         """(device key, address) for public and private-gateway addresses."""

@@ -69,7 +69,8 @@ class Topology:
         return next((g for g in self.guests if g.key == key or g.ifname == key), None)
 
     def snat_interface(self) -> PublicIf | None:
-        return next((p for p in self.public if p.source_nat), self.public[0] if self.public else None)
+        fallback = self.public[0] if self.public else None
+        return next((p for p in self.public if p.source_nat), fallback)
 
     def connected(self) -> list[ipaddress.IPv4Network]:
         nets = [g.network for g in self.guests]

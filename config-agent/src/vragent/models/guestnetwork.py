@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .common import IPv4, Bag, Bool, DomainName, IfName, Mac, Netmask, Str
+from .common import Bag, Bool, DomainName, IfName, IPv4, Mac, Netmask, Str
 
 
 class GuestNetwork(Bag):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import IPv4, Bag, Bool, Mac, Netmask, Str
+from .common import Bag, Bool, IPv4, Mac, Netmask, Str
 
 NW_TYPES = ("public", "guest", "control")
 

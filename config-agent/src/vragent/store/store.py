@@ -127,7 +127,9 @@ class Store:
             try:
                 docs[bag_type] = json.loads((self.objects / f"{digest}.json").read_bytes())
             except (OSError, ValueError) as exc:
-                raise StoreError(f"revision {number}: document {bag_type} unreadable: {exc}")
+                raise StoreError(
+                    f"revision {number}: document {bag_type} unreadable: {exc}"
+                ) from None
         return docs
 
     # -- writing -----------------------------------------------------------

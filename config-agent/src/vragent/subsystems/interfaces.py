@@ -34,18 +34,18 @@ class Desired:
 
 def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     links: dict[str, LinkSpec] = {}
-    for ifname, addr in topo.control.items():
-        links[ifname] = LinkSpec(ifname, frozenset([addr]), protected=frozenset([addr]))
+    for ifname, control in topo.control.items():
+        links[ifname] = LinkSpec(ifname, frozenset([control]), protected=frozenset([control]))
     vrrp_owned = cfg.redundant
     for p in topo.public:
         addrs = frozenset(f"{a.public_ip}/{prefixlen(a.netmask)}" for a in p.addresses)
         links[p.ifname] = LinkSpec(p.ifname, frozenset() if vrrp_owned else addrs,
                                    protected=addrs if vrrp_owned else frozenset())
     for g in topo.guests:
-        addr = frozenset([f"{g.gateway_ip}/{g.network.prefixlen}"])
+        gw = frozenset([f"{g.gateway_ip}/{g.network.prefixlen}"])
         owned = vrrp_owned and not g.private_gateway
-        links[g.ifname] = LinkSpec(g.ifname, frozenset() if owned else addr, g.mtu,
-                                   protected=addr if owned else frozenset())
+        links[g.ifname] = LinkSpec(g.ifname, frozenset() if owned else gw, g.mtu,
+                                   protected=gw if owned else frozenset())
     return Desired(tuple(sorted(links.values(), key=lambda s: s.ifname)), topo.missing)
 
 

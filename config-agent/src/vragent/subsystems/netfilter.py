@@ -105,7 +105,9 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
             return False
         return True
 
-    forwards = tuple(f for f in cfg.forwards if public_ip_known("forwardrules", f.source_ip_address))
+    forwards = tuple(
+        f for f in cfg.forwards if public_ip_known("forwardrules", f.source_ip_address)
+    )
     staticnat = tuple(
         s for s in cfg.staticnat if public_ip_known("staticnatrules", s.source_ip_address)
     )
@@ -208,7 +210,8 @@ def _fw_match(rule: FirewallRule) -> str:
     # On a forwarded packet the port was already rewritten by DNAT: the public
     # port the rule is about is the connection's original destination port.
     ports = rule.ports
-    l4 = _l4(rule.protocol if rule.protocol != "all" else "", None, (rule.icmp_type, rule.icmp_code))
+    proto = rule.protocol if rule.protocol != "all" else ""
+    l4 = _l4(proto, None, (rule.icmp_type, rule.icmp_code))
     if ports is not None:
         l4 = f"meta l4proto {rule.protocol} ct original proto-dst {_ports(*ports)}"
     return _join(addr, l4)
@@ -278,9 +281,9 @@ def render(d: Desired) -> Ruleset:
 
     # -- firewall on public IPs -------------------------------------------
     ingress_fw: dict[str, list[str]] = {}
-    for rule in d.firewall:
-        if rule.is_ingress and rule.src_ip:
-            ingress_fw.setdefault(rule.src_ip, []).append(_join(_fw_match(rule), "accept"))
+    for fw in d.firewall:
+        if fw.is_ingress and fw.src_ip:
+            ingress_fw.setdefault(fw.src_ip, []).append(_join(_fw_match(fw), "accept"))
     if topo.router_type == "router":
         # Isolated networks: a public IP with no firewall rule admits nothing.
         for p in topo.public:

@@ -62,10 +62,10 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         routes.add(Route(MAIN, "default", main_uplink.gateway, main_uplink.ifname))
     elif not topo.public and cfg.cmdline.get("gateway"):
         # A box booted with its uplink on the command line (non-VPC routers).
-        gw = cfg.cmdline.get("gateway")
+        boot_gw = cfg.cmdline.get("gateway")
         for dev, cidr in topo.control.items():
-            if ipaddress.IPv4Address(gw) in ipaddress.IPv4Network(cidr, strict=False):
-                routes.add(Route(MAIN, "default", gw, dev))
+            if ipaddress.IPv4Address(boot_gw) in ipaddress.IPv4Network(cidr, strict=False):
+                routes.add(Route(MAIN, "default", boot_gw, dev))
     if topo.public:
         rules.add(Rule(PRIO_MAIN_SPECIFIC, MAIN, suppress_prefixlength=0))
     for p in topo.public:
@@ -82,15 +82,15 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         for p in topo.public for a in p.addresses
     ]
     for r in cfg.routes:
-        gw = ipaddress.IPv4Address(r.gateway)
-        dev = next((d for net, d in connected if gw in net), None)
-        if dev is None:
+        gw_addr = ipaddress.IPv4Address(r.gateway)
+        via_dev = next((d for net, d in connected if gw_addr in net), None)
+        if via_dev is None:
             # Upstream queues these too: the private gateway may arrive later.
             warnings.append(f"staticroutes.{r.network}: gateway {r.gateway} is not on a "
                             "connected network yet; route not installed")
             continue
         net = ipaddress.IPv4Network(r.network, strict=False)
-        routes.add(Route(MAIN, str(net), r.gateway, dev))
+        routes.add(Route(MAIN, str(net), r.gateway, via_dev))
     return Desired(frozenset(routes), frozenset(rules), (), tuple(warnings))
 
 
