@@ -32,7 +32,11 @@ class ForwardRule(Bag):
     @field_validator("protocol")
     @classmethod
     def _protocol(cls, value: str) -> str:
-        return check_protocol(value, ("tcp", "udp"))
+        low = check_protocol(value, ("tcp", "udp"))
+        if low not in ("tcp", "udp"):
+            # check_protocol also passes numbers; a port forward needs tcp or udp.
+            raise ValueError("unknown protocol (expected tcp or udp)")
+        return low
 
     @model_validator(mode="after")
     def _sizes(self) -> ForwardRule:

@@ -325,6 +325,11 @@ def render(d: Desired) -> Ruleset:
             fwd_egress.append(f"iifname {_q(g.ifname)} jump acl_out_{g.ifname}")
             fwd_ingress.append(f"oifname {_q(g.ifname)} jump acl_in_{g.ifname}")
         elif not g.private_gateway:
+            if topo.router_type == "router":
+                # Isolated networks have no ACLs: port forwards and static NAT
+                # pass here and are gated by the public IP's firewall chain
+                # (forward_firewall); a drop here would be final.
+                fwd_ingress.append(f"oifname {_q(g.ifname)} ct status dnat accept")
             # A tier without an ACL may go out but admits nothing new.
             fwd_ingress.append(f"oifname {_q(g.ifname)} counter drop")
     base.append(Chain("forward_egress", tuple(fwd_egress),

@@ -1,0 +1,166 @@
+"""Shared by the unit tests: the sample bags merged into a configuration, fake links."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from vragent.config import RouterConfig
+from vragent.lab.netns import ROUTER_MACS
+from vragent.models import parse_bag
+from vragent.settings import Settings
+from vragent.store.merge import merge
+from vragent.system.iproute import Link
+from vragent.topology import Topology, resolve
+
+from tests.conftest import SAMPLE
+
+# The order the lab applies them in: boot parameters, addresses, tiers, then the rest.
+SAMPLE_ORDER = (
+    "cmd_line.json",
+    "ip_associations.json",
+    "guest_network_tier1.json",
+    "guest_network_tier2.json",
+    "private_gateway.json",
+    "network_acl_tier1.json",
+    "network_acl_tier2.json",
+    "forwarding_rules.json",
+    "staticnat_rules.json",
+    "static_routes.json",
+)
+
+Docs = dict[str, dict[str, Any]]
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def sample_bag(name: str) -> dict[str, Any]:
+    return load(SAMPLE / name)
+
+
+def apply_bags(bags: list[dict[str, Any]], docs: Docs | None = None) -> Docs:
+    """Validate and merge raw bags in order, as the agent does."""
+    out: Docs = docs or {}
+    for raw in bags:
+        bag = parse_bag(copy.deepcopy(raw))
+        out = merge(out, bag.type, bag)  # type: ignore[attr-defined]
+    return out
+
+
+def sample_docs() -> Docs:
+    return apply_bags([sample_bag(n) for n in SAMPLE_ORDER])
+
+
+def link(name: str, mac: str = "", up: bool = True, mtu: int = 1500) -> Link:
+    return Link(name=name, mac=mac, up=up, mtu=mtu)
+
+
+def sample_links() -> dict[str, Link]:
+    """The lab router's links: eth0 is the control link, not named by MAC in any bag."""
+    links = {"eth0": link("eth0", "02:00:a9:fe:00:0a")}
+    links.update({name: link(name, mac) for name, mac in ROUTER_MACS.items()})
+    return links
+
+
+def settings() -> Settings:
+    # Rendering never touches the filesystem: a root that does not exist proves it.
+    return Settings(root=Path("/nonexistent/vragent-unit"))
+
+
+def sample_config() -> RouterConfig:
+    return RouterConfig.from_docs(sample_docs())
+
+
+def sample_topology() -> tuple[RouterConfig, Topology]:
+    cfg = sample_config()
+    return cfg, resolve(cfg, sample_links())
+
+
+# -- an isolated (non-VPC) router with a public-IP firewall and an egress policy ---
+
+ISO_PUBLIC_MAC = "02:00:14:00:00:01"
+ISO_GUEST_MAC = "02:00:14:00:00:02"
+
+
+def isolated_bags(default_egress_policy: bool = True) -> list[dict[str, Any]]:
+    return [
+        {"type": "cmdline", "cmd_line": {
+            "type": "router", "name": "r-2-VM", "eth0ip": "169.254.1.5",
+            "eth0mask": "255.255.0.0", "domain": "iso.lab", "dns1": "100.64.20.1",
+            "redundant_router": "0"}},
+        {"type": "ips", "ip_address": [
+            {"public_ip": "100.64.20.10", "source_nat": True, "add": True,
+             "one_to_one_nat": False, "first_i_p": True, "gateway": "100.64.20.1",
+             "netmask": "255.255.255.0", "vif_mac_address": ISO_PUBLIC_MAC, "nic_dev_id": 1,
+             "new_nic": True, "nw_type": "Public"},
+            {"public_ip": "100.64.20.11", "source_nat": False, "add": True,
+             "one_to_one_nat": False, "first_i_p": False, "gateway": "100.64.20.1",
+             "netmask": "255.255.255.0", "vif_mac_address": ISO_PUBLIC_MAC, "nic_dev_id": 1,
+             "new_nic": False, "nw_type": "Public"},
+        ]},
+        {"type": "guestnetwork", "add": True, "mac_address": ISO_GUEST_MAC, "device": "eth2",
+         "router_guest_ip": "10.20.1.1", "router_guest_gateway": "10.20.1.1",
+         "router_guest_netmask": "255.255.255.0", "cidr": "24", "dns": "10.20.1.1",
+         "domain_name": "iso.lab"},
+        {"type": "forwardrules", "rules": [
+            {"revoke": False, "protocol": "tcp", "source_ip_address": "100.64.20.11",
+             "source_port_range": "2222:2222", "destination_ip_address": "10.20.1.10",
+             "destination_port_range": "22:22"}]},
+        {"type": "firewallrules", "rules": [
+            {"id": 1, "src_ip": "100.64.20.10", "protocol": "tcp", "src_port_range": [22, 22],
+             "revoked": False, "source_cidr_list": ["0.0.0.0/0"], "purpose": "Firewall",
+             "traffic_type": "Ingress", "default_egress_policy": default_egress_policy},
+            {"id": 2, "src_ip": "100.64.20.11", "protocol": "tcp",
+             "src_port_range": [2222, 2222], "revoked": False,
+             "source_cidr_list": ["203.0.113.0/24", "198.51.100.7/32"],
+             "purpose": "Firewall", "traffic_type": "Ingress",
+             "default_egress_policy": default_egress_policy},
+            {"id": 3, "src_ip": "100.64.20.11", "protocol": "icmp", "src_port_range": [0, 0],
+             "icmp_type": 8, "icmp_code": -1, "revoked": False,
+             "source_cidr_list": ["0.0.0.0/0"], "purpose": "Firewall",
+             "traffic_type": "Ingress", "default_egress_policy": default_egress_policy},
+            {"id": 10, "protocol": "tcp", "src_port_range": [25, 25], "revoked": False,
+             "source_cidr_list": ["10.20.1.0/24"], "dest_cidr_list": ["0.0.0.0/0"],
+             "purpose": "Firewall", "traffic_type": "Egress",
+             "default_egress_policy": default_egress_policy},
+            {"id": 11, "protocol": "udp", "src_port_range": [0, 0], "revoked": False,
+             "source_cidr_list": ["10.20.1.0/24"], "dest_cidr_list": ["192.0.2.0/24"],
+             "purpose": "Firewall", "traffic_type": "Egress",
+             "default_egress_policy": default_egress_policy},
+        ]},
+    ]
+
+
+def isolated_links() -> dict[str, Link]:
+    return {
+        "eth0": link("eth0", "02:00:a9:fe:01:05"),
+        "eth1": link("eth1", ISO_PUBLIC_MAC),
+        "eth2": link("eth2", ISO_GUEST_MAC),
+    }
+
+
+def isolated_topology(default_egress_policy: bool = True) -> tuple[RouterConfig, Topology]:
+    cfg = RouterConfig.from_docs(apply_bags(isolated_bags(default_egress_policy)))
+    return cfg, resolve(cfg, isolated_links())
+
+
+# -- editing bags for validation tests -------------------------------------------
+
+DELETE = object()  # as a value in ``mutated``: remove the key
+
+
+def mutated(raw: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    """A deep copy of ``raw`` with the item at ``path`` replaced (or deleted)."""
+    out = copy.deepcopy(raw)
+    node: Any = out
+    for step in path[:-1]:
+        node = node[step]
+    if value is DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return out

@@ -1,0 +1,49 @@
+"""static_routes.json (type staticroutes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from vragent.models import StaticRoutes, parse_bag
+
+from tests.unit.builders import DELETE, mutated, sample_bag
+
+from .checks import assert_rejected
+
+BAG = sample_bag("static_routes.json")
+R0 = ("routes", 0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("network", "10.99.0.0/33", "'10.99.0.0/33'"),
+        ("network", "10.99.0.0", "missing /prefix"),
+        ("network", "10.99.0.0", "'10.99.0.0'"),
+        ("network", "2001:db8::/64", "'2001:db8::/64'"),
+        ("network", DELETE, "required field is missing"),
+        ("gateway", "gw", "not an IPv4 address (got 'gw')"),
+        ("gateway", 172, "must be a string (got 172)"),
+        ("gateway", DELETE, "required field is missing"),
+        ("ip_address", "172.30.0", "'172.30.0'"),
+        ("revoke", "true", "'true'"),
+    ],
+)
+def test_rejected(field: str, value: Any, fragment: str) -> None:
+    assert_rejected(mutated(BAG, (*R0, field), value), f"routes.0.{field}", fragment)
+
+
+def test_routes_list_required() -> None:
+    assert_rejected(mutated(BAG, ("routes",), DELETE), "routes", "required field is missing")
+
+
+def test_accepted() -> None:
+    bag = parse_bag(BAG)
+    assert isinstance(bag, StaticRoutes)
+    (route,) = bag.routes
+    assert (route.network, route.gateway, route.revoke, route.ip_address) == (
+        "10.99.0.0/24", "172.30.0.254", False, "172.30.0.1")
+    minimal = StaticRoutes.model_validate({"type": "staticroutes", "routes": [
+        {"network": "0.0.0.0/0", "gateway": "10.0.0.1"}]})
+    assert minimal.routes[0].revoke is False

@@ -1,0 +1,77 @@
+"""Everything the sample routers render to, compared with reviewed golden files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from vragent import subsystems
+from vragent.config import RouterConfig
+from vragent.subsystems import interfaces, netfilter, routes, sysctl
+from vragent.topology import Topology
+
+from tests.unit.builders import isolated_topology, sample_topology, settings
+
+from .golden_files import GOLDEN, check_golden, updating
+
+SCENARIOS: dict[str, Callable[[], tuple[RouterConfig, Topology]]] = {
+    "vpc": sample_topology,
+    "isolated": isolated_topology,
+}
+MODULES = {m.NAME: m for m in (netfilter, routes, interfaces, sysctl)}
+
+
+def rendered_text(module: ModuleType, cfg: RouterConfig, topo: Topology) -> str:
+    desired = module.desired(cfg, topo, settings())
+    assert module.verify(desired) == []
+    out = module.render(desired)
+    return out.text() if module is netfilter else out
+
+
+def test_every_subsystem_is_golden_tested() -> None:
+    assert {m.NAME for m in subsystems.ORDER} == set(MODULES)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_golden(scenario: str, name: str) -> None:
+    cfg, topo = SCENARIOS[scenario]()
+    assert topo.missing == ()
+    check_golden(f"{scenario}_{name}.txt", rendered_text(MODULES[name], cfg, topo))
+
+
+def test_rendering_is_deterministic() -> None:
+    for scenario in SCENARIOS.values():
+        first = [rendered_text(m, *scenario()) for m in MODULES.values()]
+        second = [rendered_text(m, *scenario()) for m in MODULES.values()]
+        assert first == second
+
+
+def test_no_stray_golden_files() -> None:
+    expected = {f"{s}_{n}.txt" for s in SCENARIOS for n in MODULES}
+    present = {p.name for p in Path(GOLDEN).glob("*.txt")}
+    if updating():
+        for stale in present - expected:
+            (GOLDEN / stale).unlink()
+        present &= expected
+    assert present == expected
+
+
+def test_check_golden_compares_and_updates(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from . import golden_files
+
+    monkeypatch.setattr(golden_files, "GOLDEN", tmp_path)
+    monkeypatch.delenv("VRAGENT_UPDATE_GOLDEN", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="missing"):
+        check_golden("x.txt", "one\n")
+    monkeypatch.setenv("VRAGENT_UPDATE_GOLDEN", "1")
+    check_golden("x.txt", "one\n")
+    assert (tmp_path / "x.txt").read_text() == "one\n"
+    monkeypatch.setenv("VRAGENT_UPDATE_GOLDEN", "0")
+    check_golden("x.txt", "one\n")
+    with pytest.raises(AssertionError, match="differs from its golden file"):
+        check_golden("x.txt", "two\n")
+    assert (tmp_path / "x.txt").read_text() == "one\n"  # comparing never writes

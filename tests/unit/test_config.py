@@ -1,0 +1,66 @@
+"""RouterConfig: the typed view of the stored documents."""
+
+from __future__ import annotations
+
+import pytest
+from vragent.config import RouterConfig
+from vragent.errors import StoreError
+
+from tests.conftest import REFERENCE
+from tests.unit.builders import apply_bags, load, sample_config, sample_docs
+
+
+def test_empty_store_is_a_bare_vpc_router() -> None:
+    cfg = RouterConfig.from_docs({})
+    assert cfg.cmdline.router_type == "vpcrouter"
+    assert (cfg.ips, cfg.guests, cfg.acls, cfg.firewall, cfg.forwards, cfg.staticnat,
+            cfg.routes) == ({}, {}, {}, [], [], [], [])
+    assert cfg.redundant is False
+
+
+def test_sample_config() -> None:
+    cfg = sample_config()
+    assert sorted(cfg.ips) == ["eth1", "eth2", "eth3", "eth4"]
+    assert sorted(cfg.guests) == ["eth2", "eth3"]
+    assert sorted(cfg.acls) == ["eth2", "eth3"]
+    assert [(f.source_ip_address, f.public_ports) for f in cfg.forwards] == [
+        ("100.64.10.11", (2222, 2222))]
+    assert [s.destination_ip_address for s in cfg.staticnat] == ["10.10.2.10"]
+    assert [r.network for r in cfg.routes] == ["10.99.0.0/24"]
+    assert [(dev, a.public_ip) for dev, a in cfg.public_addresses()] == [
+        ("eth1", "100.64.10.10"), ("eth1", "100.64.10.11"), ("eth1", "100.64.10.12"),
+        ("eth4", "172.30.0.1")]
+    assert cfg.redundant is False
+
+
+def test_redundant_flag() -> None:
+    docs = apply_bags([load(REFERENCE / "cmdline-1.json")])
+    assert RouterConfig.from_docs(docs).redundant is True
+
+
+def test_firewall_rules_in_numeric_id_order() -> None:
+    rules = [{"id": i, "protocol": "tcp", "src_ip": "1.2.3.4", "src_port_range": [i, i]}
+             for i in (10, 2, 33, 1)]
+    cfg = RouterConfig.from_docs(apply_bags([{"type": "firewallrules", "rules": rules}]))
+    assert [r.id for r in cfg.firewall] == [1, 2, 10, 33]
+
+
+def test_forwards_flattened_in_stable_order() -> None:
+    def fwd(ip: str, port: int) -> dict[str, object]:
+        return {"source_ip_address": ip, "source_port_range": f"{port}:{port}",
+                "destination_ip_address": "10.0.0.1",
+                "destination_port_range": f"{port}:{port}", "protocol": "tcp"}
+
+    docs = apply_bags([{"type": "forwardrules", "rules": [
+        fwd("100.64.10.12", 80), fwd("100.64.10.11", 443), fwd("100.64.10.11", 22)]}])
+    cfg = RouterConfig.from_docs(docs)
+    assert [(f.source_ip_address, f.public_ports[0]) for f in cfg.forwards] == [
+        ("100.64.10.11", 443), ("100.64.10.11", 22), ("100.64.10.12", 80)]
+
+
+def test_hand_edited_state_is_a_store_error() -> None:
+    docs = sample_docs()
+    docs["staticroutes"]["10.99.0.0/24"]["gateway"] = "not-an-ip"
+    with pytest.raises(StoreError, match=r"stored configuration is invalid: gateway: "
+                                         r"not an IPv4 address \(got 'not-an-ip'\)"):
+        RouterConfig.from_docs(docs)

@@ -1,0 +1,136 @@
+"""Resolving stored device keys to the interfaces actually present."""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+
+import pytest
+from vragent.config import RouterConfig
+from vragent.lab.netns import ROUTER_MACS
+from vragent.topology import GuestIf, Topology, resolve, table_for
+
+from tests.unit.builders import (
+    apply_bags,
+    isolated_topology,
+    link,
+    sample_bag,
+    sample_config,
+    sample_docs,
+    sample_links,
+    sample_topology,
+)
+
+
+def test_sample_vpc() -> None:
+    _, topo = sample_topology()
+    assert topo.router_type == "vpcrouter"
+    assert topo.control == {"eth0": "169.254.0.10/16"}
+    assert topo.missing == ()
+    (pub,) = topo.public
+    assert (pub.ifname, pub.key, pub.table, pub.gateway) == ("eth1", "eth1", 101, "100.64.10.1")
+    assert [a.public_ip for a in pub.addresses] == ["100.64.10.10", "100.64.10.11",
+                                                    "100.64.10.12"]
+    assert pub.snat_ip == "100.64.10.10"
+    assert pub.source_nat is True
+    assert topo.guests == (
+        GuestIf("eth2", "eth2", "10.10.1.1", ipaddress.IPv4Network("10.10.1.0/24"), None),
+        GuestIf("eth3", "eth3", "10.10.2.1", ipaddress.IPv4Network("10.10.2.0/24"), None),
+        GuestIf("eth4", "eth4", "172.30.0.1", ipaddress.IPv4Network("172.30.0.0/24"), None,
+                private_gateway=True),
+    )
+    assert topo.guest_names == ["eth2", "eth3", "eth4"]
+    assert topo.public_names == ["eth1"]
+
+
+def test_resolution_is_by_mac_not_by_name() -> None:
+    # The kernel named the NICs differently (hot-plug order): MACs decide.
+    renamed = {"eth0": link("eth0"),
+               "ens5": link("ens5", ROUTER_MACS["eth1"]),
+               "eth1": link("eth1", ROUTER_MACS["eth2"]),
+               "eth2": link("eth2", ROUTER_MACS["eth3"]),
+               "eth9": link("eth9", ROUTER_MACS["eth4"])}
+    topo = resolve(sample_config(), renamed)
+    (pub,) = topo.public
+    assert (pub.ifname, pub.key, pub.table) == ("ens5", "eth1", table_for("ens5"))
+    assert [(g.ifname, g.key) for g in topo.guests] == [("eth1", "eth2"), ("eth2", "eth3"),
+                                                        ("eth9", "eth4")]
+    assert topo.guest_by_key("eth2") == topo.guests[0]  # by stored key
+    assert topo.guest_by_key("eth9") == topo.guests[2]  # or by interface name
+
+
+def test_missing_interfaces_reported() -> None:
+    links = {k: v for k, v in sample_links().items() if k not in ("eth1", "eth4")}
+    topo = resolve(sample_config(), links)
+    assert topo.public == ()
+    assert topo.guest_names == ["eth2", "eth3"]
+    assert topo.missing == (
+        "ips.eth1: no interface with MAC 02:00:0a:00:00:01 is present",
+        "ips.eth4: no interface with MAC 02:00:0a:00:00:04 is present",
+    )
+
+
+def test_guest_without_its_ips_entry_reported_when_absent() -> None:
+    docs = sample_docs()
+    del docs["ips"]["eth3"]
+    links = {k: v for k, v in sample_links().items() if k != "eth3"}
+    topo = resolve(RouterConfig.from_docs(docs), links)
+    assert topo.missing == ("guestnetwork.eth3: no interface with MAC 02:00:0a:00:00:03",)
+
+
+def test_address_without_mac_found_by_key() -> None:
+    ips = {"type": "ips", "ip_address": [{"public_ip": "100.64.10.10", "netmask": "24",
+                                          "source_nat": True, "gateway": "100.64.10.1",
+                                          "nic_dev_id": 1}]}
+    cfg = RouterConfig.from_docs(apply_bags([sample_bag("cmd_line.json"), ips]))
+    topo = resolve(cfg, {"eth0": link("eth0"), "eth1": link("eth1", "02:aa:00:00:00:01")})
+    assert topo.public_names == ["eth1"]
+    assert resolve(cfg, {"eth0": link("eth0")}).missing == (
+        "ips.eth1: no interface with MAC (none) is present",)
+
+
+def test_control_only_for_present_links() -> None:
+    cfg = sample_config()
+    assert resolve(cfg, {}).control == {}
+    assert resolve(cfg, {"eth0": link("eth0")}).control == {"eth0": "169.254.0.10/16"}
+
+
+@pytest.mark.parametrize(("ifname", "table"), [("eth0", 100), ("eth1", 101), ("eth12", 112)])
+def test_table_for_eth(ifname: str, table: int) -> None:
+    assert table_for(ifname) == table
+
+
+def test_table_for_other_names_is_stable_and_out_of_eth_range() -> None:
+    for name in ("ens5", "enp0s3", "pub0", "eth1.100"):
+        t = table_for(name)
+        assert t == 1000 + zlib.crc32(name.encode()) % 30000
+        assert 1000 <= t < 31000
+        assert t != 254  # never the main table
+
+
+def test_snat_interface() -> None:
+    _, topo = sample_topology()
+    assert topo.snat_interface() == topo.public[0]
+    assert Topology("vpcrouter").snat_interface() is None
+    ips = {"type": "ips", "ip_address": [{"public_ip": "203.0.113.5", "netmask": "24",
+                                          "vif_mac_address": "02:00:0a:00:00:05",
+                                          "nic_dev_id": 5}]}
+    cfg = RouterConfig.from_docs(apply_bags([sample_bag("cmd_line.json"), ips]))
+    topo = resolve(cfg, {"eth5": link("eth5", "02:00:0a:00:00:05")})
+    # No source-NAT address anywhere: the first public interface.
+    assert topo.snat_interface() == topo.public[0]
+    assert topo.public[0].source_nat is False
+
+
+def test_connected_networks() -> None:
+    _, topo = sample_topology()
+    nets = {str(n) for n in topo.connected()}
+    assert nets == {"10.10.1.0/24", "10.10.2.0/24", "172.30.0.0/24", "100.64.10.0/24",
+                    "169.254.0.0/16"}
+
+
+def test_isolated_router_type() -> None:
+    _, topo = isolated_topology()
+    assert topo.router_type == "router"
+    assert topo.public_names == ["eth1"]
+    assert topo.guest_names == ["eth2"]
