@@ -48,28 +48,29 @@ class Agent:
         """
         with self.store.locked():
             docs = self.store.load()
+            merged = [docs]
             accepted: list[str] = []
             error: VragentError | None = None
-            last: Plan | None = None
             for cmd in commands:
                 try:
                     bag = parse_bag(cmd.bag)
-                    candidate = merge(docs, bag.type, bag)  # type: ignore[attr-defined]
-                    p = self._plan(candidate)
-                    if p.problems:
-                        raise VerifyError([f"{cmd.source}: {x}" for x in p.problems])
                 except BagError as exc:
                     error = BagError(exc.bag_type, exc.problems, cmd.source)
                     break
-                except VragentError as exc:
-                    error = exc
-                    break
-                docs, last = candidate, p
+                merged.append(merge(merged[-1], bag.type, bag))  # type: ignore[attr-defined]
                 accepted.append(cmd.source)
-            if last is None:
-                outcome = Outcome(self.store.current_rev(), error=error)
-                return outcome
-            outcome = self._commit_and_apply(docs, last, "apply " + " ".join(accepted), dry_run)
+            # Plan once for the whole batch; only when that fails, find the
+            # first bag whose result cannot be realised and keep those before it.
+            p = self._plan(merged[-1]) if accepted else None
+            while p is not None and p.problems:
+                error = VerifyError([f"{accepted[-1]}: {x}" for x in p.problems])
+                merged.pop()
+                accepted.pop()
+                p = self._plan(merged[-1]) if accepted else None
+            if p is None:
+                return Outcome(self.store.current_rev(), error=error)
+            outcome = self._commit_and_apply(merged[-1], p, "apply " + " ".join(accepted),
+                                             dry_run)
             outcome.error = error
             return outcome
 

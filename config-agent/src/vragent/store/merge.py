@@ -124,16 +124,17 @@ def merge_firewallrules(docs: Docs, bag: BaseModel) -> Docs:
 
 def merge_forwardrules(docs: Docs, bag: BaseModel) -> Docs:
     assert isinstance(bag, ForwardRules)
-    by_ip = copy.deepcopy(docs.get("forwardrules", {}))
+    # A re-sent rule goes to the end, as the newest; others keep their order.
+    keyed = {
+        ip: {_forward_key(r): r for r in rules}
+        for ip, rules in docs.get("forwardrules", {}).items()
+    }
     for rule in bag.rules:
-        current: list[dict[str, Any]] = by_ip.get(rule.source_ip_address, [])
-        current = [r for r in current if _forward_key(r) != rule.key]
+        rules = keyed.setdefault(rule.source_ip_address, {})
+        rules.pop(rule.key, None)
         if not rule.revoke:
-            current.append(_raw(rule))
-        if current:
-            by_ip[rule.source_ip_address] = current
-        else:
-            by_ip.pop(rule.source_ip_address, None)
+            rules[rule.key] = _raw(rule)
+    by_ip = {ip: list(rules.values()) for ip, rules in keyed.items() if rules}
     return {**docs, "forwardrules": by_ip}
 
 

@@ -27,6 +27,7 @@ import hashlib
 import json
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import RouterConfig
 from ..models import AclRule, FirewallRule, ForwardRule, NetworkAcl, StaticNatRule
@@ -379,7 +380,7 @@ def render(d: Desired) -> Ruleset:
 # -- apply ------------------------------------------------------------------
 
 
-def _delta(old: dict[str, dict[str, str]], new: Ruleset, table: str) -> str | None:
+def _delta(old: dict[str, Any], new: Ruleset, table: str) -> str | None:
     """nft script turning the table recorded in ``old`` into ``new``; None: use a full load."""
     old_chains = old["chains"]
     new_by_name = {c.name: c for c in new.chains}
@@ -409,37 +410,46 @@ def _delta(old: dict[str, dict[str, str]], new: Ruleset, table: str) -> str | No
     return "\n".join(lines) + "\n"
 
 
-def _record(rs: Ruleset, listing: str) -> dict[str, object]:
+def _record(rs: Ruleset) -> dict[str, object]:
     return {
-        "listing": hashlib.sha256(listing.encode()).hexdigest(),
         "chains": {c.name: c.digest() for c in rs.chains},
         "hooks": {c.name: c.hook for c in rs.chains if c.hook},
     }
+
+
+def _trusted_record(table: str, settings: Settings) -> dict[str, Any] | None:
+    """The record of the last load, if the live table is still exactly that load.
+
+    Cheap check first: same network namespace and no nftables transaction
+    since ours (generation counter). Otherwise compare a listing of the table,
+    when the record has one; without it, the caller reloads the whole table.
+    """
+    from ..system import nft
+
+    try:
+        saved: dict[str, Any] = json.loads(settings.applied_netfilter.read_text())
+    except (OSError, ValueError):
+        return None
+    if saved.get("netns") != nft.namespace_id():
+        return None
+    if saved.get("generation") is not None and saved["generation"] == nft.generation():
+        return saved
+    live = nft.list_table(table)
+    if live is not None and saved.get("listing") == hashlib.sha256(live.encode()).hexdigest():
+        return saved
+    return None
 
 
 def apply(rs: Ruleset, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..store import atomic_write
     from ..system import nft
 
-    live = nft.list_table(rs.table)
-    record = None
-    if live is not None and settings.applied_netfilter.exists():
-        try:
-            saved = json.loads(settings.applied_netfilter.read_text())
-        except ValueError:
-            saved = None
-        # Only trust the record if nobody touched the table since we wrote it.
-        if saved and saved.get("listing") == hashlib.sha256(live.encode()).hexdigest():
-            record = saved
+    record = _trusted_record(rs.table, settings)
     script = _delta(record, rs, rs.table) if record is not None else None
     if script == "":
         return []
     if script is None:
         change = f"netfilter: load table inet {rs.table} ({rs.rule_count} rules)"
-        if live is None:
-            change += ", table absent"
-        elif record is None:
-            change += ", live table differs from the last applied"
         script = rs.text()
     else:
         names = [ln.split()[-1] for ln in script.splitlines()
@@ -448,8 +458,16 @@ def apply(rs: Ruleset, settings: Settings, dry_run: bool = False) -> list[str]:
             " ..." if len(names) > 8 else "")
     if dry_run:
         return [change]
+    before = nft.generation()
     nft.load(script)
-    listing = nft.list_table(rs.table) or ""
+    after = nft.generation()
+    new = _record(rs)
+    new["netns"] = nft.namespace_id()
+    if before is not None and after == before + 1:
+        new["generation"] = after
+    else:
+        # Another transaction landed around ours: identify the table by content.
+        new["listing"] = hashlib.sha256((nft.list_table(rs.table) or "").encode()).hexdigest()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(settings.applied_netfilter, json.dumps(_record(rs, listing)).encode())
+    atomic_write(settings.applied_netfilter, json.dumps(new).encode())
     return [change]

@@ -35,3 +35,52 @@ def table_handle(table: str) -> int | None:
         if t and t["family"] == "inet" and t["name"] == table:
             return int(t["handle"])
     return None
+
+
+# nfnetlink: NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN, answered by NFT_MSG_NEWGEN.
+_NETLINK_NETFILTER = 12
+_GETGEN = (10 << 8) | 16
+_NFTA_GEN_ID = 1
+
+
+def generation() -> int | None:
+    """The ruleset generation of this network namespace.
+
+    The kernel bumps it on every committed nftables transaction, whoever made
+    it; reading it is one netlink round trip, where listing a large table with
+    ``nft`` costs hundreds of milliseconds.
+    """
+    import socket
+    import struct
+
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER)
+    except OSError:
+        return None
+    with sock:
+        sock.settimeout(2.0)
+        request = struct.pack("=IHHII", 20, _GETGEN, 1, 1, 0) + struct.pack("=BBH", 0, 0, 0)
+        try:
+            sock.send(request)
+            reply = sock.recv(4096)
+        except OSError:
+            return None
+    length, msg_type = struct.unpack_from("=IH", reply)
+    if msg_type != (10 << 8) | 15 or length > len(reply):
+        return None
+    offset = 20  # nlmsghdr + nfgenmsg
+    while offset + 4 <= length:
+        attr_len, attr_type = struct.unpack_from("=HH", reply, offset)
+        if attr_len < 4:
+            break
+        if attr_type & 0x3FFF == _NFTA_GEN_ID:
+            return int(struct.unpack_from(">I", reply, offset + 4)[0])
+        offset += (attr_len + 3) & ~3
+    return None
+
+
+def namespace_id() -> int:
+    """Identity of the network namespace we run in (a reboot or a new one changes it)."""
+    import os
+
+    return os.stat("/proc/self/ns/net").st_ino
