@@ -560,3 +560,22 @@ def test_full_pipeline_large_acl_delta() -> None:
     assert len(parts["add"]) in (1, 2) and len(parts["delete"]) in (1, 2)
     assert all(n.startswith("acl_in_eth3_") for n in parts["add"] + parts["delete"])
     assert "ip saddr 10.17.71.0/24 tcp dport 4322 drop" in script
+
+
+def test_pair_traffic_admitted_only_on_a_redundant_router_and_never_from_uplinks() -> None:
+    from tests.unit.builders import apply_bags, sample_bag, sample_docs, sample_links
+    from tests.unit.builders import settings as unit_settings
+
+    def input_chain(redundant: str) -> tuple[str, ...]:
+        cmdline = sample_bag("cmd_line.json")
+        cmdline["cmd_line"]["redundant_router"] = redundant
+        cfg = RouterConfig.from_docs(apply_bags([cmdline], sample_docs()))
+        rs = netfilter.render(
+            netfilter.desired(cfg, resolve(cfg, sample_links()), unit_settings()))
+        return next(c for c in rs.chains if c.name == "input").rules
+
+    single = input_chain("0")
+    assert not any("112" in r or "3780" in r for r in single)
+    pair = input_chain("1")
+    assert "meta l4proto 112 accept" in pair
+    assert 'iifname != "eth1" udp dport 3780 accept' in pair

@@ -82,6 +82,7 @@ class Desired:
     firewall: tuple[FirewallRule, ...]
     forwards: tuple[ForwardRule, ...]
     staticnat: tuple[StaticNatRule, ...]
+    redundant: bool = False
     problems: tuple[str, ...] = field(default=())
 
 
@@ -119,6 +120,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         firewall=tuple(cfg.firewall),
         forwards=forwards,
         staticnat=staticnat,
+        redundant=cfg.redundant,
         problems=tuple(problems),
     )
 
@@ -359,12 +361,16 @@ def render(d: Desired) -> Ruleset:
         "ct state established,related accept",
         "ct state invalid drop",
         "meta l4proto icmp accept",
-        # The redundant pair: VRRP adverts and conntrackd state sync.
-        f"meta l4proto {VRRP_PROTO} accept",
-        f"udp dport {CONNTRACKD_PORT} accept",
     ]
-    if topo.control:
-        inp.append(f"iifname {_ifset(sorted(topo.control))} tcp dport {SSH_CONTROL_PORT} accept")
+    if d.redundant:
+        # The pair's VRRP adverts, and conntrackd state sync, never from an uplink.
+        inp.append(f"meta l4proto {VRRP_PROTO} accept")
+        not_public = f"iifname != {_ifset(publics)} " if publics else ""
+        inp.append(f"{not_public}udp dport {CONNTRACKD_PORT} accept")
+    control = sorted(dev for dev, cidr in topo.control.items() if cidr.startswith("169.254."))
+    if control:
+        # Management reaches the router over its link-local control NIC only.
+        inp.append(f"iifname {_ifset(control)} tcp dport {SSH_CONTROL_PORT} accept")
     if guests:
         inp.append(f"iifname {_ifset(guests)} udp dport {{ 53, 67 }} accept")
         inp.append(f"iifname {_ifset(guests)} tcp dport 53 accept")
