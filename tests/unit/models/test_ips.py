@@ -47,7 +47,7 @@ def test_rejected(field: str, value: Any, path: str, fragment: str) -> None:
 def test_list_required() -> None:
     assert_rejected(mutated(BAG, ("ip_address",), DELETE), "ip_address", "required")
     assert_rejected(mutated(BAG, ("ip_address",), {"public_ip": "1.1.1.1"}), "ip_address",
-                    "valid list")
+                    "must be a list")
 
 
 def test_needs_mac_or_device_number() -> None:

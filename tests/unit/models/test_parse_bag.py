@@ -119,7 +119,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert sorted(err.problems) == sorted([
         "ip_address.0.public_ip: not an IPv4 address (got '100.64.10.300')",
         "ip_address.1.vif_mac_address: not a MAC address (got 'nope')",
-        "ip_address.2.add: Input should be a valid boolean (got 'yes')",
+        "ip_address.2.add: must be true or false (got 'yes')",
     ])
     for problem in err.problems:
         assert problem in str(err)

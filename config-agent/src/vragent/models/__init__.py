@@ -52,11 +52,22 @@ def parse_bag(raw: Any, type_hint: str = "") -> BaseModel:
         raise BagError(bag_type, describe_errors(exc)) from None
 
 
+# pydantic's wording where ours reads better next to a field path.
+_MESSAGES = {
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+}
+
+
 def describe_errors(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False):
         path = ".".join(str(p) for p in err["loc"]) or "(bag)"
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _MESSAGES.get(err["type"]) or err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             problems.append(f"{path}: required field is missing")
             continue
