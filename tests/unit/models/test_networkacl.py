@@ -21,7 +21,7 @@ R0 = ("ingress_rules", 0)
     [
         ("first_port", 0, "ingress_rules.0.first_port", "greater than or equal to 1 (got 0)"),
         ("first_port", 65536, "ingress_rules.0.first_port", "(got 65536)"),
-        ("last_port", 70000, "ingress_rules.0.last_port", "less than or equal to 65535 (got 70000)"),
+        ("last_port", 70000, "ingress_rules.0.last_port", "or equal to 65535 (got 70000)"),
         ("first_port", "http", "ingress_rules.0.first_port", "'http'"),
         ("first_port", 9000, "ingress_rules.0", "first_port 9000 > last_port 8080"),
         ("type", "gre", "ingress_rules.0.type", "unknown protocol"),
