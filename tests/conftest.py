@@ -6,4 +6,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "config-agent/src/vragent/lab/sample"
-REFERENCE = REPO.parent / "shared/reference/examples"
+# Sample bags of every CloudStack type (copied from the shared reference, so a
+# clone anywhere has them).
+REFERENCE = REPO / "tests/fixtures/cloudstack"
