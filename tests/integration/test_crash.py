@@ -54,7 +54,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from vragent.cli import main as cli_main
 from vragent.settings import Settings
 from vragent.store import Store
@@ -548,8 +547,6 @@ def test_sigkill_during_apply_store_loads_and_reapply_converges(router: Router,
         assert by_group["before"] and by_group["after"], "the kills did not spread over the apply"
 
 
-@pytest.mark.xfail(strict=True, reason="commands a killed agent started (ip, nft) outlive it "
-                   "and its store lock, and race the next command")
 def test_commands_of_a_killed_agent_do_not_race_the_next_command(router: Router,
                                                                   tmp_path: Path) -> None:
     """A SIGKILLed agent's ``ip address del`` must not land after the next apply succeeded.

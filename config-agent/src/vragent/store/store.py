@@ -79,13 +79,24 @@ class Store:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Serialise commands: a second one waits here, it never interleaves."""
+        from ..system.cmd import children_hold
+
         self.ensure()
         fd = os.open(self.settings.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            self._remove_torn_writes()
+            with children_hold(fd):
+                yield
         finally:
             os.close(fd)
+
+    def _remove_torn_writes(self) -> None:
+        """Temp files of a command killed mid-write: never referenced, safe to drop."""
+        for folder in (self.objects, self.revisions):
+            for name in os.listdir(folder):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    (folder / name).unlink(missing_ok=True)
 
     # -- reading -----------------------------------------------------------
 
