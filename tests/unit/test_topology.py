@@ -112,7 +112,7 @@ def test_snat_interface() -> None:
     _, topo = sample_topology()
     assert topo.snat_interface() == topo.public[0]
     assert Topology("vpcrouter").snat_interface() is None
-    ips = {"type": "ips", "ip_address": [{"public_ip": "203.0.113.5", "netmask": "24",
+    ips = {"type": "ips", "ip_address": [{"public_ip": "198.18.113.5", "netmask": "24",
                                           "vif_mac_address": "02:00:0a:00:00:05",
                                           "nic_dev_id": 5}]}
     cfg = RouterConfig.from_docs(apply_bags([sample_bag("cmd_line.json"), ips]))

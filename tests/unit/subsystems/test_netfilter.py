@@ -253,7 +253,7 @@ def test_isolated_ingress_firewall_chains(iso: dict[str, tuple[str, ...]]) -> No
     assert iso["fw_in_100_64_20_10"] == (
         "meta l4proto tcp ct original proto-dst 22 accept", "counter drop")
     assert iso["fw_in_100_64_20_11"] == (
-        ("ip saddr { 203.0.113.0/24, 198.51.100.7/32 } meta l4proto tcp "
+        ("ip saddr { 198.18.113.0/24, 198.51.100.7/32 } meta l4proto tcp "
          "ct original proto-dst 2222 accept"),
         "icmp type 8 accept",
         "counter drop",
@@ -291,7 +291,7 @@ def test_isolated_egress_default_allow(iso: dict[str, tuple[str, ...]]) -> None:
     # default_egress_policy true: everything may leave except what the rules name.
     assert iso["fw_egress"] == (
         "ip saddr 10.20.1.0/24 tcp dport 25 drop",
-        "ip saddr 10.20.1.0/24 ip daddr 192.0.2.0/24 meta l4proto udp drop",
+        "ip saddr 10.20.1.0/24 ip daddr 198.18.2.0/24 meta l4proto udp drop",
         "accept",
     )
     assert iso["forward_firewall"][-1] == 'iifname "eth2" oifname "eth1" jump fw_egress'
@@ -301,7 +301,7 @@ def test_isolated_egress_default_deny() -> None:
     chains = _chains(_render(*isolated_topology(default_egress_policy=False)))
     assert chains["fw_egress"] == (
         "ip saddr 10.20.1.0/24 tcp dport 25 accept",
-        "ip saddr 10.20.1.0/24 ip daddr 192.0.2.0/24 meta l4proto udp accept",
+        "ip saddr 10.20.1.0/24 ip daddr 198.18.2.0/24 meta l4proto udp accept",
         "counter drop",
     )
 
@@ -377,7 +377,7 @@ def test_changing_one_rule_in_10000_touches_few_chains(index: int) -> None:
     rules = _rules(10_000)
     old = chunked("acl_in_eth2", rules, ["counter drop"])
     edited = list(rules)
-    edited[index] = "ip saddr 192.0.2.0/24 tcp dport 1 drop"
+    edited[index] = "ip saddr 198.18.2.0/24 tcp dport 1 drop"
     new = chunked("acl_in_eth2", edited, ["counter drop"])
     changed, gone = _changed(old, new)
     assert "acl_in_eth2" in changed
@@ -400,7 +400,7 @@ def test_changing_a_boundary_rule_merges_two_chunks_only() -> None:
             break
     assert 0 < boundary < 9000
     edited = list(rules)
-    replacement = next(r for r in (f"ip saddr 192.0.2.{i} drop" for i in range(256))
+    replacement = next(r for r in (f"ip saddr 198.18.2.{i} drop" for i in range(256))
                        if zlib.crc32(r.encode()) & CHUNK_MASK)
     edited[boundary] = replacement
     new = chunked("acl_in_eth2", edited, ["counter drop"])
@@ -414,8 +414,8 @@ def test_changing_a_boundary_rule_merges_two_chunks_only() -> None:
 def test_inserting_a_rule_keeps_most_chunk_names(index: int) -> None:
     rules = _rules(10_000)
     old = chunked("acl_in_eth2", rules, ["counter drop"])
-    for extra in ("ip saddr 192.0.2.0/24 tcp dport 1 drop",
-                  next(r for r in (f"ip saddr 192.0.2.{i} drop" for i in range(256))
+    for extra in ("ip saddr 198.18.2.0/24 tcp dport 1 drop",
+                  next(r for r in (f"ip saddr 198.18.2.{i} drop" for i in range(256))
                        if not zlib.crc32(r.encode()) & CHUNK_MASK)):  # a new boundary too
         edited = list(rules)
         edited.insert(index, extra)
@@ -430,7 +430,7 @@ def test_inserting_a_rule_keeps_most_chunk_names(index: int) -> None:
 
 def test_duplicate_chunks_share_one_chain() -> None:
     block = _rules(CHUNK_MIN)
-    boundary = next(r for r in (f"ip saddr 192.0.2.{i} drop" for i in range(256))
+    boundary = next(r for r in (f"ip saddr 198.18.2.{i} drop" for i in range(256))
                     if not zlib.crc32(r.encode()) & CHUNK_MASK)
     rules = [*block[:10], boundary] * 20
     chains = chunked("x", rules, [])
@@ -466,7 +466,7 @@ def test_delta_replaces_only_changed_chains() -> None:
     rules = _rules(10_000)
     old = _ruleset(rules)
     edited = list(rules)
-    edited[5000] = "ip saddr 192.0.2.0/24 tcp dport 1 drop"
+    edited[5000] = "ip saddr 198.18.2.0/24 tcp dport 1 drop"
     new = _ruleset(edited)
     script = _delta(_record(old), new, TABLE)
     assert script
@@ -478,7 +478,7 @@ def test_delta_replaces_only_changed_chains() -> None:
     assert set(parts["delete"]) == gone
     assert "forward_ingress" not in script
     assert "delete table" not in script and "hook" not in script
-    assert "ip saddr 192.0.2.0/24 tcp dport 1 drop" in script
+    assert "ip saddr 198.18.2.0/24 tcp dport 1 drop" in script
     lines = script.splitlines()
     # Chains are created or emptied first, filled in one table block, old chunks deleted last.
     block = lines.index(f"table inet {TABLE} {{")

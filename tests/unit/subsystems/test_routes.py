@@ -85,12 +85,12 @@ def test_static_routes_on_tiers_and_public_and_normalised() -> None:
 
 def test_two_uplinks_get_a_table_each() -> None:
     second = {"type": "ips", "ip_address": [{
-        "public_ip": "203.0.113.5", "netmask": "24", "gateway": "203.0.113.1",
+        "public_ip": "198.18.113.5", "netmask": "24", "gateway": "198.18.113.1",
         "vif_mac_address": "02:00:0a:00:00:05", "nic_dev_id": 5, "nw_type": "Public"}]}
     links = {**sample_links(), "eth5": link("eth5", "02:00:0a:00:00:05")}
     d = _desired(apply_bags([second], sample_docs()), links)
-    assert Route(105, "default", "203.0.113.1", "eth5") in d.routes
-    assert Rule(PRIO_FROM, 105, src="203.0.113.5") in d.rules
+    assert Route(105, "default", "198.18.113.1", "eth5") in d.routes
+    assert Rule(PRIO_FROM, 105, src="198.18.113.5") in d.rules
     assert Rule(PRIO_FWMARK, 105, fwmark=105) in d.rules
     # The main default route stays with the source-NAT uplink.
     assert [r for r in d.routes if r.table == MAIN and r.dst == "default"] == [
@@ -116,7 +116,7 @@ def test_default_route_from_boot_parameters_without_public_interfaces() -> None:
     assert d.routes == {Route(MAIN, "default", "10.1.1.1", "eth1")}
     assert d.rules == frozenset()
     # A gateway on no boot-parameter network gives no route.
-    off = apply_bags([{**cmd, "cmd_line": {**cmd["cmd_line"], "gateway": "192.0.2.1"}}])
+    off = apply_bags([{**cmd, "cmd_line": {**cmd["cmd_line"], "gateway": "198.18.2.1"}}])
     assert _desired(off, links).routes == frozenset()
 
 
