@@ -365,3 +365,13 @@ def test_merge_dispatches_on_type() -> None:
         "10.99.0.0/24": bag.routes[0].model_dump(exclude_unset=True)}}  # type: ignore[attr-defined]
     with pytest.raises(KeyError):
         merge({}, "dhcpentry", bag)
+
+
+def test_guestnetwork_resent_with_a_new_address_replaces_the_old_one() -> None:
+    from tests.unit.builders import apply_bags, sample_bag
+
+    first = sample_bag("guest_network_tier1.json")
+    moved = dict(first, router_guest_ip="10.10.1.254")
+    docs = apply_bags([first, moved])
+    assert [a["public_ip"] for a in docs["ips"]["eth2"]] == ["10.10.1.254"]
+    assert docs["guestnetwork"]["eth2"]["router_guest_ip"] == "10.10.1.254"

@@ -86,7 +86,11 @@ def merge_guestnetwork(docs: Docs, bag: BaseModel) -> Docs:
         guests[bag.device] = raw
     else:
         guests.pop(bag.device, None)
-    # The tier's gateway address is filed with the other addresses, as upstream does.
+    # The tier's gateway address is filed with the other addresses, as upstream
+    # does; one re-sent with a new address replaces the old one.
+    ips[bag.device] = [a for a in ips.get(bag.device, []) if a.get("nw_type") != "guest"]
+    if not ips[bag.device]:
+        del ips[bag.device]
     _merge_ip(
         ips,
         {
