@@ -133,8 +133,3 @@ def connect(ns: str, host: str, port: int, proto: str = "tcp", timeout: float = 
     )
     return proc.stdout.strip() or None
 
-
-def ping(ns: str, host: str) -> bool:
-    proc = subprocess.run(["ip", "netns", "exec", ns, "ping", "-c1", "-W1", host],
-                          capture_output=True, check=False)
-    return proc.returncode == 0

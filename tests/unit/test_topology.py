@@ -124,7 +124,7 @@ def test_snat_interface() -> None:
 
 def test_connected_networks() -> None:
     _, topo = sample_topology()
-    nets = {str(n) for n in topo.connected()}
+    nets = {str(n) for n, _ in topo.connected()}
     assert nets == {"10.10.1.0/24", "10.10.2.0/24", "172.30.0.0/24", "100.64.10.0/24",
                     "169.254.0.0/16"}
 

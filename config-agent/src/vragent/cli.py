@@ -6,7 +6,6 @@ import argparse
 import datetime
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,11 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .agent import Agent
-    from .store.batch import read_commands
 
     agent = Agent(settings)
     if args.command in ("apply", "diff"):
-        commands = [c for f in args.files for c in _read(f, read_commands)]
+        commands = [c for f in args.files for c in _read(f)]
         if args.command == "diff" and not commands:
             out = agent.reconcile(dry_run=True)
         else:
@@ -110,11 +108,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _read(path: Path, reader: Callable[[Path], list[Command]]) -> list[Command]:
+def _read(path: Path) -> list[Command]:
     from .errors import BagError
+    from .store.batch import read_commands
 
     try:
-        return reader(path)
+        return read_commands(path)
     except OSError as exc:
         raise BagError("", [f"{path}: cannot be read ({exc.strerror})"]) from None
 

@@ -76,15 +76,6 @@ class RouterConfig:
             problems = "; ".join(describe_errors(exc))
             raise StoreError(f"stored configuration is invalid: {problems}") from None
 
-    def public_addresses(self) -> list[tuple[str, IpAddress]]:
-        """(device key, address) for public and private-gateway addresses."""
-        return [
-            (dev, a)
-            for dev, addrs in self.ips.items()
-            for a in addrs
-            if a.kind == "public"
-        ]
-
     @property
     def redundant(self) -> bool:
         return self.cmdline.flag("redundant_router")

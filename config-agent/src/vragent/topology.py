@@ -72,11 +72,12 @@ class Topology:
         fallback = self.public[0] if self.public else None
         return next((p for p in self.public if p.source_nat), fallback)
 
-    def connected(self) -> list[ipaddress.IPv4Network]:
-        nets = [g.network for g in self.guests]
+    def connected(self) -> list[tuple[ipaddress.IPv4Network, str]]:
+        """(network, interface) of every directly attached network."""
+        nets = [(g.network, g.ifname) for g in self.guests]
         for p in self.public:
-            nets += [_network(a.public_ip, a.netmask) for a in p.addresses]
-        nets += [ipaddress.IPv4Network(c, strict=False) for c in self.control.values()]
+            nets += [(_network(a.public_ip, a.netmask), p.ifname) for a in p.addresses]
+        nets += [(ipaddress.IPv4Network(c, strict=False), dev) for dev, c in self.control.items()]
         return nets
 
 

@@ -142,7 +142,7 @@ def test_cidr_needs_a_prefix_but_tolerates_host_bits() -> None:
     assert _ok(Cidr, "10.10.1.1/24") == "10.10.1.1/24"  # kept as sent
     _bad(Cidr, "10.10.1.0", "missing /prefix")
     _bad(Cidr, "10.10.1.0/33", "not an IPv4 CIDR")
-    _bad(Cidr, 10, "must be a string")
+    _bad(Cidr, 10, "valid string")
 
 
 def test_cidr_list_is_comma_separated() -> None:

@@ -98,22 +98,15 @@ def _hostname(value: str) -> str:
     return value
 
 
-def _strict_str(value: Any) -> Any:
-    # Lax mode would turn 5 into "5"; an address sent as a number is a bug upstream.
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
-
-
 # Strict: lax mode would turn 5 into "5"; an address sent as a number is a bug upstream.
 Str = StrictStr
 IPv4 = Annotated[StrictStr, AfterValidator(_ipv4)]
-Cidr = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_cidr)]
+Cidr = Annotated[StrictStr, AfterValidator(_cidr)]
 CidrList = Annotated[StrictStr, AfterValidator(_cidr_list)]
 Netmask = Annotated[str, BeforeValidator(_netmask)]
-Mac = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_mac)]
-IfName = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_ifname)]
-DomainName = Annotated[str, BeforeValidator(_strict_str), AfterValidator(_hostname)]
+Mac = Annotated[StrictStr, AfterValidator(_mac)]
+IfName = Annotated[StrictStr, AfterValidator(_ifname)]
+DomainName = Annotated[StrictStr, AfterValidator(_hostname)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Bool = StrictBool
 

@@ -76,11 +76,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         for a in p.addresses:
             rules.add(Rule(PRIO_FROM, p.table, src=a.public_ip))
 
-    connected = [(net, g.ifname) for g in topo.guests for net in [g.network]]
-    connected += [
-        (ipaddress.IPv4Network(f"{a.public_ip}/{a.netmask}", strict=False), p.ifname)
-        for p in topo.public for a in p.addresses
-    ]
+    connected = topo.connected()
     for r in cfg.routes:
         gw_addr = ipaddress.IPv4Address(r.gateway)
         via_dev = next((d for net, d in connected if gw_addr in net), None)

@@ -20,19 +20,6 @@ def list_table(table: str) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def table_handle(table: str) -> int | None:
-    import json
-
-    proc = spawn(["nft", "-j", "list", "tables"])
-    if proc.returncode != 0:
-        return None
-    for item in json.loads(proc.stdout).get("nftables", []):
-        t = item.get("table")
-        if t and t["family"] == "inet" and t["name"] == table:
-            return int(t["handle"])
-    return None
-
-
 # nfnetlink: NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN, answered by NFT_MSG_NEWGEN.
 _NETLINK_NETFILTER = 12
 _GETGEN = (10 << 8) | 16
