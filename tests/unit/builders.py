@@ -82,6 +82,12 @@ def sample_topology() -> tuple[RouterConfig, Topology]:
 
 # -- an isolated (non-VPC) router with a public-IP firewall and an egress policy ---
 
+# Boot parameters that make a router one of a pair (sync link eth5).
+PAIR_BOOT = {
+    "redundant_router": "1", "sync_dev": "eth5", "eth5ip": "10.255.0.1",
+    "eth5mask": "255.255.255.0", "sync_peer": "10.255.0.2",
+}
+
 ISO_PUBLIC_MAC = "02:00:14:00:00:01"
 ISO_GUEST_MAC = "02:00:14:00:00:02"
 

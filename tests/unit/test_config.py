@@ -7,7 +7,7 @@ from vragent.config import RouterConfig
 from vragent.errors import StoreError
 
 from tests.conftest import REFERENCE
-from tests.unit.builders import apply_bags, load, sample_config, sample_docs
+from tests.unit.builders import PAIR_BOOT, apply_bags, load, sample_config, sample_docs
 
 
 def test_empty_store_is_a_bare_vpc_router() -> None:
@@ -30,9 +30,33 @@ def test_sample_config() -> None:
     assert cfg.redundant is False
 
 
-def test_redundant_flag() -> None:
+def test_redundant_flag_without_sync_link_runs_standalone() -> None:
     docs = apply_bags([load(REFERENCE / "cmdline-1.json")])
-    assert RouterConfig.from_docs(docs).redundant is True
+    cfg = RouterConfig.from_docs(docs)
+    assert cfg.redundant is False
+    assert cfg.ha_problem is not None and "sync_dev" in cfg.ha_problem
+
+
+def test_ha_params_from_boot_parameters() -> None:
+    docs = apply_bags([load(REFERENCE / "cmdline-1.json")])
+    docs["cmdline"]["config"].update(PAIR_BOOT)
+    cfg = RouterConfig.from_docs(docs)
+    assert cfg.redundant is True and cfg.ha_problem is None
+    ha = cfg.ha
+    assert ha is not None
+    assert (ha.vrid, ha.priority, ha.advert_int, ha.version) == (12, 100, 1.0, 3)
+    assert (ha.sync_dev, ha.sync_ip, ha.sync_prefix, ha.peer) == ("eth5", "10.255.0.1", 24,
+                                                                   "10.255.0.2")
+    # Default advert address: the highest host of the sync network, the same on both.
+    assert ha.vip == "10.255.0.254"
+
+
+def test_sync_dev_without_address_is_explained() -> None:
+    docs = apply_bags([load(REFERENCE / "cmdline-1.json")])
+    docs["cmdline"]["config"]["sync_dev"] = "eth7"
+    cfg = RouterConfig.from_docs(docs)
+    assert cfg.redundant is False
+    assert cfg.ha_problem is not None and "eth7ip" in cfg.ha_problem
 
 
 def test_firewall_rules_in_numeric_id_order() -> None:

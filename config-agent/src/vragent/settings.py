@@ -8,6 +8,7 @@ integration tests), so nothing may hard-code a path: everything hangs off
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,10 @@ class Settings:
     route_protocol: int = 196
     nft_table: str = "vragent"
     revisions_kept: int = 100
+    # The interpreter keepalived's health check runs with: the agent's own.
+    python: str = sys.executable
+    # keepalived reloads are coalesced to at most one per this many adverts.
+    reload_spacing_adverts: float = 1.5
 
     @property
     def state_dir(self) -> Path:
@@ -48,6 +53,63 @@ class Settings:
     @property
     def applied_netfilter(self) -> Path:
         return self.run_dir / "netfilter.applied.json"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "var/log/vragent"
+
+    # -- the redundant pair -------------------------------------------------
+    @property
+    def keepalived_conf(self) -> Path:
+        return self.conf_dir / "keepalived.conf"
+
+    @property
+    def conntrackd_conf(self) -> Path:
+        return self.conf_dir / "conntrackd.conf"
+
+    @property
+    def conntrackd_socket(self) -> Path:
+        return self.run_dir / "conntrackd.sock"
+
+    @property
+    def conntrackd_lock(self) -> Path:
+        return self.run_dir / "conntrackd.lock"
+
+    @property
+    def keepalived_pid(self) -> Path:
+        return self.run_dir / "keepalived.pid"
+
+    @property
+    def keepalived_vrrp_pid(self) -> Path:
+        return self.run_dir / "keepalived_vrrp.pid"
+
+    @property
+    def notify_fifo(self) -> Path:
+        """keepalived writes every transition here; the agent reads them in order."""
+        return self.run_dir / "keepalived.fifo"
+
+    @property
+    def agent_socket(self) -> Path:
+        """Datagram socket of the resident agent (wake-ups: reload keepalived)."""
+        return self.run_dir / "agent.sock"
+
+    @property
+    def agent_pid(self) -> Path:
+        return self.run_dir / "agent.pid"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.run_dir / "supervisor.sock"
+
+    @property
+    def ha_state(self) -> Path:
+        """The pair state this router last reached (what ``vragent state`` prints)."""
+        return self.state_dir / "ha-state.json"
+
+    @property
+    def report_spool(self) -> Path:
+        """Transition reports not yet acknowledged by the management server."""
+        return self.state_dir / "reports"
 
     @classmethod
     def from_env(cls, root: str | None = None) -> Settings:

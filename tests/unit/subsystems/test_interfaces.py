@@ -10,6 +10,7 @@ from vragent.subsystems.interfaces import Desired, LinkSpec, render
 from vragent.topology import resolve
 
 from tests.unit.builders import (
+    PAIR_BOOT,
     apply_bags,
     sample_bag,
     sample_docs,
@@ -45,7 +46,7 @@ def test_sample_vpc() -> None:
 
 def test_redundant_router_leaves_vips_to_keepalived() -> None:
     docs = sample_docs()
-    docs["cmdline"]["config"]["redundant_router"] = "1"
+    docs["cmdline"]["config"].update(PAIR_BOOT)
     links = _by_name(_desired(docs))
     assert links["eth1"].addresses == frozenset()
     assert links["eth1"].protected == {"100.64.10.10/24", "100.64.10.11/24", "100.64.10.12/24"}

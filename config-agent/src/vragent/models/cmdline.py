@@ -16,7 +16,9 @@ from .common import Bag
 
 ROUTER_TYPES = ("router", "vpcrouter", "dhcpsrvr")
 _ETH_KEY = re.compile(r"^eth(\d+)(ip|mask)$")
-_IP_KEYS = ("gateway", "dns1", "dns2", "guestgw", "localgw")
+_ETH_DEV = re.compile(r"^eth\d+$")
+_IP_KEYS = ("gateway", "dns1", "dns2", "guestgw", "localgw", "sync_peer", "sync_vip")
+_URL = re.compile(r"^https?://[A-Za-z0-9.\[\]:-]+(:\d{1,5})?(/[A-Za-z0-9._~%/?&=+-]*)?$")
 _BOOL_VALUES = ("0", "1", "true", "false")
 
 
@@ -49,6 +51,14 @@ class CmdLine(Bag):
                     raise ValueError("must be between 0 and 255 seconds")
                 elif key == "router_id" and not 1 <= int(text) <= 255:
                     raise ValueError("must be 1-255")
+                elif key == "router_pr" and not 1 <= int(text) <= 254:
+                    raise ValueError("must be 1-254 (255 is reserved for an address owner)")
+                elif key == "vrrp_version" and text not in ("2", "3"):
+                    raise ValueError("expected 2 or 3")
+                elif key == "sync_dev" and not _ETH_DEV.match(text):
+                    raise ValueError("expected a boot interface name such as eth1")
+                elif key == "report_url" and not _URL.match(text):
+                    raise ValueError("expected an http:// or https:// URL")
             except ValueError as exc:
                 problems.append(f"{key}={text!r}: {_reason(exc)}")
         if problems:
