@@ -1,0 +1,1 @@
+"""The redundant pair at run time: transitions, state, reports, health."""
