@@ -36,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="make revision REV (default: the previous) current")
     p.add_argument("rev", nargs="?", type=int)
     p = sub.add_parser("render", help="print what the configuration renders to")
-    p.add_argument("what", choices=("netfilter", "routes", "interfaces", "sysctl"))
+    p.add_argument("what", choices=("netfilter", "routes", "interfaces", "sysctl", "conntrack",
+                                     "vrrp"))
+    p = sub.add_parser("state", help="this router's pair state, as CloudStack polls it")
+    p.add_argument("--json", action="store_true", help="the whole persisted state")
+    sub.add_parser("daemon", help="run the resident agent (under supervisord)")
     return parser
 
 
@@ -60,6 +64,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "state":
+        from .ha.state import HaState, agent_alive, status_line
+
+        if args.json:
+            state = HaState.load(settings.ha_state)
+            print(json.dumps({**state.__dict__, "agent_alive": agent_alive(settings.agent_pid)},
+                             sort_keys=True))
+        else:
+            print(status_line(settings.ha_state, settings.agent_pid))
+        return 0
+    if args.command == "daemon":
+        from .ha import daemon
+
+        return daemon.main(settings)
+
     from .agent import Agent
 
     agent = Agent(settings)

@@ -21,8 +21,10 @@ class Settings:
     route_protocol: int = 196
     nft_table: str = "vragent"
     revisions_kept: int = 100
-    # The interpreter keepalived's health check runs with: the agent's own.
-    python: str = sys.executable
+    # keepalived's health check: the console script installed next to the
+    # agent's interpreter (keepalived resolves symlinks, so "python -m" would
+    # escape a virtual environment).
+    health_command: str = str(Path(sys.executable).parent / "vragent-health")
     # keepalived reloads are coalesced to at most one per this many adverts.
     reload_spacing_adverts: float = 1.5
 

@@ -9,8 +9,10 @@
 address comes up, and routes follow the addresses they depend on.
 """
 
-from . import interfaces, netfilter, routes, sysctl
+from . import conntrack, interfaces, netfilter, routes, sysctl, vrrp
 
-ORDER = (sysctl, netfilter, interfaces, routes)
+# conntrackd's configuration before keepalived's: the resident agent starts
+# conntrackd first, so a takeover always has a state cache to commit.
+ORDER = (sysctl, netfilter, interfaces, routes, conntrack, vrrp)
 
-__all__ = ["ORDER", "interfaces", "netfilter", "routes", "sysctl"]
+__all__ = ["ORDER", "conntrack", "interfaces", "netfilter", "routes", "sysctl", "vrrp"]

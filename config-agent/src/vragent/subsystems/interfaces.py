@@ -34,8 +34,13 @@ class Desired:
 
 def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     links: dict[str, LinkSpec] = {}
+    ha = cfg.ha
     for ifname, control in topo.control.items():
-        links[ifname] = LinkSpec(ifname, frozenset([control]), protected=frozenset([control]))
+        protected = {control}
+        if ha is not None and ifname == ha.sync_dev:
+            # The address the pair's adverts carry: keepalived's, on the master.
+            protected.add(f"{ha.vip}/{ha.sync_prefix}")
+        links[ifname] = LinkSpec(ifname, frozenset([control]), protected=frozenset(protected))
     vrrp_owned = cfg.redundant
     for p in topo.public:
         addrs = frozenset(f"{a.public_ip}/{prefixlen(a.netmask)}" for a in p.addresses)

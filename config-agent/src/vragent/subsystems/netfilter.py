@@ -82,7 +82,7 @@ class Desired:
     firewall: tuple[FirewallRule, ...]
     forwards: tuple[ForwardRule, ...]
     staticnat: tuple[StaticNatRule, ...]
-    redundant: bool = False
+    sync_dev: str | None = None  # the pair's VRRP/conntrackd link, when redundant
     problems: tuple[str, ...] = field(default=())
 
 
@@ -120,7 +120,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         firewall=tuple(cfg.firewall),
         forwards=forwards,
         staticnat=staticnat,
-        redundant=cfg.redundant,
+        sync_dev=cfg.ha.sync_dev if cfg.ha else None,
         problems=tuple(problems),
     )
 
@@ -362,11 +362,10 @@ def render(d: Desired) -> Ruleset:
         "ct state invalid drop",
         "meta l4proto icmp accept",
     ]
-    if d.redundant:
-        # The pair's VRRP adverts, and conntrackd state sync, never from an uplink.
-        inp.append(f"meta l4proto {VRRP_PROTO} accept")
-        not_public = f"iifname != {_ifset(publics)} " if publics else ""
-        inp.append(f"{not_public}udp dport {CONNTRACKD_PORT} accept")
+    if d.sync_dev:
+        # The pair's VRRP adverts and conntrackd state sync: on the sync link only.
+        inp.append(f"iifname {_ifset([d.sync_dev])} meta l4proto {VRRP_PROTO} accept")
+        inp.append(f"iifname {_ifset([d.sync_dev])} udp dport {CONNTRACKD_PORT} accept")
     control = sorted(dev for dev, cidr in topo.control.items() if cidr.startswith("169.254."))
     if control:
         # Management reaches the router over its link-local control NIC only.

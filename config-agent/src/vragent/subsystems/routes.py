@@ -34,6 +34,9 @@ class Route:
     dst: str  # "default" or a network
     gateway: str
     dev: str
+    # In a pair the public address comes and goes with mastership; an on-link
+    # route stays valid on the backup, so a takeover needs no route changes.
+    onlink: bool = False
 
 
 @dataclass(frozen=True, order=True)
@@ -58,8 +61,9 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     rules: set[Rule] = set()
     warnings: list[str] = []
     main_uplink = topo.snat_interface()
+    onlink = cfg.redundant
     if main_uplink and main_uplink.gateway:
-        routes.add(Route(MAIN, "default", main_uplink.gateway, main_uplink.ifname))
+        routes.add(Route(MAIN, "default", main_uplink.gateway, main_uplink.ifname, onlink))
     elif not topo.public and cfg.cmdline.get("gateway"):
         # A box booted with its uplink on the command line (non-VPC routers).
         boot_gw = cfg.cmdline.get("gateway")
@@ -71,7 +75,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     for p in topo.public:
         if not p.gateway:
             continue
-        routes.add(Route(p.table, "default", p.gateway, p.ifname))
+        routes.add(Route(p.table, "default", p.gateway, p.ifname, onlink))
         rules.add(Rule(PRIO_FWMARK, p.table, fwmark=p.table))
         for a in p.addresses:
             rules.add(Rule(PRIO_FROM, p.table, src=a.public_ip))
@@ -99,7 +103,8 @@ def _table(t: int) -> str:
 
 
 def route_argv(r: Route) -> list[str]:
-    return ["to", r.dst, "via", r.gateway, "dev", r.dev, "table", _table(r.table)]
+    argv = ["to", r.dst, "via", r.gateway, "dev", r.dev, "table", _table(r.table)]
+    return [*argv, "onlink"] if r.onlink else argv
 
 
 def rule_argv(r: Rule) -> list[str]:
@@ -131,7 +136,8 @@ def _live_routes(proto: int) -> set[Route]:
         if dst != "default" and "/" not in dst:
             dst += "/32"
         found.add(Route(MAIN if table == "main" else int(table), dst,
-                        item.get("gateway", ""), item.get("dev", "")))
+                        item.get("gateway", ""), item.get("dev", ""),
+                        "onlink" in item.get("flags", [])))
     return found
 
 

@@ -1,0 +1,381 @@
+"""The resident agent: one long-lived process per router, run by supervisord.
+
+It owns what must outlive a single command:
+- the daemons' lifecycle: conntrackd is started before keepalived, a changed
+  keepalived configuration is reloaded (SIGHUP) at most once per
+  1.5 x advert_int, never restarted;
+- keepalived's transitions, read in order from its notify FIFO by this one
+  reader, each running its conntrackd sequence (see ``transitions``);
+- the persisted pair state, and a report of every transition pushed to the
+  management server without ever holding the transition up;
+- while master, a probe for the peer holding the same addresses (dual master).
+
+Commands (``vragent apply``…) stay separate processes; they write the
+configuration files and wake this process through its datagram socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import selectors
+import signal
+import socket
+import stat
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from ..agent import Agent
+from ..config import HaParams, RouterConfig
+from ..errors import VragentError
+from ..settings import Settings
+from ..store import Store
+from ..system import arp, iproute
+from ..system.cmd import spawn
+from ..system.supervisor import RUNNING_STATES, Supervisor
+from . import fifo, transitions
+from .report import Pusher, Report, Spool
+from .state import HaState
+
+PRIMARY_GROUP = "primary-only"
+TICK = 1.0
+
+
+def log(message: str) -> None:
+    print(f"vragent-daemon: {message}", file=sys.stderr, flush=True)
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.supervisor = Supervisor(settings.supervisor_socket)
+        self.spool = Spool(settings.report_spool)
+        self.state = HaState.load(settings.ha_state)
+        self.lock = threading.RLock()  # state, its file and its reports
+        self.ha: HaParams | None = None
+        self.router = "router"
+        self.excluded: list[tuple[str, str]] = []  # (ip, ifname) the master announces
+        self.pusher: Pusher | None = None
+        self.last_reload = 0.0
+        self.reload_due: float | None = None
+        self.stopping = threading.Event()
+        self.buffer = fifo.LineBuffer()
+
+    # -- start and the loop --------------------------------------------------
+    def run(self) -> int:
+        s = self.settings
+        s.run_dir.mkdir(parents=True, exist_ok=True)
+        s.agent_pid.write_text(f"{os.getpid()}\n")
+        self._heartbeat()
+        fifo_fd = self._open_fifo()
+        sock = self._bind()
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        self._boot()
+        self._load_config()
+        self.pusher = Pusher(self.spool, self.ha.report_url if self.ha else None)
+        self.pusher.start()
+        self._observe_at_start()
+        threading.Thread(target=self._dual_master_loop, name="vragent-dual-master",
+                         daemon=True).start()
+        sel = selectors.DefaultSelector()
+        sel.register(fifo_fd, selectors.EVENT_READ, "fifo")
+        sel.register(sock, selectors.EVENT_READ, "wake")
+        log(f"running (state {self.state.status})")
+        while not self.stopping.is_set():
+            timeout = TICK
+            if self.reload_due is not None:
+                timeout = max(0.0, min(timeout, self.reload_due - time.monotonic()))
+            woken = False
+            try:
+                ready = sel.select(timeout)
+            except InterruptedError:
+                ready = []
+            for key, _ in ready:
+                if key.data == "fifo":
+                    self._read_fifo(fifo_fd)
+                else:
+                    woken = True
+                    with contextlib.suppress(BlockingIOError):
+                        while sock.recv(64):
+                            pass
+            if woken:
+                self._load_config()
+            self._heartbeat()
+            try:
+                self._ensure_daemons()
+            except (OSError, VragentError, ConnectionError) as exc:
+                log(f"managing daemons: {exc}")
+            except Exception as exc:  # noqa: BLE001 - XML-RPC faults; keep reading the FIFO
+                log(f"managing daemons: {exc!r}")
+        self.pusher.stop()
+        with contextlib.suppress(OSError):
+            s.agent_pid.unlink()
+        return 0
+
+    def _on_term(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+
+    def _heartbeat(self) -> None:
+        path = self.settings.run_dir / "agent.heartbeat"
+        path.touch()
+        os.utime(path)
+
+    def _open_fifo(self) -> int:
+        path = self.settings.notify_fifo
+        try:
+            if not stat.S_ISFIFO(path.stat().st_mode):
+                path.unlink()
+                os.mkfifo(path, 0o600)
+        except FileNotFoundError:
+            os.mkfifo(path, 0o600)
+        # Read-write: keepalived's exit or restart never gives us EOF, and the
+        # events it wrote while we were down are still there, in order.
+        return os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+    def _bind(self) -> socket.socket:
+        path = self.settings.agent_socket
+        path.unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(path))
+        sock.setblocking(False)
+        return sock
+
+    def _boot(self) -> None:
+        """Rebuild the box once per boot (the run dir is empty after a reboot)."""
+        marker = self.settings.run_dir / "booted"
+        agent = Agent(self.settings)
+        try:
+            if marker.exists():
+                outcome = agent.reconcile()
+            else:
+                outcome = agent.boot()
+                marker.touch()
+                # Whatever this router was before the reboot, it is nothing yet:
+                # keepalived's first report must run its full sequence.
+                self.transition("UNKNOWN", "router booted")
+            for change in outcome.changes:
+                log(change)
+        except VragentError as exc:
+            log(f"boot: {exc}")
+
+    def _load_config(self) -> None:
+        try:
+            docs = Store(self.settings).load()
+            cfg = RouterConfig.from_docs(docs)
+            from ..reconcile import plan
+            from ..subsystems import vrrp
+
+            p = plan(cfg, self.settings, iproute.links())
+        except (VragentError, OSError) as exc:
+            log(f"reading the configuration: {exc}")
+            return
+        self.ha = cfg.ha
+        self.router = cfg.cmdline.get("name", "router")
+        d = next(r for m, r in p.steps if m is vrrp)
+        self.excluded = [(addr.split("/")[0], dev) for addr, dev in d.excluded]
+
+    # -- transitions -----------------------------------------------------------
+    def _read_fifo(self, fd: int) -> None:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            for line in self.buffer.feed(data):
+                event = fifo.parse(line)
+                if event is None:
+                    log(f"fifo: ignoring {line!r}")
+                elif event.status is None:
+                    log(f"fifo: {line}")
+                else:
+                    self.transition(event.status, f"keepalived: {event.state}")
+
+    def transition(self, status: str, reason: str) -> None:
+        if status == self.state.status:
+            return
+        started = time.monotonic()
+        for step in transitions.steps(status):
+            try:
+                self._run_step(step)
+            except Exception as exc:  # noqa: BLE001 - a failed step must not stop the rest
+                log(f"{status}: {step.describe()} failed: {exc!r}")
+        with self.lock:
+            previous = self.state.status
+            self.state.previous = previous
+            self.state.status = status
+            self.state.since = time.time()
+            self.state.reason = reason
+            self.state.transitions += 1
+            self.state.dual_master = ""
+            self.state.save(self.settings.ha_state)
+            self._report(status, previous, reason)
+        log(f"{previous} -> {status} ({reason}) in {1000 * (time.monotonic() - started):.0f} ms")
+
+    def _report(self, status: str, previous: str, reason: str, **detail: str) -> None:
+        try:
+            self.spool.put(Report(self.router, status, previous, time.time(), reason,
+                                  detail=detail))
+        except OSError as exc:
+            log(f"could not spool the report: {exc}")
+            return
+        if self.pusher:
+            self.pusher.wake()
+
+    def _run_step(self, step: transitions.Step) -> None:
+        s = self.settings
+        if step.action == "conntrackd":
+            if s.conntrackd_conf.exists():
+                proc = spawn(["conntrackd", "-C", str(s.conntrackd_conf), *step.args])
+                if proc.returncode != 0:
+                    log(f"conntrackd {' '.join(step.args)}: {proc.stderr.strip()}")
+        elif step.action == "primary-services":
+            for name, info in self.supervisor.processes().items():
+                if info["group"] != PRIMARY_GROUP:
+                    continue
+                if step.args[0] == "start":
+                    self.supervisor.start(name)
+                else:
+                    self.supervisor.stop(name, wait=False)
+        elif step.action == "garp":
+            for ip, dev in self.excluded:
+                with contextlib.suppress(OSError, ValueError):
+                    arp.gratuitous(dev, ip)
+
+    def _observe_at_start(self) -> None:
+        """After an agent restart, learn keepalived's state from the kernel.
+
+        keepalived only reports changes; if it went on running while this
+        process was away, the advert address tells whether it is master.
+        """
+        if self.ha is None or not self._running("keepalived"):
+            return
+        link = iproute.links().get(self.ha.sync_dev)
+        holds = link is not None and any(a.split("/")[0] == self.ha.vip for a in link.ipv4)
+        self.transition("PRIMARY" if holds else "BACKUP", "observed at agent start")
+
+    # -- daemons ---------------------------------------------------------------
+    def _running(self, name: str) -> bool:
+        try:
+            return self.supervisor.state(name) in RUNNING_STATES
+        except (OSError, ConnectionError):
+            return False
+
+    def _ensure_daemons(self) -> None:
+        s = self.settings
+        conntrackd_conf = _digest(s.conntrackd_conf)
+        keepalived_conf = _digest(s.keepalived_conf)
+        loaded_file = s.run_dir / "keepalived.loaded"
+        if keepalived_conf is None and self._running("keepalived"):
+            log("not redundant any more: stopping keepalived")
+            self.supervisor.stop("keepalived")
+            loaded_file.unlink(missing_ok=True)
+            # keepalived took its addresses with it; a standalone router owns them.
+            Agent(s).reconcile()
+        if conntrackd_conf is None:
+            if self._running("conntrackd"):
+                self.supervisor.stop("conntrackd")
+            return
+        started_file = s.run_dir / "conntrackd.started"
+        if not self._running("conntrackd"):
+            log("starting conntrackd")
+            self.supervisor.start("conntrackd")
+            started_file.write_text(conntrackd_conf)
+        elif started_file.exists() and started_file.read_text() != conntrackd_conf:
+            log("conntrackd configuration changed: restarting it")
+            self.supervisor.stop("conntrackd")
+            self.supervisor.start("conntrackd")
+            started_file.write_text(conntrackd_conf)
+        if keepalived_conf is None:
+            return
+        if not self._running("keepalived"):
+            # A takeover commits conntrackd's cache: keepalived waits for it.
+            if self._conntrackd_answers():
+                log("starting keepalived")
+                self.supervisor.start("keepalived")
+                loaded_file.write_text(keepalived_conf)
+                self.last_reload = time.monotonic()
+            return
+        loaded = loaded_file.read_text() if loaded_file.exists() else None
+        if loaded == keepalived_conf:
+            self.reload_due = None
+            return
+        spacing = self.settings.reload_spacing_adverts * (self.ha.advert_int if self.ha else 1)
+        now = time.monotonic()
+        if now - self.last_reload < spacing:
+            self.reload_due = self.last_reload + spacing
+            return
+        log("reloading keepalived")
+        self.supervisor.signal("keepalived", "HUP")
+        loaded_file.write_text(keepalived_conf)
+        self.last_reload = now
+        self.reload_due = None
+
+    def _conntrackd_answers(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            try:
+                sock.connect(str(self.settings.conntrackd_socket))
+            except OSError:
+                return False
+        return True
+
+    # -- dual master -----------------------------------------------------------
+    def _dual_master_loop(self) -> None:
+        while not self.stopping.is_set():
+            period = max(1.0, 2 * (self.ha.advert_int if self.ha else 1.0))
+            if self.stopping.wait(period):
+                return
+            if self.state.status != "PRIMARY":
+                continue
+            found = self._peer_holders()
+            with self.lock:
+                if self.state.status != "PRIMARY" or found == self.state.dual_master:
+                    continue
+                self.state.dual_master = found
+                self.state.save(self.settings.ha_state)
+                if found:
+                    log(f"DUAL MASTER: {found}")
+                    self._report("PRIMARY", "PRIMARY", f"dual master: {found}",
+                                 dual_master="true")
+                else:
+                    log("dual master condition cleared")
+                    self._report("PRIMARY", "PRIMARY", "dual master cleared",
+                                 dual_master="false")
+
+    def _peer_holders(self) -> str:
+        """Another host answering for one of our addresses means the peer is master too."""
+        probed: set[str] = set()
+        for ip, dev in list(self.excluded):
+            if dev in probed:
+                continue
+            probed.add(dev)
+            try:
+                holders = arp.duplicate_holders(dev, ip, timeout=0.2)
+            except OSError as exc:
+                if exc.errno not in (errno.ENODEV, errno.ENXIO, errno.ENETDOWN):
+                    log(f"probing {ip} on {dev}: {exc}")
+                continue
+            except ValueError:
+                continue
+            if holders:
+                return f"{ip} on {dev} is also held by {', '.join(sorted(holders))}"
+        return ""
+
+
+def main(settings: Settings) -> int:
+    return Daemon(settings).run()

@@ -1,0 +1,54 @@
+"""The pair state this router reached, persisted so ``vragent state`` can answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..store.store import atomic_write
+
+STATUSES = ("PRIMARY", "BACKUP", "FAULT", "UNKNOWN")
+
+
+@dataclass
+class HaState:
+    status: str = "UNKNOWN"
+    previous: str = "UNKNOWN"
+    since: float = field(default_factory=time.time)
+    reason: str = "not started"
+    transitions: int = 0
+    dual_master: str = ""  # what showed the peer is master too, while it lasts
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(asdict(self), sort_keys=True).encode())
+
+    @classmethod
+    def load(cls, path: Path) -> HaState:
+        try:
+            data = json.loads(path.read_text())
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (OSError, ValueError, TypeError):
+            return cls()
+
+
+def agent_alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    try:
+        return b"vragent" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def status_line(state_file: Path, pid_file: Path) -> str:
+    """The line CloudStack's poller reads; UNKNOWN when no agent vouches for it."""
+    state = HaState.load(state_file)
+    status = state.status if agent_alive(pid_file) else "UNKNOWN"
+    return f"Status: {status}"

@@ -1,0 +1,340 @@
+"""A redundant pair in network namespaces, run the way an appliance runs it.
+
+Two routers (``r1``, ``r2``) share bridges in a switch namespace (``sw``):
+the control network (with the management server ``mgmt``), the sync link
+VRRP and conntrackd run on, the public network (with the ``out`` host) and
+three guest tiers (a VM on each). Each router runs supervisord from
+``services/supervisord.conf`` with its own root directory; supervisord runs
+the resident agent, which starts conntrackd and keepalived.
+
+Used by the integration tests and by ``make bench-failover``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .netns import Lab, in_ns, sh
+
+REPO = Path(__file__).resolve().parents[4]
+SUPERVISORD_CONF = REPO / "services/supervisord.conf"
+SAMPLE = Path(__file__).with_name("sample")
+
+OUTSIDE = "100.64.10.1"
+PUBLIC_SNAT = "100.64.10.10"
+PUBLIC_FORWARD = "100.64.10.11"  # :2222 -> VM1:22
+MGMT = "169.254.0.1"
+MGMT_PORT = 8080
+VMS = {"vm1": ("10.10.1.10", "10.10.1.1", "eth2"), "vm2": ("10.10.2.10", "10.10.2.1", "eth3"),
+       "vm3": ("10.10.3.10", "10.10.3.1", "eth4")}
+BRIDGES = {"eth0": "brctl", "eth1": "brpub", "eth2": "brt1", "eth3": "brt2", "eth4": "brt3",
+           "eth5": "brsync"}
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition",
+             interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def mac(router: int, dev: str) -> str:
+    return f"02:00:0a:0{router}:00:0{dev[-1]}"
+
+
+@dataclass
+class PairRouter:
+    lab: Lab
+    index: int  # 1 or 2
+    root: Path
+    supervisord: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ns(self) -> str:
+        return f"{self.lab.prefix}r{self.index}"
+
+    @property
+    def name(self) -> str:
+        return f"r-{self.index}-VM"
+
+    def vragent(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            ["ip", "netns", "exec", self.ns, sys.executable, "-m", "vragent",
+             "--root", str(self.root), *args],
+            capture_output=True, text=True, check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{self.name}: vragent {' '.join(args)} exit "
+                                 f"{proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def apply(self, *bags: dict[str, Any] | str) -> subprocess.CompletedProcess[str]:
+        """Apply bags (dicts, or names of the sample bags, with this router's MACs)."""
+        paths = []
+        bag_dir = self.root / "bags"
+        bag_dir.mkdir(exist_ok=True)
+        for n, bag in enumerate(bags):
+            doc = bag if isinstance(bag, dict) else self.sample(bag)
+            path = bag_dir / f"{time.monotonic_ns()}-{n}.json"
+            path.write_text(json.dumps(doc))
+            paths.append(str(path))
+        return self.vragent("apply", *paths)
+
+    def sample(self, name: str) -> dict[str, Any]:
+        text = (SAMPLE / name).read_text().replace("02:00:0a:00:00:0",
+                                                   f"02:00:0a:0{self.index}:00:0")
+        doc: dict[str, Any] = json.loads(text)
+        return doc
+
+    def sh(self, *argv: str, check: bool = True) -> str:
+        return in_ns(self.ns, list(argv), check=check)
+
+    # -- what the agent says -----------------------------------------------------
+    def ha_state(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads((self.root / "var/lib/vragent/ha-state.json")
+                                              .read_text())
+            return data
+        except (OSError, ValueError):
+            return {"status": "UNKNOWN", "transitions": 0, "dual_master": ""}
+
+    def status(self) -> str:
+        return str(self.ha_state()["status"])
+
+    def transitions(self) -> int:
+        return int(self.ha_state()["transitions"])
+
+    def holds_vip(self, vip: str) -> bool:
+        return f" {vip}/" in self.sh("ip", "-4", "-o", "addr", "show", "dev", "eth5",
+                                     check=False)
+
+    # -- life and death ------------------------------------------------------------
+    def start(self) -> None:
+        """Power on: supervisord starts the agent, which boots the box."""
+        bindir = str(Path(sys.executable).parent)
+        env_path = f"{bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        for sub in ("run/vragent", "var/log/vragent", "etc/vragent/supervisor.d"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        log = (self.root / "var/log/vragent/supervisord.out").open("ab")
+        self.supervisord = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns, "env", f"VRAGENT_ROOT={self.root}",
+             f"PATH={env_path}", f"{bindir}/supervisord", "-c", str(SUPERVISORD_CONF)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+
+    def pids(self) -> list[int]:
+        out = sh(["ip", "netns", "pids", self.ns], check=False)
+        return [int(p) for p in out.split()]
+
+    def kill(self) -> None:
+        """SIGKILL every process of the router: supervisord, agent, keepalived, conntrackd."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.supervisord is not None:
+            self.supervisord.wait()
+            self.supervisord = None
+        wait_for(lambda: not self.pids(), 5, f"{self.name}'s processes to die")
+
+    def power_off(self) -> None:
+        """A hard failure: every process killed and every link gone dark."""
+        self.kill()
+        for dev in BRIDGES:
+            self.sh("ip", "link", "set", dev, "down")
+
+    def wipe_volatile(self) -> None:
+        """What a reboot loses: kernel state and the run directory; the store stays."""
+        for dev in BRIDGES:
+            self.sh("ip", "addr", "flush", "dev", dev)
+        self.sh("nft", "flush", "ruleset")
+        self.sh("conntrack", "-F", check=False)
+        for item in json.loads(self.sh("ip", "-json", "rule", "show") or "[]"):
+            if str(item.get("protocol")) == "196":
+                self.sh("ip", "rule", "del", "priority", str(item["priority"]))
+        self.sh("ip", "route", "flush", "table", "all", "proto", "196", check=False)
+        shutil.rmtree(self.root / "run", ignore_errors=True)
+
+    def power_on(self) -> None:
+        for dev in BRIDGES:
+            self.sh("ip", "link", "set", dev, "up")
+        self.start()
+
+    def reboot(self) -> None:
+        self.kill()
+        self.wipe_volatile()
+        self.power_on()
+
+
+@dataclass
+class Pair:
+    lab: Lab
+    base: Path
+    advert_int: float
+    routers: list[PairRouter] = field(default_factory=list)
+    receiver: subprocess.Popen[bytes] | None = None
+
+    @property
+    def r1(self) -> PairRouter:
+        return self.routers[0]
+
+    @property
+    def r2(self) -> PairRouter:
+        return self.routers[1]
+
+    def ns(self, short: str) -> str:
+        return f"{self.lab.prefix}{short}"
+
+    def statuses(self) -> tuple[str, str]:
+        return self.r1.status(), self.r2.status()
+
+    def master(self) -> PairRouter | None:
+        masters = [r for r in self.routers if r.status() == "PRIMARY"]
+        return masters[0] if len(masters) == 1 else None
+
+    def wait_one_master(self, timeout: float = 30.0) -> PairRouter:
+        def one() -> bool:
+            s = self.statuses()
+            return sorted(s) == ["BACKUP", "PRIMARY"]
+        wait_for(one, timeout, "exactly one PRIMARY and one BACKUP")
+        found = self.master()
+        assert found is not None
+        return found
+
+    def other(self, router: PairRouter) -> PairRouter:
+        return self.r2 if router is self.r1 else self.r1
+
+    def reports(self) -> list[dict[str, Any]]:
+        path = self.base / "reports.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def start_receiver(self) -> None:
+        self.receiver = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns("mgmt"), sys.executable, "-m",
+             "vragent.lab.receiver", "--bind", MGMT, "--port", str(MGMT_PORT),
+             "--out", str(self.base / "reports.jsonl")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def stop_receiver(self) -> None:
+        if self.receiver is not None:
+            self.receiver.kill()
+            self.receiver.wait()
+            self.receiver = None
+
+    def cut_sync(self, cut: bool = True) -> None:
+        """Partition the VRRP link in the switch: both routers keep carrier."""
+        for i in (1, 2):
+            sh(["ip", "netns", "exec", self.ns("sw"), "bridge", "link", "set", "dev",
+                f"r{i}e5", "isolated", "on" if cut else "off"])
+
+    def destroy(self) -> None:
+        for r in self.routers:
+            if r.supervisord is not None:
+                r.kill()
+        self.stop_receiver()
+        self.lab.destroy()
+
+
+def cmdline(index: int, advert_int: float) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((SAMPLE / "cmd_line.json").read_text())
+    doc["cmd_line"].update({
+        "name": f"r-{index}-VM",
+        "eth0ip": f"169.254.0.1{index}",
+        "redundant_router": "1",
+        "advert_int": f"{advert_int:g}",
+        "router_id": "51",
+        "router_pr": "100",
+        "sync_dev": "eth5",
+        "eth5ip": f"10.255.0.{index}",
+        "eth5mask": "255.255.255.0",
+        "sync_peer": f"10.255.0.{3 - index}",
+        "report_url": f"http://{MGMT}:{MGMT_PORT}/vrouter/state",
+    })
+    return doc
+
+
+def tier3(index: int) -> list[dict[str, Any]]:
+    """The guest tier added and removed on the live pair (eth4)."""
+    guest = {"add": True, "mac_address": mac(index, "eth4"), "device": "eth4",
+             "router_guest_ip": "10.10.3.1", "router_guest_gateway": "10.10.3.1",
+             "router_guest_netmask": "255.255.255.0", "cidr": "24", "dns": "10.10.3.1",
+             "domain_name": "vpc.lab", "type": "guestnetwork"}
+    acl = {"device": "eth4", "mac_address": mac(index, "eth4"), "private_gateway_acl": False,
+           "nic_ip": "10.10.3.1", "nic_netmask": "24", "ingress_rules": [],
+           "egress_rules": [{"type": "all", "cidr": "0.0.0.0/0", "allowed": True}],
+           "type": "networkacl"}
+    return [guest, acl]
+
+
+def build(base: Path, advert_int: float = 1.0, prefix: str | None = None) -> Pair:
+    """Namespaces, bridges and hosts; routers booted but not started."""
+    prefix = prefix or f"p{os.getpid() % 10000}{time.monotonic_ns() % 100:02d}-"
+    lab = Lab(prefix)
+    pair = Pair(lab, base, advert_int)
+    try:
+        sw = lab.ns("sw")
+        for bridge in BRIDGES.values():
+            in_ns(sw, ["ip", "link", "add", bridge, "type", "bridge", "stp_state", "0",
+                       "forward_delay", "0"])
+            in_ns(sw, ["ip", "link", "set", bridge, "up"])
+        for i in (1, 2):
+            for dev, bridge in BRIDGES.items():
+                port = f"r{i}e{dev[-1]}"
+                lab.link(f"r{i}", dev, "sw", port, mac(i, dev))
+                in_ns(sw, ["ip", "link", "set", port, "master", bridge])
+            in_ns(lab.ns(f"r{i}"), ["ip", "link", "set", "eth0", "up"])
+        for host, dev, bridge, cidr, gw in (
+            ("mgmt", "eth0", "brctl", f"{MGMT}/16", None),
+            ("out", "eth0", "brpub", f"{OUTSIDE}/24", None),
+            *((vm, "eth0", BRIDGES[rdev], f"{ip}/24", gw) for vm, (ip, gw, rdev) in VMS.items()),
+        ):
+            port = f"{host}p"
+            lab.link(host, dev, "sw", port)
+            in_ns(sw, ["ip", "link", "set", port, "master", bridge])
+            lab.host(host, dev, cidr, gw)
+        for i in (1, 2):
+            root = base / f"r{i}"
+            (root / "var/cache/cloud").mkdir(parents=True, exist_ok=True)
+            (root / "var/cache/cloud/cmd_line.json").write_text(
+                json.dumps(cmdline(i, advert_int)))
+            pair.routers.append(PairRouter(lab, i, root))
+    except BaseException:
+        lab.destroy()
+        raise
+    return pair
+
+
+BASE_BAGS = ["ip_associations.json", "guest_network_tier1.json", "guest_network_tier2.json",
+             "network_acl_tier1.json", "network_acl_tier2.json", "forwarding_rules.json"]
+
+
+def start(pair: Pair, bags: list[str] | None = None, timeout: float = 30.0) -> PairRouter:
+    """Start both routers, apply the sample VPC's bags on both; returns the master."""
+    pair.start_receiver()
+    for r in pair.routers:
+        r.start()
+    master = pair.wait_one_master(timeout)
+    for r in pair.routers:
+        if bags is None:
+            r.apply(*BASE_BAGS)
+        elif bags:
+            r.apply(*bags)
+    return master

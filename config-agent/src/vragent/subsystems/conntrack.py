@@ -1,0 +1,81 @@
+"""conntrackd: connection state replicated to the peer, so sessions survive a takeover.
+
+FTFW mode over a UDP unicast channel (or multicast) on the sync link. The
+file depends only on the boot parameters; the resident agent starts
+conntrackd before keepalived and runs the commit/resync sequence on each
+transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import templates
+from ..config import RouterConfig
+from ..settings import Settings
+from ..topology import Topology
+
+NAME = "conntrack"
+
+PORT = 3780
+MULTICAST_GROUP = "225.0.0.50"
+
+
+@dataclass(frozen=True)
+class Desired:
+    enabled: bool
+    sync_dev: str = ""
+    sync_ip: str = ""
+    peer: str | None = None
+    group: str = MULTICAST_GROUP
+    port: int = PORT
+    ignore: tuple[str, ...] = ()
+    lock_file: str = ""
+    socket: str = ""
+
+
+def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
+    ha = cfg.ha
+    if ha is None:
+        return Desired(enabled=False)
+    ignore = {ha.sync_ip, ha.vip}
+    if ha.peer:
+        ignore.add(ha.peer)
+    ignore.update(ip for ip, _ in cfg.cmdline.interfaces().values())
+    return Desired(
+        enabled=True,
+        sync_dev=ha.sync_dev,
+        sync_ip=ha.sync_ip,
+        peer=ha.peer,
+        ignore=tuple(sorted(ignore)),
+        lock_file=str(settings.conntrackd_lock),
+        socket=str(settings.conntrackd_socket),
+    )
+
+
+def verify(d: Desired) -> list[str]:
+    return []  # every value was checked with the boot parameters (see vrrp.verify)
+
+
+def render(d: Desired) -> str:
+    if not d.enabled:
+        return ""
+    return templates.render("conntrack/conntrackd.conf.j2", d=d)
+
+
+def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
+    from ..system import daemons
+
+    text = render(d)
+    path = settings.conntrackd_conf
+    current = path.read_text() if path.exists() else None
+    if text == (current or ""):
+        return []
+    if not dry_run:
+        if text:
+            daemons.install(path, text)
+        else:
+            path.unlink()
+        daemons.wake(settings)
+    what = "removed (not redundant)" if not text else "updated" if current else "written"
+    return [f"conntrack: conntrackd configuration {what}"]

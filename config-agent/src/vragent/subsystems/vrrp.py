@@ -1,0 +1,150 @@
+"""VRRP: keepalived's configuration for the redundant pair.
+
+keepalived decides who is master, never the agent. This module only writes
+its configuration: both routers start BACKUP with ``nopreempt``; the adverts
+carry one fixed address on the sync link, while tier gateways and public IPs
+are ``virtual_ipaddress_excluded`` so adding or removing them never changes
+what the pair elects on. A changed file is checked with ``keepalived -t``
+before it replaces the old one, and the resident agent reloads keepalived
+(SIGHUP, coalesced); it is never restarted for a configuration change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from .. import templates
+from ..config import RouterConfig
+from ..errors import ApplyError
+from ..models.common import prefixlen
+from ..settings import Settings
+from ..topology import Topology
+
+NAME = "vrrp"
+
+INSTANCE = "vpc"
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
+_AUTH = re.compile(r"^[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class Desired:
+    enabled: bool
+    router_id: str = ""
+    instance: str = INSTANCE
+    sync_dev: str = ""
+    sync_ip: str = ""
+    peer: str | None = None
+    vrid: int = 0
+    priority: int = 0
+    advert_int: str = ""
+    version: int = 3
+    auth_pass: str = ""
+    vip: str = ""  # "ip/prefix"
+    excluded: tuple[tuple[str, str], ...] = ()  # ("ip/prefix", ifname), sorted
+    fifo: str = ""
+    health_script: str = ""
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
+    ha = cfg.ha
+    if ha is None:
+        warnings = (cfg.ha_problem,) if cfg.ha_problem else ()
+        return Desired(enabled=False, warnings=warnings)
+    problems: list[str] = []
+    if ha.sync_dev not in topo.control:
+        problems.append(f"sync_dev={ha.sync_dev}: no such interface on this router")
+    sync_net = ipaddress.IPv4Network(f"{ha.sync_ip}/{ha.sync_prefix}", strict=False)
+    if ipaddress.IPv4Address(ha.vip) not in sync_net or ha.vip in (ha.sync_ip, ha.peer):
+        problems.append(f"sync_vip={ha.vip}: must be a free address on the sync network "
+                        f"{sync_net}")
+    if ha.peer is not None and (ipaddress.IPv4Address(ha.peer) not in sync_net
+                                or ha.peer == ha.sync_ip):
+        problems.append(f"sync_peer={ha.peer}: must be the peer's address on the sync "
+                        f"network {sync_net}")
+    advert = _advert_text(ha.advert_int)
+    if ha.version == 2 and not ha.advert_int.is_integer():
+        problems.append(f"advert_int={advert}: sub-second adverts need vrrp_version=3")
+    auth = ""
+    if ha.version == 2 and ha.password:
+        # VRRPv2 simple auth carries at most 8 characters; v3 has no auth at all.
+        auth = ha.password[:8]
+        if not _AUTH.match(auth):
+            problems.append("router_password: only letters and digits can be carried in "
+                            "VRRP authentication")
+    root = str(settings.root)
+    for label, value in (("state root", root), ("health command", settings.health_command)):
+        if not _SAFE_PATH.match(value):
+            problems.append(f"{label} {value!r}: keepalived scripts cannot take this path")
+
+    excluded: set[tuple[str, str]] = set()
+    for g in topo.guests:
+        if not g.private_gateway:
+            excluded.add((f"{g.gateway_ip}/{g.network.prefixlen}", g.ifname))
+    for p in topo.public:
+        for a in p.addresses:
+            excluded.add((f"{a.public_ip}/{prefixlen(a.netmask)}", p.ifname))
+    return Desired(
+        enabled=True,
+        router_id=_router_id(ha.name),
+        sync_dev=ha.sync_dev,
+        sync_ip=ha.sync_ip,
+        peer=ha.peer,
+        vrid=ha.vrid,
+        priority=ha.priority,
+        advert_int=advert,
+        version=ha.version,
+        auth_pass=auth,
+        vip=f"{ha.vip}/{ha.sync_prefix}",
+        excluded=tuple(sorted(excluded)),
+        fifo=str(settings.notify_fifo),
+        health_script=f"{settings.health_command} --root {root}",
+        problems=tuple(problems),
+    )
+
+
+def _advert_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else f"{value:g}"
+
+
+def _router_id(name: str) -> str:
+    # keepalived takes one word; CloudStack names are already like "r-4-VM".
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or "router"
+
+
+def verify(d: Desired) -> list[str]:
+    return list(d.problems)
+
+
+def render(d: Desired) -> str:
+    if not d.enabled:
+        return ""
+    return templates.render("vrrp/keepalived.conf.j2", d=d)
+
+
+def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
+    from ..system import daemons
+
+    text = render(d)
+    path = settings.keepalived_conf
+    current = path.read_text() if path.exists() else None
+    if not text:
+        if current is None:
+            return []
+        if not dry_run:
+            path.unlink()
+            daemons.wake(settings)
+        return ["vrrp: keepalived configuration removed (not redundant)"]
+    if text == current:
+        return []
+    if not dry_run:
+        problem = daemons.install_checked(path, text, ["keepalived", "--config-test",
+                                                       "--use-file"])
+        if problem:
+            raise ApplyError(f"vrrp: keepalived rejected the generated configuration: {problem}")
+        daemons.wake(settings)
+    return ["vrrp: keepalived configuration " + ("updated" if current else "written")]
