@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vragent.reconcile import plan
-from vragent.subsystems import ORDER, interfaces, netfilter, routes, sysctl
+from vragent.subsystems import ORDER, conntrack, interfaces, netfilter, routes, sysctl, vrrp
 from vragent.subsystems.netfilter import Ruleset
 
 from tests.unit.builders import sample_config, sample_links, settings
@@ -12,7 +12,8 @@ from tests.unit.builders import sample_config, sample_links, settings
 def test_plan_runs_every_subsystem_in_order() -> None:
     p = plan(sample_config(), settings(), sample_links())
     assert [m for m, _ in p.steps] == list(ORDER)
-    assert ORDER == (sysctl, netfilter, interfaces, routes)  # filtering before addresses
+    # Filtering before addresses; conntrackd configured before keepalived.
+    assert ORDER == (sysctl, netfilter, interfaces, routes, conntrack, vrrp)
     rendered = dict(p.steps)
     assert isinstance(rendered[netfilter], Ruleset)
     assert isinstance(rendered[routes], routes.Desired)

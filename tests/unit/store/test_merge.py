@@ -192,8 +192,8 @@ def test_guestnetwork_add_false_removes_both() -> None:
     assert sorted(gone["guestnetwork"]) == ["eth3"]
     assert "eth2" not in gone["ips"]
     assert sorted(gone["ips"]) == ["eth1", "eth3", "eth4"]
-    # The ACL of the tier is a separate bag and stays until replaced.
-    assert "eth2" in gone["networkacl"]
+    # The tier's ACL goes with it (a stale ACL would block every later command).
+    assert sorted(gone["networkacl"]) == ["eth3"]
 
 
 def test_guestnetwork_resent_is_idempotent() -> None:

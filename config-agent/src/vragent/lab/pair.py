@@ -117,6 +117,26 @@ class PairRouter:
     def transitions(self) -> int:
         return int(self.ha_state()["transitions"])
 
+    def config_loaded(self) -> bool:
+        """keepalived runs the configuration the agent last wrote (reload done)."""
+        import hashlib
+
+        conf = self.root / "etc/vragent/keepalived.conf"
+        loaded = self.root / "run/vragent/keepalived.loaded"
+        try:
+            return loaded.read_text() == hashlib.sha256(conf.read_bytes()).hexdigest()
+        except OSError:
+            return False
+
+    def supervisorctl(self, *args: str) -> str:
+        bindir = Path(sys.executable).parent
+        proc = subprocess.run(
+            [str(bindir / "supervisorctl"), "-s",
+             f"unix://{self.root}/run/vragent/supervisor.sock", *args],
+            capture_output=True, text=True, check=False,
+        )
+        return proc.stdout + proc.stderr
+
     def holds_vip(self, vip: str) -> bool:
         return f" {vip}/" in self.sh("ip", "-4", "-o", "addr", "show", "dev", "eth5",
                                      check=False)

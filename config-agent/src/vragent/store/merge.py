@@ -82,10 +82,14 @@ def merge_guestnetwork(docs: Docs, bag: BaseModel) -> Docs:
     guests = copy.deepcopy(docs.get("guestnetwork", {}))
     ips = copy.deepcopy(docs.get("ips", {}))
     raw = _raw(bag)
+    acls = docs.get("networkacl", {})
     if bag.add:
         guests[bag.device] = raw
     else:
         guests.pop(bag.device, None)
+        # The tier's ACL goes with it: it filters an interface that no longer
+        # serves the tier, and would block every later command.
+        acls = {dev: acl for dev, acl in acls.items() if dev != bag.device}
     # The tier's gateway address is filed with the other addresses, as upstream
     # does; one re-sent with a new address replaces the old one.
     ips[bag.device] = [a for a in ips.get(bag.device, []) if a.get("nw_type") != "guest"]
@@ -105,7 +109,10 @@ def merge_guestnetwork(docs: Docs, bag: BaseModel) -> Docs:
         },
         bag.device,
     )
-    return {**docs, "guestnetwork": guests, "ips": ips}
+    out = {**docs, "guestnetwork": guests, "ips": ips}
+    if "networkacl" in docs:
+        out["networkacl"] = acls
+    return out
 
 
 def merge_networkacl(docs: Docs, bag: BaseModel) -> Docs:

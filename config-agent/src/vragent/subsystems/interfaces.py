@@ -24,6 +24,9 @@ class LinkSpec:
     mtu: int | None = None
     # Present but not ours to add or remove (control link, VRRP-owned VIPs).
     protected: frozenset[str] = field(default=frozenset())
+    # Every address on it is keepalived's: it adds and removes them on reload,
+    # and an address pulled from under it makes it give up mastership.
+    vrrp_owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,13 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     for p in topo.public:
         addrs = frozenset(f"{a.public_ip}/{prefixlen(a.netmask)}" for a in p.addresses)
         links[p.ifname] = LinkSpec(p.ifname, frozenset() if vrrp_owned else addrs,
-                                   protected=addrs if vrrp_owned else frozenset())
+                                   protected=addrs if vrrp_owned else frozenset(),
+                                   vrrp_owned=vrrp_owned)
     for g in topo.guests:
         gw = frozenset([f"{g.gateway_ip}/{g.network.prefixlen}"])
         owned = vrrp_owned and not g.private_gateway
         links[g.ifname] = LinkSpec(g.ifname, frozenset() if owned else gw, g.mtu,
-                                   protected=gw if owned else frozenset())
+                                   protected=gw if owned else frozenset(), vrrp_owned=owned)
     return Desired(tuple(sorted(links.values(), key=lambda s: s.ifname)), topo.missing)
 
 
@@ -64,6 +68,8 @@ def render(d: Desired) -> str:
         mtu = f" mtu {s.mtu}" if s.mtu else ""
         addrs = " ".join(sorted(s.addresses)) or "-"
         keep = f" keep {' '.join(sorted(s.protected))}" if s.protected else ""
+        if s.vrrp_owned:
+            keep += " (addresses owned by keepalived)"
         lines.append(f"link {s.ifname} up{mtu} addresses {addrs}{keep}")
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -87,7 +93,7 @@ def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
         for addr in sorted(s.addresses - current):
             actions.append((f"{s.ifname}: add {addr}",
                             ["ip", "address", "add", addr, "dev", s.ifname]))
-        for addr in sorted(current - s.addresses - s.protected):
+        for addr in sorted(current - s.addresses - s.protected if not s.vrrp_owned else ()):
             actions.append((f"{s.ifname}: remove {addr}",
                             ["ip", "address", "del", addr, "dev", s.ifname]))
     if not dry_run:
