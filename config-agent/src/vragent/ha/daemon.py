@@ -87,7 +87,10 @@ class Daemon:
         self._load_config()
         self.pusher = Pusher(self.spool, self.ha.report_url if self.ha else None)
         self.pusher.start()
-        self._observe_at_start()
+        # Events keepalived queued while no agent read them come first, in order;
+        # only without any does the kernel tell where keepalived stands.
+        if not self._read_fifo(fifo_fd):
+            self._observe_at_start()
         threading.Thread(target=self._dual_master_loop, name="vragent-dual-master",
                          daemon=True).start()
         sel = selectors.DefaultSelector()
@@ -188,14 +191,16 @@ class Daemon:
         self.excluded = [(addr.split("/")[0], dev) for addr, dev in d.excluded]
 
     # -- transitions -----------------------------------------------------------
-    def _read_fifo(self, fd: int) -> None:
+    def _read_fifo(self, fd: int) -> int:
+        """Handle every complete event line waiting; returns how many transitions ran."""
+        count = 0
         while True:
             try:
                 data = os.read(fd, 65536)
             except BlockingIOError:
-                return
+                return count
             if not data:
-                return
+                return count
             for line in self.buffer.feed(data):
                 event = fifo.parse(line)
                 if event is None:
@@ -204,6 +209,7 @@ class Daemon:
                     log(f"fifo: {line}")
                 else:
                     self.transition(event.status, f"keepalived: {event.state}")
+                    count += 1
 
     def transition(self, status: str, reason: str) -> None:
         if status == self.state.status:
