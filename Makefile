@@ -7,10 +7,10 @@ SHELL := /bin/bash
 VENV  := $(CURDIR)/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS  := nftables iproute2 iputils-ping conntrack procps
+DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint typecheck unit integration bench-apply stress clean
+.PHONY: setup demo test lint typecheck unit integration bench-apply bench-failover stress clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,10 @@ test: lint typecheck
 
 bench-apply: setup
 	$(PY) bench/bench_apply.py
+
+# 20 hard-kill failovers at advert_int 1.0 and 0.2 (BENCH_ARGS=--quick for a smoke run).
+bench-failover: setup
+	$(PY) bench/bench_failover.py $(BENCH_ARGS)
 
 stress: setup
 	cd tests && VRAGENT_STRESS_KILLS=$${VRAGENT_STRESS_KILLS:-1000} $(PY) -m pytest -q integration/test_crash.py -s

@@ -21,7 +21,8 @@ def argv_for(name: str, settings: Settings) -> list[str]:
     if name == "keepalived":
         # Line-buffered: its console log goes to supervisord through a pipe.
         return ["stdbuf", "-oL", "-eL", "keepalived", "--dont-fork", "--log-console",
-                "--log-detail", "--vrrp", f"--use-file={settings.keepalived_conf}", f"--pid={settings.keepalived_pid}",
+                "--log-detail", "--vrrp", f"--use-file={settings.keepalived_conf}",
+                f"--pid={settings.keepalived_pid}",
                 f"--vrrp_pid={settings.keepalived_vrrp_pid}"]
     raise ValueError(f"unknown daemon {name!r}: expected conntrackd or keepalived")
 
