@@ -66,9 +66,16 @@ def sample_links() -> dict[str, Link]:
     return links
 
 
-def settings() -> Settings:
+# Where keepalived finds the health check: fixed, so renders do not depend on
+# the virtual environment the tests run from.
+HEALTH_COMMAND = "/opt/vragent/bin/vragent-health"
+
+
+def settings(**overrides: Any) -> Settings:
     # Rendering never touches the filesystem: a root that does not exist proves it.
-    return Settings(root=Path("/nonexistent/vragent-unit"))
+    values: dict[str, Any] = {"root": Path("/nonexistent/vragent-unit"),
+                              "health_command": HEALTH_COMMAND, **overrides}
+    return Settings(**values)
 
 
 def sample_config() -> RouterConfig:
@@ -80,13 +87,65 @@ def sample_topology() -> tuple[RouterConfig, Topology]:
     return cfg, resolve(cfg, sample_links())
 
 
-# -- an isolated (non-VPC) router with a public-IP firewall and an egress policy ---
+# -- the sample VPC router as one of a redundant pair -----------------------------
 
 # Boot parameters that make a router one of a pair (sync link eth5).
 PAIR_BOOT = {
     "redundant_router": "1", "sync_dev": "eth5", "eth5ip": "10.255.0.1",
     "eth5mask": "255.255.255.0", "sync_peer": "10.255.0.2",
 }
+SYNC_MAC = "02:00:0a:00:00:05"
+
+
+def pair_cmdline(drop: tuple[str, ...] = (), **boot: str) -> dict[str, Any]:
+    """The sample boot parameters with PAIR_BOOT, then ``boot``, on top, less ``drop``."""
+    bag = sample_bag("cmd_line.json")
+    bag["cmd_line"].update({**PAIR_BOOT, **boot})
+    for key in drop:
+        del bag["cmd_line"][key]
+    return bag
+
+
+def pair_docs(drop: tuple[str, ...] = (), **boot: str) -> Docs:
+    """The sample VPC, booted as one of a pair; every value validated as the agent does."""
+    return apply_bags([pair_cmdline(drop, **boot),
+                       *(sample_bag(n) for n in SAMPLE_ORDER[1:])])
+
+
+def pair_links() -> dict[str, Link]:
+    return {**sample_links(), "eth5": link("eth5", SYNC_MAC)}
+
+
+def pair_topology(drop: tuple[str, ...] = (), **boot: str) -> tuple[RouterConfig, Topology]:
+    cfg = RouterConfig.from_docs(pair_docs(drop, **boot))
+    return cfg, resolve(cfg, pair_links())
+
+
+# A tier and a public address that arrive after boot (what must not disturb the pair).
+THIRD_TIER_MAC = "02:00:0a:00:00:06"
+
+
+def third_tier_bag(add: bool = True) -> dict[str, Any]:
+    return {**sample_bag("guest_network_tier2.json"), "add": add, "device": "eth6",
+            "mac_address": THIRD_TIER_MAC, "router_guest_ip": "10.10.3.1",
+            "router_guest_gateway": "10.10.3.1", "dns": "10.10.3.1"}
+
+
+def extra_public_ip_bag(add: bool = True) -> dict[str, Any]:
+    return {"type": "ips", "ip_address": [
+        {"public_ip": "100.64.10.13", "source_nat": False, "add": add,
+         "one_to_one_nat": False, "first_i_p": False, "gateway": "100.64.10.1",
+         "netmask": "255.255.255.0", "vif_mac_address": "02:00:0a:00:00:01", "nic_dev_id": 1,
+         "new_nic": False, "nw_type": "Public"}]}
+
+
+def with_bags(docs: Docs, *bags: dict[str, Any]) -> tuple[RouterConfig, Topology]:
+    """``docs`` with ``bags`` merged, resolved over the pair's links and the third tier's."""
+    cfg = RouterConfig.from_docs(apply_bags(list(bags), copy.deepcopy(docs)))
+    return cfg, resolve(cfg, {**pair_links(), "eth6": link("eth6", THIRD_TIER_MAC)})
+
+
+# -- an isolated (non-VPC) router with a public-IP firewall and an egress policy ---
 
 ISO_PUBLIC_MAC = "02:00:14:00:00:01"
 ISO_GUEST_MAC = "02:00:14:00:00:02"

@@ -44,6 +44,22 @@ def _cmd(**values: str) -> CmdLine:
         ("router_id", "0", "router_id='0': must be 1-255"),
         ("router_id", "256", "router_id='256'"),
         ("router_id", "1.5", "router_id='1.5': not a number"),
+        # The redundant pair's keys.
+        ("router_pr", "0", "router_pr='0': must be 1-254"),
+        ("router_pr", "255", "router_pr='255': must be 1-254 (255 is reserved for an address "
+                             "owner)"),
+        ("router_pr", "abc", "router_pr='abc': not a number"),
+        ("vrrp_version", "4", "vrrp_version='4': expected 2 or 3"),
+        ("vrrp_version", "v3", "vrrp_version='v3': expected 2 or 3"),
+        ("sync_dev", "foo", "sync_dev='foo': expected a boot interface name such as eth1"),
+        ("sync_dev", "eth", "sync_dev='eth'"),
+        ("sync_dev", "eth1;reboot", "sync_dev='eth1;reboot'"),
+        ("sync_peer", "bad", "sync_peer='bad'"),
+        ("sync_peer", "10.255.0", "sync_peer='10.255.0'"),
+        ("sync_vip", "10.255.0.300", "sync_vip='10.255.0.300'"),
+        ("report_url", "ftp://x", "report_url='ftp://x': expected an http:// or https:// URL"),
+        ("report_url", "http://mgmt/a b", "report_url='http://mgmt/a b'"),
+        ("report_url", "mgmt:8080/ha", "report_url='mgmt:8080/ha'"),
     ],
 )
 def test_bad_values_rejected(key: str, value: str, reason: str) -> None:
@@ -74,6 +90,10 @@ def test_cmd_line_must_be_a_map() -> None:
         ("advert_int", "0.5"), ("advert_int", "255"), ("router_id", "255"),
         ("eth0mask", "16"), ("vpccidr", "10.10.0.1/16"), ("type", "dhcpsrvr"),
         ("unknown_key", "anything at all"), ("eth0ip", "0.0.0.0"),
+        ("router_pr", "1"), ("router_pr", "254"), ("vrrp_version", "2"), ("vrrp_version", "3"),
+        ("sync_dev", "eth5"), ("sync_dev", "eth10"), ("sync_peer", "10.255.0.2"),
+        ("sync_vip", "10.255.0.254"), ("report_url", "http://169.254.0.1:8080/ha/report"),
+        ("report_url", "https://mgmt.example/client/api?command=x&id=1"),
     ],
 )
 def test_good_values_accepted(key: str, value: str) -> None:
@@ -135,3 +155,12 @@ def test_interfaces() -> None:
         "eth3": ("10.0.0.1", "24"),
         "eth10": ("10.10.10.1", "255.255.255.0"),
     }
+
+
+def test_every_bad_pair_value_is_listed() -> None:
+    raw = BAG
+    for key, value in (("router_pr", "255"), ("vrrp_version", "4"), ("sync_dev", "foo"),
+                       ("sync_peer", "bad"), ("report_url", "ftp://x")):
+        raw = mutated(raw, ("cmd_line", key), value)
+    assert_rejected(raw, "cmd_line", "router_pr='255'", "vrrp_version='4'", "sync_dev='foo'",
+                    "sync_peer='bad'", "report_url='ftp://x'")

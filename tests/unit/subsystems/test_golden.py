@@ -9,18 +9,30 @@ from types import ModuleType
 import pytest
 from vragent import subsystems
 from vragent.config import RouterConfig
-from vragent.subsystems import interfaces, netfilter, routes, sysctl
+from vragent.subsystems import conntrack, interfaces, netfilter, routes, sysctl, vrrp
 from vragent.topology import Topology
 
-from tests.unit.builders import isolated_topology, sample_topology, settings
+from tests.unit.builders import isolated_topology, pair_topology, sample_topology, settings
 
 from .golden_files import GOLDEN, check_golden, updating
 
 SCENARIOS: dict[str, Callable[[], tuple[RouterConfig, Topology]]] = {
     "vpc": sample_topology,
     "isolated": isolated_topology,
+    "pair": pair_topology,  # the sample VPC booted as one of a redundant pair
 }
-MODULES = {m.NAME: m for m in (netfilter, routes, interfaces, sysctl)}
+MODULES = {m.NAME: m for m in (netfilter, routes, interfaces, sysctl, conntrack, vrrp)}
+# The scenarios that are one of a pair (checked below against RouterConfig.redundant).
+REDUNDANT = {"pair"}
+# Daemons only a pair runs. A standalone router renders nothing for them, which
+# test_standalone_router_renders_no_pair_daemons asserts instead of empty golden files.
+PAIR_ONLY = {conntrack.NAME, vrrp.NAME}
+GOLDEN_CASES = sorted(
+    (scenario, name)
+    for scenario in SCENARIOS
+    for name in MODULES
+    if scenario in REDUNDANT or name not in PAIR_ONLY
+)
 
 
 def rendered_text(module: ModuleType, cfg: RouterConfig, topo: Topology) -> str:
@@ -34,12 +46,26 @@ def test_every_subsystem_is_golden_tested() -> None:
     assert {m.NAME for m in subsystems.ORDER} == set(MODULES)
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize(("scenario", "name"), GOLDEN_CASES)
 def test_golden(scenario: str, name: str) -> None:
     cfg, topo = SCENARIOS[scenario]()
     assert topo.missing == ()
-    check_golden(f"{scenario}_{name}.txt", rendered_text(MODULES[name], cfg, topo))
+    text = rendered_text(MODULES[name], cfg, topo)
+    assert text  # an empty render has nothing to review
+    check_golden(f"{scenario}_{name}.txt", text)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_redundant_scenarios_are_the_pairs(scenario: str) -> None:
+    cfg, _ = SCENARIOS[scenario]()
+    assert cfg.redundant is (scenario in REDUNDANT)
+
+
+@pytest.mark.parametrize("name", sorted(PAIR_ONLY))
+@pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - REDUNDANT))
+def test_standalone_router_renders_no_pair_daemons(scenario: str, name: str) -> None:
+    cfg, topo = SCENARIOS[scenario]()
+    assert rendered_text(MODULES[name], cfg, topo) == ""
 
 
 def test_rendering_is_deterministic() -> None:
@@ -50,7 +76,7 @@ def test_rendering_is_deterministic() -> None:
 
 
 def test_no_stray_golden_files() -> None:
-    expected = {f"{s}_{n}.txt" for s in SCENARIOS for n in MODULES}
+    expected = {f"{s}_{n}.txt" for s, n in GOLDEN_CASES}
     present = {p.name for p in Path(GOLDEN).glob("*.txt")}
     if updating():
         for stale in present - expected:

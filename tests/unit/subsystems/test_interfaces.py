@@ -12,6 +12,9 @@ from vragent.topology import resolve
 from tests.unit.builders import (
     PAIR_BOOT,
     apply_bags,
+    pair_docs,
+    pair_links,
+    pair_topology,
     sample_bag,
     sample_docs,
     sample_links,
@@ -91,3 +94,46 @@ def test_render_format() -> None:
 def test_bootstrapping_vpc_router_has_only_its_control_link() -> None:
     d = _desired(apply_bags([sample_bag("cmd_line.json")]))
     assert [s.ifname for s in d.links] == ["eth0"]
+
+
+def test_sync_link_protects_the_advert_address() -> None:
+    cfg, topo = pair_topology()
+    links = _by_name(interfaces.desired(cfg, topo, settings()))
+    # The sync address is the router's own; the advert address is keepalived's, on
+    # the master only, and must survive every reconcile on it.
+    assert links["eth5"] == LinkSpec("eth5", frozenset({"10.255.0.1/24"}),
+                                     protected=frozenset({"10.255.0.1/24", "10.255.0.254/24"}))
+    # Only on the sync link: the control link keeps just its own address.
+    assert links["eth0"].protected == {"169.254.0.10/16"}
+
+
+def test_sync_link_protects_an_explicit_advert_address() -> None:
+    links = _by_name(_desired(pair_docs(sync_vip="10.255.0.100"), pair_links()))
+    assert links["eth5"].protected == {"10.255.0.1/24", "10.255.0.100/24"}
+    assert links["eth5"].addresses == {"10.255.0.1/24"}  # never added by the agent
+
+
+def test_standalone_router_protects_no_advert_address() -> None:
+    links = _by_name(_desired(pair_docs(redundant_router="0"), pair_links()))
+    assert links["eth5"] == LinkSpec("eth5", frozenset({"10.255.0.1/24"}),
+                                     protected=frozenset({"10.255.0.1/24"}))
+    # Standalone, the router owns its tier gateways and public IPs itself.
+    assert links["eth2"].addresses == {"10.10.1.1/24"}
+    assert links["eth1"].protected == frozenset()
+
+
+def test_pair_render_keeps_vips_for_keepalived() -> None:
+    cfg, topo = pair_topology()
+    text = render(interfaces.desired(cfg, topo, settings()))
+    assert "link eth5 up addresses 10.255.0.1/24 keep 10.255.0.1/24 10.255.0.254/24\n" in text
+    assert "link eth2 up addresses - keep 10.10.1.1/24 (addresses owned by keepalived)\n" in text
+    assert "link eth4 up addresses 172.30.0.1/24\n" in text
+
+
+def test_pair_links_carrying_vips_are_keepalived_s() -> None:
+    cfg, topo = pair_topology()
+    owned = {s.ifname for s in interfaces.desired(cfg, topo, settings()).links if s.vrrp_owned}
+    # Public and tier links; not the private gateway, the sync or the control link.
+    assert owned == {"eth1", "eth2", "eth3"}
+    standalone = _desired(pair_docs(redundant_router="0"), pair_links())
+    assert not any(s.vrrp_owned for s in standalone.links)

@@ -24,6 +24,9 @@ from tests.unit.builders import (
     apply_bags,
     isolated_topology,
     link,
+    pair_docs,
+    pair_links,
+    pair_topology,
     sample_bag,
     sample_docs,
     sample_links,
@@ -151,3 +154,39 @@ def test_isolated_router_routes() -> None:
     assert Route(MAIN, "default", "100.64.20.1", "eth1") in d.routes
     assert {r.src for r in d.rules if r.priority == PRIO_FROM} == {"100.64.20.10",
                                                                    "100.64.20.11"}
+
+
+def test_pair_public_default_routes_are_onlink() -> None:
+    cfg, topo = pair_topology()
+    d = routes.desired(cfg, topo, settings())
+    # On the backup the public address is absent: only an on-link route stays valid.
+    assert d.routes == {
+        Route(MAIN, "default", "100.64.10.1", "eth1", onlink=True),
+        Route(101, "default", "100.64.10.1", "eth1", onlink=True),
+        Route(MAIN, "10.99.0.0/24", "172.30.0.254", "eth4"),  # private gateway: ours
+    }
+    # The rules do not depend on redundancy.
+    assert d.rules == routes.desired(*sample_topology(), settings()).rules
+
+
+def test_standalone_public_default_routes_are_not_onlink() -> None:
+    for docs in (sample_docs(), pair_docs(redundant_router="0"),
+                 pair_docs(drop=("sync_dev", "sync_peer"))):
+        d = _desired(docs, pair_links())
+        defaults = [r for r in d.routes if r.dst == "default"]
+        assert len(defaults) == 2
+        assert not any(r.onlink for r in d.routes)
+
+
+def test_onlink_argv() -> None:
+    assert route_argv(Route(101, "default", "100.64.10.1", "eth1", onlink=True)) == [
+        "to", "default", "via", "100.64.10.1", "dev", "eth1", "table", "101", "onlink"]
+    assert "onlink" not in route_argv(Route(101, "default", "100.64.10.1", "eth1"))
+
+
+def test_pair_render_marks_onlink_routes() -> None:
+    cfg, topo = pair_topology()
+    text = render(routes.desired(cfg, topo, settings()))
+    assert "route to default via 100.64.10.1 dev eth1 table main onlink\n" in text
+    assert "route to default via 100.64.10.1 dev eth1 table 101 onlink\n" in text
+    assert "route to 10.99.0.0/24 via 172.30.0.254 dev eth4 table main\n" in text

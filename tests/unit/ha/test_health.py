@@ -1,0 +1,111 @@
+"""keepalived's track_script: fit to be master only with a live agent and conntrackd."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from vragent.ha.health import HEARTBEAT_STALE, main, problems
+
+
+def _heartbeat(root: Path, age: float = 0.0) -> Path:
+    path = root / "run/vragent/agent.heartbeat"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    if age:
+        then = time.time() - age
+        os.utime(path, (then, then))
+    return path
+
+
+def _conntrackd_conf(root: Path) -> None:
+    path = root / "etc/vragent/conntrackd.conf"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("Sync {}\n")
+
+
+@pytest.fixture
+def conntrackd_socket(tmp_path: Path) -> Iterator[Path]:
+    """A listening AF_UNIX socket where conntrackd's control socket would be."""
+    path = tmp_path / "run/vragent/conntrackd.sock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        sock.listen(4)
+        yield path
+    finally:
+        sock.close()
+
+
+def test_no_heartbeat_is_a_problem(tmp_path: Path) -> None:
+    assert problems(tmp_path) == ["agent is not running (no heartbeat)"]
+
+
+def test_fresh_heartbeat_without_conntrackd_configured_is_fit(tmp_path: Path) -> None:
+    _heartbeat(tmp_path)
+    assert problems(tmp_path) == []
+
+
+def test_stale_heartbeat_is_a_problem(tmp_path: Path) -> None:
+    _heartbeat(tmp_path, age=HEARTBEAT_STALE + 30)
+    found = problems(tmp_path)
+    assert len(found) == 1
+    assert found[0].startswith("agent heartbeat is ") and found[0].endswith("s old")
+
+
+def test_heartbeat_just_inside_the_limit_is_fit(tmp_path: Path) -> None:
+    _heartbeat(tmp_path, age=HEARTBEAT_STALE - 2)
+    assert problems(tmp_path) == []
+
+
+def test_conntrackd_configured_but_not_answering_is_a_problem(tmp_path: Path) -> None:
+    _heartbeat(tmp_path)
+    _conntrackd_conf(tmp_path)
+    found = problems(tmp_path)
+    assert len(found) == 1 and found[0].startswith("conntrackd does not answer")
+
+
+def test_conntrackd_socket_file_nobody_listens_on_is_a_problem(tmp_path: Path) -> None:
+    # What a killed conntrackd leaves behind.
+    _heartbeat(tmp_path)
+    _conntrackd_conf(tmp_path)
+    path = tmp_path / "run/vragent/conntrackd.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(path))
+    assert path.exists()
+    assert [p[:26] for p in problems(tmp_path)] == ["conntrackd does not answer"]
+
+
+def test_conntrackd_answering_is_fit(tmp_path: Path, conntrackd_socket: Path) -> None:
+    _heartbeat(tmp_path)
+    _conntrackd_conf(tmp_path)
+    assert problems(tmp_path) == []
+
+
+def test_every_problem_is_listed(tmp_path: Path) -> None:
+    _conntrackd_conf(tmp_path)
+    found = problems(tmp_path)
+    assert len(found) == 2
+    assert found[0] == "agent is not running (no heartbeat)"
+    assert found[1].startswith("conntrackd does not answer")
+
+
+def test_main_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--root", str(tmp_path)]) == 1
+    assert "vragent-health: agent is not running (no heartbeat)" in capsys.readouterr().err
+    _heartbeat(tmp_path)
+    assert main(["--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_main_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _heartbeat(tmp_path)
+    monkeypatch.setenv("VRAGENT_ROOT", str(tmp_path))
+    assert main([]) == 0
+    monkeypatch.setenv("VRAGENT_ROOT", str(tmp_path / "elsewhere"))
+    assert main([]) == 1

@@ -1,0 +1,53 @@
+"""What a router does on each keepalived transition: conntrack-tools' sequence."""
+
+from __future__ import annotations
+
+import pytest
+from vragent.ha.transitions import Step, steps
+
+
+def _described(status: str) -> list[str]:
+    return [s.describe() for s in steps(status)]
+
+
+def test_primary_commits_then_resyncs_then_starts_services_then_announces() -> None:
+    assert steps("PRIMARY") == [
+        Step("conntrackd", ("-c",)),
+        Step("conntrackd", ("-f",)),
+        Step("conntrackd", ("-R",)),
+        Step("conntrackd", ("-B",)),
+        Step("primary-services", ("start",)),
+        Step("garp"),
+    ]
+
+
+def test_backup_stops_services_then_ages_out_then_asks_for_a_resync() -> None:
+    assert _described("BACKUP") == [
+        "primary-services stop",
+        "conntrackd -t",
+        "conntrackd -n",
+    ]
+
+
+def test_fault_stops_services_and_ages_out_without_a_resync() -> None:
+    assert _described("FAULT") == ["primary-services stop", "conntrackd -t"]
+
+
+@pytest.mark.parametrize("status", ["UNKNOWN", "", "MASTER"])
+def test_anything_else_only_stops_services(status: str) -> None:
+    assert _described(status) == ["primary-services stop"]
+
+
+def test_only_a_primary_commits_starts_services_or_announces() -> None:
+    for status in ("BACKUP", "FAULT", "UNKNOWN"):
+        done = _described(status)
+        assert "conntrackd -c" not in done
+        assert "primary-services start" not in done
+        assert "garp" not in done
+
+
+def test_describe() -> None:
+    assert Step("conntrackd", ("-c",)).describe() == "conntrackd -c"
+    assert Step("garp").describe() == "garp"
+    assert Step("primary-services", ("start", "dnsmasq")).describe() == (
+        "primary-services start dnsmasq")

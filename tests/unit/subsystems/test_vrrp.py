@@ -1,0 +1,318 @@
+"""VRRP: keepalived's configuration for the redundant pair."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+from vragent.config import RouterConfig
+from vragent.subsystems import vrrp
+from vragent.topology import resolve
+
+from tests.unit.builders import (
+    HEALTH_COMMAND,
+    apply_bags,
+    extra_public_ip_bag,
+    pair_cmdline,
+    pair_docs,
+    pair_links,
+    pair_topology,
+    sample_links,
+    sample_topology,
+    settings,
+    third_tier_bag,
+    with_bags,
+)
+
+
+def _desired(drop: tuple[str, ...] = (), **boot: str) -> vrrp.Desired:
+    cfg, topo = pair_topology(drop, **boot)
+    return vrrp.desired(cfg, topo, settings())
+
+
+def _render(drop: tuple[str, ...] = (), **boot: str) -> str:
+    d = _desired(drop, **boot)
+    assert vrrp.verify(d) == []
+    return vrrp.render(d)
+
+
+def _block(text: str, opening: str) -> list[str]:
+    """The lines inside the block that ``opening`` (a whole stripped line) starts."""
+    lines = text.splitlines()
+    start = [line.strip() for line in lines].index(opening)
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = next(i for i in range(start + 1, len(lines))
+               if lines[i].strip() == "}" and len(lines[i]) - 1 == indent)
+    return [line.strip() for line in lines[start + 1:end]]
+
+
+def _without_excluded(text: str) -> list[str]:
+    lines = text.splitlines()
+    if "virtual_ipaddress_excluded {" not in [line.strip() for line in lines]:
+        return lines
+    start = [line.strip() for line in lines].index("virtual_ipaddress_excluded {")
+    end = start + len(_block(text, "virtual_ipaddress_excluded {")) + 1
+    return lines[:start] + lines[end + 1:]
+
+
+def _changed_lines(before: str, after: str) -> list[str]:
+    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(),
+                                                  lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+# -- not a pair ------------------------------------------------------------------
+
+
+def test_standalone_router_has_no_keepalived() -> None:
+    cfg, topo = sample_topology()
+    d = vrrp.desired(cfg, topo, settings())
+    assert d == vrrp.Desired(enabled=False)
+    assert vrrp.verify(d) == []
+    assert vrrp.render(d) == ""
+
+
+def test_redundant_without_sync_link_runs_standalone_with_a_warning() -> None:
+    cfg = RouterConfig.from_docs(pair_docs(drop=("sync_dev", "sync_peer")))
+    d = vrrp.desired(cfg, resolve(cfg, sample_links()), settings())
+    assert d.enabled is False
+    assert cfg.ha_problem is not None
+    assert d.warnings == (cfg.ha_problem,)
+    assert "sync_dev" in d.warnings[0] and "standalone" in d.warnings[0]
+    assert vrrp.verify(d) == []  # a warning: the router still works, alone
+    assert vrrp.render(d) == ""
+
+
+def test_sync_dev_without_boot_address_runs_standalone_with_a_warning() -> None:
+    cfg = RouterConfig.from_docs(pair_docs(drop=("eth5ip", "eth5mask")))
+    d = vrrp.desired(cfg, resolve(cfg, sample_links()), settings())
+    assert d.enabled is False
+    assert len(d.warnings) == 1 and "eth5ip" in d.warnings[0]
+    assert vrrp.render(d) == ""
+
+
+# -- the sample pair ---------------------------------------------------------------
+
+
+def test_sample_pair() -> None:
+    d = _desired()
+    assert d.enabled is True
+    assert d.problems == () and d.warnings == ()
+    assert (d.router_id, d.instance, d.sync_dev, d.sync_ip, d.peer) == (
+        "r-1-VM", "vpc", "eth5", "10.255.0.1", "10.255.0.2")
+    assert (d.vrid, d.priority, d.advert_int, d.version, d.auth_pass) == (1, 100, "1", 3, "")
+    assert d.vip == "10.255.0.254/24"
+    # Tier gateways and public IPs; the private gateway (eth4) is the router's own.
+    assert d.excluded == (
+        ("10.10.1.1/24", "eth2"), ("10.10.2.1/24", "eth3"), ("100.64.10.10/24", "eth1"),
+        ("100.64.10.11/24", "eth1"), ("100.64.10.12/24", "eth1"))
+    assert d.fifo == "/nonexistent/vragent-unit/run/vragent/keepalived.fifo"
+    assert d.health_script == f"{HEALTH_COMMAND} --root /nonexistent/vragent-unit"
+
+
+def test_render_structure() -> None:
+    text = _render()
+    stripped = [line.strip() for line in text.splitlines()]
+    instance = _block(text, "vrrp_instance vpc {")
+    assert "state BACKUP" in instance and "nopreempt" in instance
+    assert not any(line.startswith("state MASTER") for line in stripped)
+    assert _block(text, "virtual_ipaddress {") == ["10.255.0.254/24 dev eth5"]
+    excluded = _block(text, "virtual_ipaddress_excluded {")
+    assert "10.10.1.1/24 dev eth2" in excluded and "100.64.10.12/24 dev eth1" in excluded
+    assert not any("172.30.0.1" in line for line in excluded)
+    assert "unicast_src_ip 10.255.0.1" in instance
+    assert _block(text, "unicast_peer {") == ["10.255.0.2"]
+    assert _block(text, "track_script {") == ["vragent_health"]
+    assert f'script "{HEALTH_COMMAND} --root /nonexistent/vragent-unit"' in stripped
+    # keepalived resolves the script user when it meets notify_fifo: it must be set first.
+    glob = _block(text, "global_defs {")
+    assert glob.index("script_user root") < next(
+        i for i, line in enumerate(glob) if line.startswith("notify_fifo "))
+    assert "authentication {" not in stripped
+
+
+def test_multicast_when_no_peer_is_given() -> None:
+    d = _desired(drop=("sync_peer",))
+    assert d.peer is None
+    assert vrrp.verify(d) == []
+    # The same file as the unicast pair's, less the unicast lines.
+    assert _changed_lines(_render(), vrrp.render(d)) == [
+        "-    unicast_src_ip 10.255.0.1",
+        "-    unicast_peer {",
+        "-        10.255.0.2",
+        "-    }",
+    ]
+
+
+def test_priority_and_vrid_from_boot_parameters() -> None:
+    text = _render(router_pr="150", router_id="42")
+    instance = _block(text, "vrrp_instance vpc {")
+    assert "priority 150" in instance and "virtual_router_id 42" in instance
+    assert "state BACKUP" in instance and "nopreempt" in instance  # whatever the priority
+
+
+@pytest.mark.parametrize(("value", "expected"),
+                         [("0.2", "0.2"), ("1", "1"), ("1.0", "1"), ("0.25", "0.25"),
+                          ("3", "3")])
+def test_advert_int_text(value: str, expected: str) -> None:
+    assert _desired(advert_int=value).advert_int == expected
+    assert f"advert_int {expected}" in _block(_render(advert_int=value), "vrrp_instance vpc {")
+
+
+def test_router_id_is_one_word() -> None:
+    assert _desired(name="r 4/VM").router_id == "r_4_VM"
+    assert _desired(drop=("name",)).router_id == "router"
+
+
+# -- VRRP version and authentication ----------------------------------------------
+
+
+def test_v2_sub_second_adverts_are_a_problem() -> None:
+    d = _desired(vrrp_version="2", advert_int="0.5")
+    assert [p for p in d.problems if p.startswith("advert_int=0.5:")] == [
+        "advert_int=0.5: sub-second adverts need vrrp_version=3"]
+    assert vrrp.verify(d) == list(d.problems)
+    assert _desired(vrrp_version="3", advert_int="0.5").problems == ()
+    assert _desired(vrrp_version="2", advert_int="2").problems == ()
+
+
+def test_v2_password_is_cut_to_eight_characters() -> None:
+    d = _desired(vrrp_version="2", router_password="s3cretpassword")
+    assert d.auth_pass == "s3cretpa"
+    assert d.problems == ()
+    text = vrrp.render(d)
+    assert _block(text, "authentication {") == ["auth_type PASS", "auth_pass s3cretpa"]
+    assert "version 2" in _block(text, "vrrp_instance vpc {")
+    assert "s3cretpassword" not in text
+
+
+def test_v2_short_password_kept_whole() -> None:
+    assert _desired(vrrp_version="2", router_password="abc").auth_pass == "abc"
+
+
+def test_v2_without_password_has_no_authentication() -> None:
+    d = _desired(vrrp_version="2")
+    assert d.auth_pass == ""
+    assert "authentication" not in vrrp.render(d)
+
+
+def test_v3_has_no_authentication() -> None:
+    d = _desired(vrrp_version="3", router_password="s3cretpassword")
+    assert d.auth_pass == ""
+    assert d.problems == ()
+    text = vrrp.render(d)
+    assert "authentication" not in text and "s3cret" not in text
+    assert "version 3" in _block(text, "vrrp_instance vpc {")
+
+
+def test_v2_password_keepalived_cannot_carry_is_a_problem() -> None:
+    d = _desired(vrrp_version="2", router_password="pass word")
+    assert any(p.startswith("router_password:") for p in d.problems)
+    # The password itself is not repeated in the message.
+    assert not any("pass word" in p for p in d.problems)
+
+
+# -- problems with the sync link ---------------------------------------------------
+
+
+def test_sync_dev_not_on_this_router_is_a_problem() -> None:
+    cfg = RouterConfig.from_docs(pair_docs())
+    d = vrrp.desired(cfg, resolve(cfg, sample_links()), settings())  # no eth5
+    assert vrrp.verify(d) == ["sync_dev=eth5: no such interface on this router"]
+
+
+@pytest.mark.parametrize("vip", ["10.255.1.5", "192.0.2.1", "10.255.0.1", "10.255.0.2"])
+def test_sync_vip_must_be_free_on_the_sync_network(vip: str) -> None:
+    problems = vrrp.verify(_desired(sync_vip=vip))
+    assert problems == [f"sync_vip={vip}: must be a free address on the sync network "
+                        "10.255.0.0/24"]
+
+
+def test_sync_vip_given_explicitly() -> None:
+    d = _desired(sync_vip="10.255.0.100")
+    assert d.problems == ()
+    assert _block(vrrp.render(d), "virtual_ipaddress {") == ["10.255.0.100/24 dev eth5"]
+
+
+@pytest.mark.parametrize("peer", ["10.255.9.2", "10.255.0.1"])
+def test_sync_peer_must_be_another_address_on_the_sync_network(peer: str) -> None:
+    problems = vrrp.verify(_desired(sync_peer=peer))
+    assert any(p.startswith(f"sync_peer={peer}: ") and "10.255.0.0/24" in p
+               for p in problems), problems
+
+
+@pytest.mark.parametrize("root", ["/srv/my root", "/srv/root;reboot", "/srv/\"q\""])
+def test_root_keepalived_cannot_quote_is_a_problem(root: str) -> None:
+    cfg, topo = pair_topology()
+    d = vrrp.desired(cfg, topo, settings(root=Path(root)))
+    assert any(p.startswith("state root ") and root in p for p in vrrp.verify(d)), d.problems
+
+
+def test_health_command_keepalived_cannot_quote_is_a_problem() -> None:
+    cfg, topo = pair_topology()
+    d = vrrp.desired(cfg, topo, settings(health_command="/opt/my venv/bin/vragent-health"))
+    assert [p for p in d.problems if p.startswith("health command ")] == [
+        "health command '/opt/my venv/bin/vragent-health': keepalived scripts cannot take "
+        "this path"]
+
+
+def test_paths_follow_the_settings() -> None:
+    cfg, topo = pair_topology()
+    s = settings(root=Path("/srv/r1"))
+    d = vrrp.desired(cfg, topo, s)
+    assert d.problems == ()
+    text = vrrp.render(d)
+    assert f"notify_fifo {s.notify_fifo}" in text
+    assert f'"{HEALTH_COMMAND} --root /srv/r1"' in text
+
+
+# -- election safety: addresses come and go, the adverts never change ----------------
+
+
+@pytest.mark.parametrize(
+    ("bag", "line"),
+    [
+        (third_tier_bag(), "10.10.3.1/24 dev eth6"),
+        (extra_public_ip_bag(), "100.64.10.13/24 dev eth1"),
+    ],
+    ids=["tier", "public-ip"],
+)
+def test_adding_an_address_changes_only_the_excluded_block(bag: dict[str, object],
+                                                           line: str) -> None:
+    docs = pair_docs()
+    before_d = vrrp.desired(*with_bags(docs), settings())
+    after_d = vrrp.desired(*with_bags(docs, bag), settings())
+    assert set(after_d.excluded) - set(before_d.excluded) == {tuple(line.split(" dev "))}
+    assert len(after_d.excluded) == len(before_d.excluded) + 1
+    before, after = vrrp.render(before_d), vrrp.render(after_d)
+    assert _changed_lines(before, after) == [f"+        {line}"]
+    assert _block(after, "virtual_ipaddress_excluded {") == sorted(
+        [*_block(before, "virtual_ipaddress_excluded {"), line])
+    assert _block(after, "virtual_ipaddress {") == _block(before, "virtual_ipaddress {")
+    assert _without_excluded(after) == _without_excluded(before)
+
+
+def test_removing_a_tier_changes_only_the_excluded_block() -> None:
+    docs = apply_bags([third_tier_bag()], pair_docs())
+    with_tier = vrrp.render(vrrp.desired(*with_bags(docs), settings()))
+    without = vrrp.render(vrrp.desired(*with_bags(docs, third_tier_bag(add=False)), settings()))
+    assert _changed_lines(with_tier, without) == ["-        10.10.3.1/24 dev eth6"]
+
+
+def test_first_addresses_after_boot_change_only_the_excluded_block() -> None:
+    # A pair elects on its boot parameters alone, before any tier or public IP.
+    boot = RouterConfig.from_docs(apply_bags([pair_cmdline()]))
+    bare = vrrp.render(vrrp.desired(boot, resolve(boot, pair_links()), settings()))
+    assert "virtual_ipaddress_excluded" not in bare
+    assert _without_excluded(_render()) == bare.splitlines()
+
+
+def test_adding_a_tier_leaves_every_election_field_alone() -> None:
+    docs = pair_docs()
+    before = vrrp.desired(*with_bags(docs), settings())
+    after = vrrp.desired(*with_bags(docs, third_tier_bag(), extra_public_ip_bag()), settings())
+    assert after.excluded != before.excluded
+    for name in ("router_id", "sync_dev", "sync_ip", "peer", "vrid", "priority", "advert_int",
+                 "version", "auth_pass", "vip", "fifo", "health_script"):
+        assert getattr(after, name) == getattr(before, name), name
