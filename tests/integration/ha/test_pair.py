@@ -102,6 +102,9 @@ def test_tier_and_public_ip_changes_cause_no_state_change_and_no_loss(
     assert pair.master() is master
     assert stats["sent"] > 100
     assert stats["lost"] == 0, stats
+    assert master.service_running() and not backup.service_running()
+    assert master.vragent("state").stdout == "Status: PRIMARY\n"
+    assert backup.vragent("state").stdout == "Status: BACKUP\n"
 
 
 def test_burst_of_commands_converges_without_state_changes(
@@ -120,6 +123,7 @@ def test_burst_of_commands_converges_without_state_changes(
         for ip in removed:
             r.apply(public_ips(r, [ip], add=False))
 
+    reloads_before = [len(r.reload_times()) for r in pair.routers]
     started = time.monotonic()
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(burst, pair.routers))
@@ -130,6 +134,13 @@ def test_burst_of_commands_converges_without_state_changes(
     converged = time.monotonic() - started
     print(f"\nburst: 2 x 100 commands ran in {commands_done:.1f} s, "
           f"converged in {converged:.1f} s")
+    for r, skip in zip(pair.routers, reloads_before, strict=True):
+        # Coalesced: never two reloads within 1.5 adverts, however fast commands come.
+        times = r.reload_times()[skip:]
+        assert 0 < len(times) < 100
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert min(gaps, default=1.5 * ADVERT_INT) >= 1.5 * ADVERT_INT - 0.01, gaps
+        print(f"{r.name}: {len(times)} keepalived reloads for 100 commands")
 
     for r in pair.routers:
         r.apply(public_ips(r, sorted(kept), add=False))
@@ -171,8 +182,11 @@ def test_dead_agent_takes_its_router_out_of_mastership(vpc_pair: tuple[Pair, Sam
     other = pair.other(master)
     sampler.healthy(False)
     assert "stopped" in master.supervisorctl("stop", "agent")
+    # No agent vouches for the persisted state: CloudStack's poller sees UNKNOWN.
+    assert master.vragent("state").stdout == "Status: UNKNOWN\n"
     wait_for(lambda: other.status() == "PRIMARY", 15, "the peer to take over")
     assert not master.holds_vip("10.255.0.254")
+    wait_for(other.service_running, 10, "the master-only services on the new master")
     assert "started" in master.supervisorctl("start", "agent")
     # The FIFO kept keepalived's events while no one read them: FAULT, then BACKUP.
     wait_for(lambda: master.status() == "BACKUP", 15, "the revived router to be backup")
@@ -211,6 +225,7 @@ def test_hard_failover_keeps_established_connections(vpc_pair: tuple[Pair, Sampl
         assert stats["max_gap_ms"] < 10_000, stats
         results = [h.check() for h in holders]
         assert [r["ok"] for r in results] == [100, 100, 1], results
+        assert survivor.service_running()
 
         # The old master reboots: it comes back as backup and leaves mastership
         # where it is (nopreempt); conntrackd resyncs it from the new master.

@@ -125,3 +125,10 @@ def test_status_line_shows_the_state_of_a_live_agent(tmp_path: Path, live_agent:
 
 def test_status_line_live_agent_without_state_file(tmp_path: Path, live_agent: Path) -> None:
     assert status_line(tmp_path / "absent.json", live_agent) == "Status: UNKNOWN"
+
+
+@pytest.mark.parametrize("text", ["[]", '"x"', "null", "{not json"])
+def test_a_state_file_that_is_not_an_object_reads_as_unknown(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "ha-state.json"
+    path.write_text(text)
+    assert HaState.load(path).status == "UNKNOWN"

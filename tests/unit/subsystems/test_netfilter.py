@@ -562,13 +562,14 @@ def test_full_pipeline_large_acl_delta() -> None:
     assert "ip saddr 10.17.71.0/24 tcp dport 4322 drop" in script
 
 
-def test_pair_traffic_admitted_only_on_a_redundant_router_and_never_from_uplinks() -> None:
-    from tests.unit.builders import apply_bags, sample_bag, sample_docs, sample_links
+def test_pair_traffic_admitted_only_on_a_redundant_router_and_only_on_the_sync_link() -> None:
+    from tests.unit.builders import PAIR_BOOT, apply_bags, sample_bag, sample_docs, sample_links
     from tests.unit.builders import settings as unit_settings
 
     def input_chain(redundant: str) -> tuple[str, ...]:
         cmdline = sample_bag("cmd_line.json")
-        cmdline["cmd_line"]["redundant_router"] = redundant
+        if redundant == "1":
+            cmdline["cmd_line"].update(PAIR_BOOT)
         cfg = RouterConfig.from_docs(apply_bags([cmdline], sample_docs()))
         rs = netfilter.render(
             netfilter.desired(cfg, resolve(cfg, sample_links()), unit_settings()))
@@ -577,5 +578,5 @@ def test_pair_traffic_admitted_only_on_a_redundant_router_and_never_from_uplinks
     single = input_chain("0")
     assert not any("112" in r or "3780" in r for r in single)
     pair = input_chain("1")
-    assert "meta l4proto 112 accept" in pair
-    assert 'iifname != "eth1" udp dport 3780 accept' in pair
+    assert 'iifname "eth5" meta l4proto 112 accept' in pair
+    assert 'iifname "eth5" udp dport 3780 accept' in pair

@@ -190,3 +190,14 @@ def test_pair_render_marks_onlink_routes() -> None:
     assert "route to default via 100.64.10.1 dev eth1 table main onlink\n" in text
     assert "route to default via 100.64.10.1 dev eth1 table 101 onlink\n" in text
     assert "route to 10.99.0.0/24 via 172.30.0.254 dev eth4 table main\n" in text
+
+
+def test_pair_static_route_via_a_tier_is_onlink_but_via_the_private_gateway_is_not() -> None:
+    # keepalived owns the tier's address: on the backup only an on-link route is valid.
+    docs = pair_docs()
+    cfg = RouterConfig.from_docs(apply_bags(
+        [{"type": "staticroutes", "routes": [
+            {"network": "192.168.7.0/24", "gateway": "10.10.2.254", "revoke": False}]}], docs))
+    d = routes.desired(cfg, resolve(cfg, pair_links()), settings())
+    assert Route(MAIN, "192.168.7.0/24", "10.10.2.254", "eth3", onlink=True) in d.routes
+    assert Route(MAIN, "10.99.0.0/24", "172.30.0.254", "eth4") in d.routes

@@ -47,7 +47,9 @@ TICK = 1.0
 
 
 def log(message: str) -> None:
-    print(f"vragent-daemon: {message}", file=sys.stderr, flush=True)
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    print(f"{stamp} vragent-daemon: {message}", file=sys.stderr, flush=True)
 
 
 def _digest(path: Path) -> str | None:

@@ -31,7 +31,7 @@ class HaState:
         try:
             data = json.loads(path.read_text())
             return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, AttributeError):
             return cls()
 
 

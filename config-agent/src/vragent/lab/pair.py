@@ -137,6 +137,21 @@ class PairRouter:
         )
         return proc.stdout + proc.stderr
 
+    def service_running(self, name: str = "primary-only:standin") -> bool:
+        return "RUNNING" in self.supervisorctl("status", name)
+
+    def reload_times(self) -> list[float]:
+        """When the agent reloaded keepalived (from its log)."""
+        import datetime
+
+        found = []
+        log = self.root / "var/log/vragent/agent.log"
+        for line in log.read_text().splitlines() if log.exists() else []:
+            if line.endswith("reloading keepalived"):
+                stamp = line.split()[0].rstrip("Z")
+                found.append(datetime.datetime.fromisoformat(stamp).timestamp())
+        return found
+
     def holds_vip(self, vip: str) -> bool:
         return f" {vip}/" in self.sh("ip", "-4", "-o", "addr", "show", "dev", "eth5",
                                      check=False)
@@ -148,6 +163,10 @@ class PairRouter:
         env_path = f"{bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for sub in ("run/vragent", "var/log/vragent", "etc/vragent/supervisor.d"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        # A stand-in for the services only a master runs (password server, VPN).
+        (self.root / "etc/vragent/supervisor.d/primary-only.conf").write_text(
+            "[program:standin]\ncommand=sleep 1000000\nautostart=false\nautorestart=true\n"
+            "startsecs=0\n\n[group:primary-only]\nprograms=standin\n")
         log = (self.root / "var/log/vragent/supervisord.out").open("ab")
         self.supervisord = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, "env", f"VRAGENT_ROOT={self.root}",

@@ -81,6 +81,8 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
             rules.add(Rule(PRIO_FROM, p.table, src=a.public_ip))
 
     connected = topo.connected()
+    # Links whose addresses keepalived moves: the backup has none there.
+    vrrp_devs = set(topo.public_names) | {g.ifname for g in topo.guests if not g.private_gateway}
     for r in cfg.routes:
         gw_addr = ipaddress.IPv4Address(r.gateway)
         via_dev = next((d for net, d in connected if gw_addr in net), None)
@@ -90,7 +92,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
                             "connected network yet; route not installed")
             continue
         net = ipaddress.IPv4Network(r.network, strict=False)
-        routes.add(Route(MAIN, str(net), r.gateway, via_dev))
+        routes.add(Route(MAIN, str(net), r.gateway, via_dev, onlink and via_dev in vrrp_devs))
     return Desired(frozenset(routes), frozenset(rules), (), tuple(warnings))
 
 
