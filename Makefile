@@ -1,5 +1,5 @@
 # vragent: the redundant VPC router appliance.
-#   make demo   a router in a network namespace with the sample two-tier VPC
+#   make demo   the sample two-tier VPC on one router, then on a redundant pair with a failover
 #   make test   lint, type checks, unit and integration tests
 # Both install what they need (Debian packages, the Python environment).
 
@@ -27,6 +27,7 @@ $(STAMP): config-agent/pyproject.toml
 
 demo: setup
 	$(PY) -m vragent.lab.demo
+	$(PY) -m vragent.lab.demo_pair
 
 lint: setup
 	$(VENV)/bin/ruff check config-agent tests bench

@@ -35,9 +35,11 @@ from ..config import HaParams, RouterConfig
 from ..errors import VragentError
 from ..settings import Settings
 from ..store import Store
+from ..subsystems import vrrp
 from ..system import arp, iproute
 from ..system.cmd import spawn
 from ..system.supervisor import RUNNING_STATES, Supervisor
+from ..topology import resolve
 from . import fifo, transitions
 from .report import Pusher, Report, Spool
 from .state import HaState
@@ -86,7 +88,6 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         self._boot()
-        self._load_config()
         self.pusher = Pusher(self.spool, self.ha.report_url if self.ha else None)
         self.pusher.start()
         # Events keepalived queued while no agent read them come first, in order;
@@ -161,35 +162,35 @@ class Daemon:
     def _boot(self) -> None:
         """Rebuild the box once per boot (the run dir is empty after a reboot)."""
         marker = self.settings.run_dir / "booted"
+        booted = marker.exists()
         agent = Agent(self.settings)
         try:
-            if marker.exists():
+            if booted:
                 outcome = agent.reconcile()
             else:
                 outcome = agent.boot()
                 marker.touch()
-                # Whatever this router was before the reboot, it is nothing yet:
-                # keepalived's first report must run its full sequence.
-                self.transition("UNKNOWN", "router booted")
             for change in outcome.changes:
                 log(change)
         except VragentError as exc:
             log(f"boot: {exc}")
+        self._load_config()
+        if not booted:
+            # Whatever this router was before the reboot, it is nothing yet:
+            # keepalived's first report must run its full sequence.
+            self.transition("UNKNOWN", "router booted")
 
     def _load_config(self) -> None:
+        # Only what the pair needs: woken by every command, this must stay cheap
+        # however many rules the configuration holds.
         try:
-            docs = Store(self.settings).load()
-            cfg = RouterConfig.from_docs(docs)
-            from ..reconcile import plan
-            from ..subsystems import vrrp
-
-            p = plan(cfg, self.settings, iproute.links())
+            cfg = RouterConfig.from_docs(Store(self.settings).load())
+            d = vrrp.desired(cfg, resolve(cfg, iproute.links()), self.settings)
         except (VragentError, OSError) as exc:
             log(f"reading the configuration: {exc}")
             return
         self.ha = cfg.ha
         self.router = cfg.cmdline.get("name", "router")
-        d = next(r for m, r in p.steps if m is vrrp)
         self.excluded = [(addr.split("/")[0], dev) for addr, dev in d.excluded]
 
     # -- transitions -----------------------------------------------------------
