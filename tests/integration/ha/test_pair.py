@@ -243,9 +243,10 @@ def test_hard_failover_keeps_established_connections(vpc_pair: tuple[Pair, Sampl
     sampler.healthy(True)
 
 
-def test_pair_without_any_tier_is_redundant(tmp_path: Path) -> None:
+@pytest.mark.parametrize("multicast", [False, True], ids=["unicast", "multicast"])
+def test_pair_without_any_tier_is_redundant(tmp_path: Path, multicast: bool) -> None:
     """Redundant from the first boot: only the control and sync links exist."""
-    pair = lab_pair.build(tmp_path, ADVERT_INT)
+    pair = lab_pair.build(tmp_path, ADVERT_INT, multicast=multicast)
     try:
         master = lab_pair.start(pair, bags=[])
         other = pair.other(master)
@@ -257,5 +258,7 @@ def test_pair_without_any_tier_is_redundant(tmp_path: Path) -> None:
                              for rep in pair.reports()), 10, "the takeover to be reported")
         first = pair.reports()[0]
         assert {"router", "state", "previous", "timestamp", "reason"} <= set(first)
+        conf = (other.root / "etc/vragent/keepalived.conf").read_text()
+        assert ("unicast_peer" in conf) is not multicast
     finally:
         pair.destroy()

@@ -292,7 +292,7 @@ class Pair:
         self.lab.destroy()
 
 
-def cmdline(index: int, advert_int: float) -> dict[str, Any]:
+def cmdline(index: int, advert_int: float, multicast: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads((SAMPLE / "cmd_line.json").read_text())
     doc["cmd_line"].update({
         "name": f"r-{index}-VM",
@@ -307,6 +307,8 @@ def cmdline(index: int, advert_int: float) -> dict[str, Any]:
         "sync_peer": f"10.255.0.{3 - index}",
         "report_url": f"http://{MGMT}:{MGMT_PORT}/vrouter/state",
     })
+    if multicast:
+        del doc["cmd_line"]["sync_peer"]
     return doc
 
 
@@ -323,7 +325,8 @@ def tier3(index: int) -> list[dict[str, Any]]:
     return [guest, acl]
 
 
-def build(base: Path, advert_int: float = 1.0, prefix: str | None = None) -> Pair:
+def build(base: Path, advert_int: float = 1.0, prefix: str | None = None,
+          multicast: bool = False) -> Pair:
     """Namespaces, bridges and hosts; routers booted but not started."""
     prefix = prefix or f"p{os.getpid() % 10000}{time.monotonic_ns() % 100:02d}-"
     lab = Lab(prefix)
@@ -353,7 +356,7 @@ def build(base: Path, advert_int: float = 1.0, prefix: str | None = None) -> Pai
             root = base / f"r{i}"
             (root / "var/cache/cloud").mkdir(parents=True, exist_ok=True)
             (root / "var/cache/cloud/cmd_line.json").write_text(
-                json.dumps(cmdline(i, advert_int)))
+                json.dumps(cmdline(i, advert_int, multicast)))
             pair.routers.append(PairRouter(lab, i, root))
     except BaseException:
         lab.destroy()
