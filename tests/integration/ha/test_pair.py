@@ -231,7 +231,9 @@ def test_hard_failover_keeps_established_connections(vpc_pair: tuple[Pair, Sampl
         # where it is (nopreempt); conntrackd resyncs it from the new master.
         transitions = survivor.transitions()
         master.wipe_volatile()
-        master.power_on()
+        boot = master.vragent("boot")  # the box rebuilt from its store, before any daemon
+        assert f"eth5: add 10.255.0.{master.index}/24" in boot.stdout, boot.stdout
+        master.power_on()  # supervisord: the agent, conntrackd, keepalived
         wait_for(lambda: master.status() == "BACKUP", 30, "the rebooted router to be backup")
         wait_for(lambda: external_cache_size(master) >= 201, 15,
                  "the rebooted router's conntrackd to be resynced")
