@@ -14,11 +14,13 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
+# RUNLEVEL=1: installing keepalived or conntrackd must not start host-wide daemons;
+# each router runs its own under its supervisord.
 $(STAMP): config-agent/pyproject.toml
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
