@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from vragent.lab import pair as lab_pair
-from vragent.lab.pair import OUTSIDE, PUBLIC_FORWARD, Pair, PairRouter, wait_for
+from vragent.lab.netns import wait_for
+from vragent.lab.pair import OUTSIDE, PUBLIC_FORWARD, Pair, PairRouter
 from vragent.lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
 CONNECTIONS = 100

@@ -55,10 +55,11 @@ from pathlib import Path
 from typing import Any
 
 from vragent.cli import main as cli_main
+from vragent.lab.netns import wait_for
 from vragent.settings import Settings
 from vragent.store import Store
 
-from .harness import ALL_BAGS, SAMPLE, Router, wait_for
+from .harness import ALL_BAGS, SAMPLE, Router
 
 KILLS = int(os.environ.get("VRAGENT_STRESS_KILLS", "50"))
 SEED_ENV = os.environ.get("VRAGENT_STRESS_SEED")

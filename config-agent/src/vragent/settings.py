@@ -96,6 +96,11 @@ class Settings:
         return self.run_dir / "agent.sock"
 
     @property
+    def agent_heartbeat(self) -> Path:
+        """Touched by the resident agent every loop: keepalived's health check reads it."""
+        return self.run_dir / "agent.heartbeat"
+
+    @property
     def agent_pid(self) -> Path:
         return self.run_dir / "agent.pid"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from vragent.lab import pair as lab_pair
+from vragent.lab.netns import wait_for
 from vragent.lab.pair import Pair
 
 ADVERT_INT = 0.5
@@ -69,7 +70,7 @@ def vpc_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, S
     try:
         lab_pair.start(pair)
         for r in pair.routers:
-            lab_pair.wait_for(r.config_loaded, 10, f"{r.name}'s keepalived to load the tiers")
+            wait_for(r.config_loaded, 10, f"{r.name}'s keepalived to load the tiers")
         pair.wait_one_master()
         sampler.start()
         sampler.healthy(True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from vragent.ha.health import HEARTBEAT_STALE, main, problems
+from vragent.settings import Settings
 
 
 def _heartbeat(root: Path, age: float = 0.0) -> Path:
@@ -43,30 +44,30 @@ def conntrackd_socket(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_no_heartbeat_is_a_problem(tmp_path: Path) -> None:
-    assert problems(tmp_path) == ["agent is not running (no heartbeat)"]
+    assert problems(Settings(root=tmp_path)) == ["agent is not running (no heartbeat)"]
 
 
 def test_fresh_heartbeat_without_conntrackd_configured_is_fit(tmp_path: Path) -> None:
     _heartbeat(tmp_path)
-    assert problems(tmp_path) == []
+    assert problems(Settings(root=tmp_path)) == []
 
 
 def test_stale_heartbeat_is_a_problem(tmp_path: Path) -> None:
     _heartbeat(tmp_path, age=HEARTBEAT_STALE + 30)
-    found = problems(tmp_path)
+    found = problems(Settings(root=tmp_path))
     assert len(found) == 1
     assert found[0].startswith("agent heartbeat is ") and found[0].endswith("s old")
 
 
 def test_heartbeat_just_inside_the_limit_is_fit(tmp_path: Path) -> None:
     _heartbeat(tmp_path, age=HEARTBEAT_STALE - 2)
-    assert problems(tmp_path) == []
+    assert problems(Settings(root=tmp_path)) == []
 
 
 def test_conntrackd_configured_but_not_answering_is_a_problem(tmp_path: Path) -> None:
     _heartbeat(tmp_path)
     _conntrackd_conf(tmp_path)
-    found = problems(tmp_path)
+    found = problems(Settings(root=tmp_path))
     assert len(found) == 1 and found[0].startswith("conntrackd does not answer")
 
 
@@ -78,18 +79,18 @@ def test_conntrackd_socket_file_nobody_listens_on_is_a_problem(tmp_path: Path) -
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.bind(str(path))
     assert path.exists()
-    assert [p[:26] for p in problems(tmp_path)] == ["conntrackd does not answer"]
+    assert [p[:26] for p in problems(Settings(root=tmp_path))] == ["conntrackd does not answer"]
 
 
 def test_conntrackd_answering_is_fit(tmp_path: Path, conntrackd_socket: Path) -> None:
     _heartbeat(tmp_path)
     _conntrackd_conf(tmp_path)
-    assert problems(tmp_path) == []
+    assert problems(Settings(root=tmp_path)) == []
 
 
 def test_every_problem_is_listed(tmp_path: Path) -> None:
     _conntrackd_conf(tmp_path)
-    found = problems(tmp_path)
+    found = problems(Settings(root=tmp_path))
     assert len(found) == 2
     assert found[0] == "agent is not running (no heartbeat)"
     assert found[1].startswith("conntrackd does not answer")

@@ -222,7 +222,7 @@ def test_sync_dev_not_on_this_router_is_a_problem() -> None:
     assert vrrp.verify(d) == ["sync_dev=eth5: no such interface on this router"]
 
 
-@pytest.mark.parametrize("vip", ["10.255.1.5", "192.0.2.1", "10.255.0.1", "10.255.0.2"])
+@pytest.mark.parametrize("vip", ["10.255.1.5", "10.254.0.1", "10.255.0.1", "10.255.0.2"])
 def test_sync_vip_must_be_free_on_the_sync_network(vip: str) -> None:
     problems = vrrp.verify(_desired(sync_vip=vip))
     assert problems == [f"sync_vip={vip}: must be a free address on the sync network "

@@ -135,9 +135,7 @@ class Daemon:
         self.stopping.set()
 
     def _heartbeat(self) -> None:
-        path = self.settings.run_dir / "agent.heartbeat"
-        path.touch()
-        os.utime(path)
+        self.settings.agent_heartbeat.touch()
 
     def _open_fifo(self) -> int:
         path = self.settings.notify_fifo

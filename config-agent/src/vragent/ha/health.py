@@ -8,29 +8,28 @@ heavy imports: keepalived runs it every second.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 import time
-from pathlib import Path
+
+from ..settings import Settings
 
 HEARTBEAT_STALE = 5.0
 
 
-def problems(root: Path) -> list[str]:
-    run = root / "run/vragent"
+def problems(settings: Settings) -> list[str]:
     found = []
     try:
-        age = time.time() - (run / "agent.heartbeat").stat().st_mtime
+        age = time.time() - settings.agent_heartbeat.stat().st_mtime
         if age > HEARTBEAT_STALE:
             found.append(f"agent heartbeat is {age:.1f}s old")
     except OSError:
         found.append("agent is not running (no heartbeat)")
-    if (root / "etc/vragent/conntrackd.conf").exists():
+    if settings.conntrackd_conf.exists():
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(1.0)
             try:
-                sock.connect(str(run / "conntrackd.sock"))
+                sock.connect(str(settings.conntrackd_socket))
             except OSError as exc:
                 found.append(f"conntrackd does not answer ({exc.strerror or exc})")
     return found
@@ -38,9 +37,9 @@ def problems(root: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vragent-health")
-    parser.add_argument("--root", default=os.environ.get("VRAGENT_ROOT", "/"))
+    parser.add_argument("--root", default=None)
     args = parser.parse_args(argv)
-    found = problems(Path(args.root))
+    found = problems(Settings.from_env(args.root))
     for problem in found:
         print(f"vragent-health: {problem}", file=sys.stderr)
     return 1 if found else 0

@@ -31,7 +31,7 @@ from email.message import Message
 from pathlib import Path
 from typing import IO, Any
 
-from ..store.store import atomic_write
+from ..store.store import atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,6 @@ def _decode(data: bytes, seq: int) -> Report:
                   reason=_text(raw, "reason"), seq=seq, detail=detail)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 class Spool:
     """Reports not yet acknowledged, one file each, named by their seq."""
@@ -119,7 +112,7 @@ class Spool:
         directory.mkdir(parents=True, exist_ok=True)
         if created:
             # Otherwise a crash could lose the new directory with every report in it.
-            _fsync_dir(directory.parent)
+            fsync_dir(directory.parent)
         self._remove_torn_writes()
         self._recorded = self._read_high_water()
         self._last = max([self._recorded, *self._seqs()])

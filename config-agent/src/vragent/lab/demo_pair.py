@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from . import pair as lab_pair
-from .pair import OUTSIDE, wait_for
+from .netns import wait_for
+from .pair import OUTSIDE
 from .traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
 

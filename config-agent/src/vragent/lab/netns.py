@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -15,6 +17,17 @@ def sh(argv: list[str], check: bool = True, input: str | None = None) -> str:
 
 def in_ns(ns: str, argv: list[str], check: bool = True, input: str | None = None) -> str:
     return sh(["ip", "netns", "exec", ns, *argv], check=check, input=input)
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition",
+             interval: float = 0.05) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @dataclass

@@ -12,6 +12,8 @@ Used by the integration tests and by ``make bench-failover``.
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -19,12 +21,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .netns import Lab, in_ns, sh
+from .netns import Lab, in_ns, sh, wait_for
 
 REPO = Path(__file__).resolve().parents[4]
 SUPERVISORD_CONF = REPO / "services/supervisord.conf"
@@ -39,16 +40,6 @@ VMS = {"vm1": ("10.10.1.10", "10.10.1.1", "eth2"), "vm2": ("10.10.2.10", "10.10.
        "vm3": ("10.10.3.10", "10.10.3.1", "eth4")}
 BRIDGES = {"eth0": "brctl", "eth1": "brpub", "eth2": "brt1", "eth3": "brt2", "eth4": "brt3",
            "eth5": "brsync"}
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition",
-             interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def mac(router: int, dev: str) -> str:
@@ -119,8 +110,6 @@ class PairRouter:
 
     def config_loaded(self) -> bool:
         """keepalived runs the configuration the agent last wrote (reload done)."""
-        import hashlib
-
         conf = self.root / "etc/vragent/keepalived.conf"
         loaded = self.root / "run/vragent/keepalived.loaded"
         try:
@@ -142,8 +131,6 @@ class PairRouter:
 
     def reload_times(self) -> list[float]:
         """When the agent reloaded keepalived (from its log)."""
-        import datetime
-
         found = []
         log = self.root / "var/log/vragent/agent.log"
         for line in log.read_text().splitlines() if log.exists() else []:

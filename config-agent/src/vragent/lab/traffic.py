@@ -654,6 +654,19 @@ class _Tool:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self if self.proc is not None else self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
 
 class _Server(_Tool):
     proto = ""
@@ -680,13 +693,6 @@ class _Server(_Tool):
 
     def stop(self) -> None:
         self._kill()
-
-    def __enter__(self) -> Self:
-        return self if self.proc is not None else self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 class UdpEcho(_Server):
@@ -757,9 +763,6 @@ class Probe(_Tool):
         self.final = report
         return report
 
-    def __enter__(self) -> Self:
-        return self if self.proc is not None else self.start()
-
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if exc_type is None:
@@ -823,13 +826,6 @@ class TcpHolder(_Tool):
                 self._wait_exit(5.0)
         finally:
             self._kill()
-
-    def __enter__(self) -> Self:
-        return self if self.proc is not None else self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":

@@ -66,16 +66,6 @@ def render(d: Desired) -> str:
 def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..system import daemons
 
-    text = render(d)
-    path = settings.conntrackd_conf
-    current = path.read_text() if path.exists() else None
-    if text == (current or ""):
-        return []
-    if not dry_run:
-        if text:
-            daemons.install(path, text)
-        else:
-            path.unlink()
-        daemons.wake(settings)
-    what = "removed (not redundant)" if not text else "updated" if current else "written"
-    return [f"conntrack: conntrackd configuration {what}"]
+    what = daemons.sync_config(settings.conntrackd_conf, render(d), settings, dry_run=dry_run,
+                               removed="removed (not redundant)")
+    return [f"conntrack: conntrackd configuration {what}"] if what else []

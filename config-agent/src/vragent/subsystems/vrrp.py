@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from .. import templates
 from ..config import RouterConfig
-from ..errors import ApplyError
 from ..models.common import prefixlen
 from ..settings import Settings
 from ..topology import Topology
@@ -129,22 +128,7 @@ def render(d: Desired) -> str:
 def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..system import daemons
 
-    text = render(d)
-    path = settings.keepalived_conf
-    current = path.read_text() if path.exists() else None
-    if not text:
-        if current is None:
-            return []
-        if not dry_run:
-            path.unlink()
-            daemons.wake(settings)
-        return ["vrrp: keepalived configuration removed (not redundant)"]
-    if text == current:
-        return []
-    if not dry_run:
-        problem = daemons.install_checked(path, text, ["keepalived", "--config-test",
-                                                       "--use-file"])
-        if problem:
-            raise ApplyError(f"vrrp: keepalived rejected the generated configuration: {problem}")
-        daemons.wake(settings)
-    return ["vrrp: keepalived configuration " + ("updated" if current else "written")]
+    what = daemons.sync_config(settings.keepalived_conf, render(d), settings,
+                               ["keepalived", "--config-test", "--use-file"], dry_run,
+                               removed="removed (not redundant)")
+    return [f"vrrp: keepalived configuration {what}"] if what else []

@@ -13,6 +13,7 @@ import os
 import socket
 from pathlib import Path
 
+from ..errors import ApplyError
 from ..settings import Settings
 from ..store.store import atomic_write
 from .cmd import spawn
@@ -39,9 +40,30 @@ def install_checked(path: Path, text: str, check: list[str]) -> str | None:
         candidate.unlink(missing_ok=True)
 
 
-def install(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, text.encode())
+def sync_config(path: Path, text: str, settings: Settings, check: list[str] | None = None,
+                dry_run: bool = False, removed: str = "removed") -> str | None:
+    """Make ``path`` hold ``text`` ("" means no file) and wake the resident agent.
+
+    Returns what happened ("written", "updated", or ``removed``), or None if the
+    file already matched. A checker's complaint raises ``ApplyError`` and changes nothing.
+    """
+    current = path.read_text() if path.exists() else None
+    if text == (current or ""):
+        return None
+    what = removed if not text else "updated" if current is not None else "written"
+    if dry_run:
+        return what
+    if not text:
+        path.unlink()
+    elif check is not None:
+        problem = install_checked(path, text, check)
+        if problem:
+            raise ApplyError(f"{check[0]} rejected the generated {path.name}: {problem}")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, text.encode())
+    wake(settings)
+    return what
 
 
 def wake(settings: Settings) -> bool:
