@@ -121,6 +121,32 @@ def pair_topology(drop: tuple[str, ...] = (), **boot: str) -> tuple[RouterConfig
     return cfg, resolve(cfg, pair_links())
 
 
+# A redundant VPC exactly as a management server drives it (CloudStack mode):
+# createRedundantRouterArgs gives router_id (the VPC id), router_password and
+# advert_int, no sync link; each router's tier address is its own and the
+# tier gateway the shared one (SetGuestNetworkConfigItem).
+CLOUDSTACK_BOOT = {"redundant_router": "1", "router_id": "4711", "advert_int": "1",
+                   "router_password": "93871234567", "redundant_state": "BACKUP"}
+
+
+def cloudstack_pair_docs() -> Docs:
+    cmd = pair_cmdline(drop=("sync_dev", "sync_peer", "eth5ip", "eth5mask"), **CLOUDSTACK_BOOT)
+    bags: list[dict[str, Any]] = [cmd]
+    for name in SAMPLE_ORDER[1:]:
+        bag = sample_bag(name)
+        if bag["type"] == "guestnetwork":
+            gateway = bag["router_guest_ip"]
+            bag["router_guest_gateway"] = gateway
+            bag["router_guest_ip"] = gateway.rsplit(".", 1)[0] + ".2"
+        bags.append(bag)
+    return apply_bags(bags)
+
+
+def cloudstack_pair_topology() -> tuple[RouterConfig, Topology]:
+    cfg = RouterConfig.from_docs(cloudstack_pair_docs())
+    return cfg, resolve(cfg, sample_links())
+
+
 # A tier and a public address that arrive after boot (what must not disturb the pair).
 THIRD_TIER_MAC = "02:00:0a:00:00:06"
 
@@ -146,31 +172,34 @@ def with_bags(docs: Docs, *bags: dict[str, Any]) -> tuple[RouterConfig, Topology
 
 
 # -- an isolated (non-VPC) router with a public-IP firewall and an egress policy ---
+# Upstream's layout (createGuestBootLoadArgs, merge.py processCL): eth0 the guest
+# NIC from the boot parameters, eth1 control, eth2 public from the ips bag.
 
 ISO_PUBLIC_MAC = "02:00:14:00:00:01"
 ISO_GUEST_MAC = "02:00:14:00:00:02"
 
 
 def isolated_bags(default_egress_policy: bool = True) -> list[dict[str, Any]]:
+    policy = default_egress_policy
     return [
         {"type": "cmdline", "cmd_line": {
-            "type": "router", "name": "r-2-VM", "eth0ip": "169.254.1.5",
-            "eth0mask": "255.255.0.0", "domain": "iso.lab", "dns1": "100.64.20.1",
+            "type": "router", "name": "r-2-VM", "template": "domP",
+            "eth0ip": "10.20.1.1", "eth0mask": "255.255.255.0",
+            "eth1ip": "169.254.1.5", "eth1mask": "255.255.0.0",
+            "eth2ip": "100.64.20.10", "eth2mask": "255.255.255.0", "gateway": "100.64.20.1",
+            "guestgw": "10.20.1.1", "guestcidrsize": "24", "cidrsize": "24",
+            "dhcprange": "10.20.1.1", "domain": "iso.lab", "dns1": "100.64.20.1",
             "redundant_router": "0"}},
         {"type": "ips", "ip_address": [
             {"public_ip": "100.64.20.10", "source_nat": True, "add": True,
              "one_to_one_nat": False, "first_i_p": True, "gateway": "100.64.20.1",
-             "netmask": "255.255.255.0", "vif_mac_address": ISO_PUBLIC_MAC, "nic_dev_id": 1,
-             "new_nic": True, "nw_type": "Public"},
+             "netmask": "255.255.255.0", "vif_mac_address": ISO_PUBLIC_MAC, "nic_dev_id": 2,
+             "new_nic": False, "nw_type": "Public"},
             {"public_ip": "100.64.20.11", "source_nat": False, "add": True,
              "one_to_one_nat": False, "first_i_p": False, "gateway": "100.64.20.1",
-             "netmask": "255.255.255.0", "vif_mac_address": ISO_PUBLIC_MAC, "nic_dev_id": 1,
+             "netmask": "255.255.255.0", "vif_mac_address": ISO_PUBLIC_MAC, "nic_dev_id": 2,
              "new_nic": False, "nw_type": "Public"},
         ]},
-        {"type": "guestnetwork", "add": True, "mac_address": ISO_GUEST_MAC, "device": "eth2",
-         "router_guest_ip": "10.20.1.1", "router_guest_gateway": "10.20.1.1",
-         "router_guest_netmask": "255.255.255.0", "cidr": "24", "dns": "10.20.1.1",
-         "domain_name": "iso.lab"},
         {"type": "forwardrules", "rules": [
             {"revoke": False, "protocol": "tcp", "source_ip_address": "100.64.20.11",
              "source_port_range": "2222:2222", "destination_ip_address": "10.20.1.10",
@@ -178,33 +207,37 @@ def isolated_bags(default_egress_policy: bool = True) -> list[dict[str, Any]]:
         {"type": "firewallrules", "rules": [
             {"id": 1, "src_ip": "100.64.20.10", "protocol": "tcp", "src_port_range": [22, 22],
              "revoked": False, "source_cidr_list": ["0.0.0.0/0"], "purpose": "Firewall",
-             "traffic_type": "Ingress", "default_egress_policy": default_egress_policy},
+             "traffic_type": "Ingress", "default_egress_policy": False},
             {"id": 2, "src_ip": "100.64.20.11", "protocol": "tcp",
              "src_port_range": [2222, 2222], "revoked": False,
              "source_cidr_list": ["198.18.113.0/24", "198.51.100.7/32"],
-             "purpose": "Firewall", "traffic_type": "Ingress",
-             "default_egress_policy": default_egress_policy},
-            {"id": 3, "src_ip": "100.64.20.11", "protocol": "icmp", "src_port_range": [0, 0],
+             "purpose": "Firewall", "traffic_type": "Ingress", "default_egress_policy": False},
+            {"id": 3, "src_ip": "100.64.20.11", "protocol": "icmp",
              "icmp_type": 8, "icmp_code": -1, "revoked": False,
              "source_cidr_list": ["0.0.0.0/0"], "purpose": "Firewall",
-             "traffic_type": "Ingress", "default_egress_policy": default_egress_policy},
-            {"id": 10, "protocol": "tcp", "src_port_range": [25, 25], "revoked": False,
-             "source_cidr_list": ["10.20.1.0/24"], "dest_cidr_list": ["0.0.0.0/0"],
-             "purpose": "Firewall", "traffic_type": "Egress",
-             "default_egress_policy": default_egress_policy},
-            {"id": 11, "protocol": "udp", "src_port_range": [0, 0], "revoked": False,
+             "traffic_type": "Ingress", "default_egress_policy": False},
+            # Egress as CommandSetupHelper.createFirewallRulesCommands sends it:
+            # src_ip "", the network's policy on every item, and the system rule
+            # (protocol all, no CIDRs) that carries the default.
+            {"id": 0, "src_ip": "", "protocol": "all", "revoked": False,
+             "source_cidr_list": [], "dest_cidr_list": [], "purpose": "Firewall",
+             "traffic_type": "Egress", "default_egress_policy": policy},
+            {"id": 10, "src_ip": "", "protocol": "tcp", "src_port_range": [25, 25],
+             "revoked": False, "source_cidr_list": ["10.20.1.0/24"],
+             "dest_cidr_list": ["0.0.0.0/0"], "purpose": "Firewall", "traffic_type": "Egress",
+             "default_egress_policy": policy},
+            {"id": 11, "src_ip": "", "protocol": "udp", "revoked": False,
              "source_cidr_list": ["10.20.1.0/24"], "dest_cidr_list": ["198.18.2.0/24"],
-             "purpose": "Firewall", "traffic_type": "Egress",
-             "default_egress_policy": default_egress_policy},
+             "purpose": "Firewall", "traffic_type": "Egress", "default_egress_policy": policy},
         ]},
     ]
 
 
 def isolated_links() -> dict[str, Link]:
     return {
-        "eth0": link("eth0", "02:00:a9:fe:01:05"),
-        "eth1": link("eth1", ISO_PUBLIC_MAC),
-        "eth2": link("eth2", ISO_GUEST_MAC),
+        "eth0": link("eth0", ISO_GUEST_MAC),
+        "eth1": link("eth1", "02:00:a9:fe:01:05"),
+        "eth2": link("eth2", ISO_PUBLIC_MAC),
     }
 
 

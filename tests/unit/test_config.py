@@ -30,11 +30,12 @@ def test_sample_config() -> None:
     assert cfg.redundant is False
 
 
-def test_redundant_flag_without_sync_link_runs_standalone() -> None:
+def test_redundant_flag_without_sync_link_is_cloudstack_mode() -> None:
+    # What a management server sends: no sync link, and still one of a pair.
     docs = apply_bags([load(REFERENCE / "cmdline-1.json")])
     cfg = RouterConfig.from_docs(docs)
-    assert cfg.redundant is False
-    assert cfg.ha_problem is not None and "sync_dev" in cfg.ha_problem
+    assert cfg.redundant is True and cfg.ha_problem is None
+    assert cfg.ha is not None and cfg.ha.mode == "cloudstack"
 
 
 def test_ha_params_from_boot_parameters() -> None:
@@ -44,6 +45,7 @@ def test_ha_params_from_boot_parameters() -> None:
     assert cfg.redundant is True and cfg.ha_problem is None
     ha = cfg.ha
     assert ha is not None
+    assert ha.mode == "sync-link"
     assert (ha.vrid, ha.priority, ha.advert_int, ha.version) == (12, 100, 1.0, 3)
     assert (ha.sync_dev, ha.sync_ip, ha.sync_prefix, ha.peer) == ("eth5", "10.255.0.1", 24,
                                                                    "10.255.0.2")
@@ -55,7 +57,7 @@ def test_sync_dev_without_address_is_explained() -> None:
     docs = apply_bags([load(REFERENCE / "cmdline-1.json")])
     docs["cmdline"]["config"]["sync_dev"] = "eth7"
     cfg = RouterConfig.from_docs(docs)
-    assert cfg.redundant is False
+    assert cfg.redundant is True and cfg.ha is not None and cfg.ha.mode == "cloudstack"
     assert cfg.ha_problem is not None and "eth7ip" in cfg.ha_problem
 
 

@@ -130,7 +130,11 @@ def test_connected_networks() -> None:
 
 
 def test_isolated_router_type() -> None:
+    # Upstream's isolated layout (merge.py processCL, createGuestBootLoadArgs): the
+    # guest NIC eth0 comes from the boot parameters, control is eth1, public eth2.
     _, topo = isolated_topology()
     assert topo.router_type == "router"
-    assert topo.public_names == ["eth1"]
-    assert topo.guest_names == ["eth2"]
+    assert topo.public_names == ["eth2"]
+    assert topo.control == {"eth1": "169.254.1.5/16"}
+    assert topo.guests == (
+        GuestIf("eth0", "eth0", "10.20.1.1", ipaddress.IPv4Network("10.20.1.0/24"), None),)

@@ -79,10 +79,12 @@ class RouterConfig:
 
     @property
     def redundant(self) -> bool:
-        """Part of a pair: asked for, and given a link to run VRRP on.
+        """One of a pair: the addresses VMs and the outside use are keepalived's.
 
-        Without a sync link the router runs standalone and owns its addresses
-        itself (see ``ha_problem``), rather than waiting for a guest tier.
+        With a sync link (this appliance's boot keys) or without one
+        (CloudStack mode: only the keys a management server sends), the router
+        never holds a tier gateway or public IP by itself: two routers each
+        holding them would be worse than none.
         """
         return self.ha is not None
 
@@ -92,62 +94,87 @@ class RouterConfig:
 
     @property
     def ha_problem(self) -> str | None:
-        """Why a router asked to be redundant runs standalone, if it does."""
-        if not self.cmdline.flag("redundant_router") or self.ha is not None:
-            return None
+        """Why a sync link named at boot cannot be used (the pair runs in CloudStack mode)."""
+        ha = self.ha
         dev = self.cmdline.get("sync_dev")
-        if not dev:
-            return ("redundant_router=1 but the boot parameters name no sync link (sync_dev): "
-                    "running standalone")
+        if ha is None or ha.mode != CLOUDSTACK or not dev:
+            return None
         return (f"sync_dev={dev}: the boot parameters give no address for it "
-                f"({dev}ip/{dev}mask): running standalone")
+                f"({dev}ip/{dev}mask): running as CloudStack does, without a sync link")
+
+
+SYNC_LINK = "sync-link"
+CLOUDSTACK = "cloudstack"
+
+
+def vrid_of(router_id: int) -> int:
+    """VRRP router id (1-255) of CloudStack's router_id (the VPC's id, unbounded)."""
+    return (router_id - 1) % 255 + 1
 
 
 @dataclass(frozen=True)
 class HaParams:
     """What the pair is configured with, from the boot parameters.
 
-    VRRP and conntrackd run on ``sync_dev``, a link that exists from the first
-    boot, so the pair is redundant before any guest tier arrives.
+    Two modes (see README, "The redundant pair"):
+
+    * ``sync-link``: this appliance's keys name a link present from the first
+      boot; VRRP and conntrackd run on it, so the pair is redundant at once.
+    * ``cloudstack``: only what CloudStack's management server sends
+      (``redundant_router=1``, ``router_id`` = the VPC id, ``router_password``,
+      ``advert_int``; VirtualNetworkApplianceManagerImpl.createRedundantRouterArgs).
+      The links come from the bags: see ``topology.resolve``.
     """
 
+    mode: str
     name: str
     vrid: int
     priority: int
     advert_int: float
     version: int
     password: str
-    sync_dev: str
-    sync_ip: str
-    sync_prefix: int
-    peer: str | None  # unicast peer; None means multicast
-    vip: str  # carried in every advert; never changes while tiers come and go
     report_url: str | None
+    # sync-link mode only
+    sync_dev: str = ""
+    sync_ip: str = ""
+    sync_prefix: int = 0
+    peer: str | None = None  # unicast peer; None means multicast
+    vip: str = ""  # carried in every advert; never changes while tiers come and go
 
     @classmethod
     def from_cmdline(cls, cmd: CmdLine) -> HaParams | None:
         if not cmd.flag("redundant_router"):
             return None
+        advert_int = float(cmd.get("advert_int", "1") or "1")
+        password = cmd.get("router_password")
+        # Sub-second adverts exist only in VRRPv3. Without a sync link the
+        # adverts cross a network other pairs share: VRRPv2's password keeps
+        # them apart, so CloudStack mode defaults to it when it can.
         dev = cmd.get("sync_dev")
         addr = cmd.interfaces().get(dev) if dev else None
+        mode = SYNC_LINK if addr is not None else CLOUDSTACK
+        default_version = "3"
+        if mode == CLOUDSTACK and password and advert_int.is_integer():
+            default_version = "2"
+        common = {
+            "name": cmd.get("name", "router"),
+            "vrid": vrid_of(int(cmd.get("router_id", "1") or "1")),
+            "priority": int(cmd.get("router_pr", "100") or "100"),
+            "advert_int": advert_int,
+            "version": int(cmd.get("vrrp_version", default_version)),
+            "password": password,
+            "report_url": cmd.get("report_url") or None,
+        }
         if addr is None:
-            return None
+            return cls(mode=CLOUDSTACK, **common)  # type: ignore[arg-type]
         ip, mask = addr
         net = ipaddress.IPv4Network(f"{ip}/{mask}", strict=False)
-        advert_int = float(cmd.get("advert_int", "1") or "1")
-        # Sub-second adverts exist only in VRRPv3; v2 keeps its password auth.
-        version = int(cmd.get("vrrp_version", "3"))
         return cls(
-            name=cmd.get("name", "router"),
-            vrid=int(cmd.get("router_id", "1") or "1"),
-            priority=int(cmd.get("router_pr", "100") or "100"),
-            advert_int=advert_int,
-            version=version,
-            password=cmd.get("router_password"),
+            mode=SYNC_LINK,
             sync_dev=dev,
             sync_ip=ip,
             sync_prefix=net.prefixlen,
             peer=cmd.get("sync_peer") or None,
             vip=cmd.get("sync_vip") or str(net.broadcast_address - 1),
-            report_url=cmd.get("report_url") or None,
+            **common,  # type: ignore[arg-type]
         )

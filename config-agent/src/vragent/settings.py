@@ -57,6 +57,11 @@ class Settings:
         return self.run_dir / "netfilter.applied.json"
 
     @property
+    def applied_interfaces(self) -> Path:
+        """Addresses the agent put on each link: what to take back when a link is dropped."""
+        return self.run_dir / "interfaces.applied.json"
+
+    @property
     def log_dir(self) -> Path:
         return self.root / "var/log/vragent"
 
@@ -76,6 +81,11 @@ class Settings:
     @property
     def conntrackd_lock(self) -> Path:
         return self.run_dir / "conntrackd.lock"
+
+    @property
+    def conntrackd_started(self) -> Path:
+        """The configuration digest conntrackd was last started with, by the resident agent."""
+        return self.run_dir / "conntrackd.started"
 
     @property
     def keepalived_pid(self) -> Path:

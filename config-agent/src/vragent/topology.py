@@ -11,14 +11,21 @@ from __future__ import annotations
 import ipaddress
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .config import RouterConfig
+from .config import CLOUDSTACK, RouterConfig
 from .models import GuestNetwork, IpAddress
 from .models.common import prefixlen
 from .system.iproute import Link
 
 _ETH = re.compile(r"^eth(\d+)$")
+
+
+# Boot-parameter NICs that are not control links (cs/CsDatabag.py CsCmdLine and
+# merge.py processCL): an isolated router's guest NIC is eth0 and its public
+# NIC eth2; a DHCP-only router's guest NIC is eth0.
+_BOOT_GUEST = {"router": "eth0", "dhcpsrvr": "eth0"}
+_BOOT_PUBLIC = {"router": "eth2"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class PublicIf:
     table: int
     addresses: tuple[IpAddress, ...]
     gateway: str | None
+    mtu: int | None = None
 
     @property
     def snat_ip(self) -> str:
@@ -43,10 +51,42 @@ class PublicIf:
 class GuestIf:
     ifname: str
     key: str
-    gateway_ip: str
+    ip: str  # the router's own address on the tier (router_guest_ip)
     network: ipaddress.IPv4Network
     mtu: int | None
     private_gateway: bool = False
+    # The VMs' gateway when it is not the router's own address: in a pair,
+    # router_guest_gateway, held by the master only (CsRedundant._collect_ips).
+    vip: str | None = None
+
+    @property
+    def gateway(self) -> str:
+        """The address VMs route through."""
+        return self.vip or self.ip
+
+
+@dataclass(frozen=True)
+class VrrpLink:
+    """Where the pair's VRRP runs, and what its adverts carry."""
+
+    ifname: str
+    src_ip: str  # this router's own address there: the adverts' source
+    src_prefix: int
+    vip: str  # the one address in every advert
+    vip_prefix: int
+    peer: str | None  # unicast peer; None means multicast
+    # The source address is this router's control address, added to the link
+    # (scope link) by the agent: the public NIC has no address of its own.
+    borrowed_src: bool = False
+
+
+@dataclass(frozen=True)
+class SyncLink:
+    """Where conntrackd replicates connection state."""
+
+    ifname: str
+    ip: str
+    peer: str | None  # None means multicast
 
 
 @dataclass(frozen=True)
@@ -56,6 +96,9 @@ class Topology:
     public: tuple[PublicIf, ...] = ()
     guests: tuple[GuestIf, ...] = ()
     missing: tuple[str, ...] = ()  # problems: configured devices not present
+    redundant: bool = False  # one of a pair: keepalived owns the shared addresses
+    vrrp: VrrpLink | None = None  # None: not redundant (yet)
+    sync: SyncLink | None = None  # None: no connection state to replicate (yet)
 
     @property
     def guest_names(self) -> list[str]:
@@ -80,6 +123,16 @@ class Topology:
         nets += [(ipaddress.IPv4Network(c, strict=False), dev) for dev, c in self.control.items()]
         return nets
 
+    @property
+    def vrrp_devs(self) -> set[str]:
+        """Links whose shared addresses keepalived moves: the backup has none there."""
+        if not self.redundant:
+            return set()
+        devs = set(self.public_names) | {g.ifname for g in self.guests if not g.private_gateway}
+        if self.vrrp is not None:
+            devs.add(self.vrrp.ifname)
+        return devs
+
 
 def table_for(ifname: str) -> int:
     """Routing table (and connection mark) of a public interface: stable per name."""
@@ -102,11 +155,15 @@ def _find(key: str, mac: str | None, by_mac: dict[str, str], links: dict[str, Li
 def resolve(cfg: RouterConfig, links: dict[str, Link]) -> Topology:
     by_mac = {link.mac: name for name, link in links.items() if link.mac}
     missing: list[str] = []
+    rtype = cfg.cmdline.router_type
+    boot = cfg.cmdline.interfaces()
+    not_control = {_BOOT_GUEST.get(rtype), _BOOT_PUBLIC.get(rtype)}
     control = {
         dev: f"{ip}/{prefixlen(mask)}"
-        for dev, (ip, mask) in cfg.cmdline.interfaces().items()
-        if dev in links
+        for dev, (ip, mask) in boot.items()
+        if dev in links and dev not in not_control
     }
+    redundant = cfg.redundant
 
     public: list[PublicIf] = []
     guests: list[GuestIf] = []
@@ -120,7 +177,7 @@ def resolve(cfg: RouterConfig, links: dict[str, Link]) -> Topology:
         if "guest" in kinds:
             guest = cfg.guests.get(key)
             if guest is not None:
-                guests.append(_guest(ifname, key, guest))
+                guests.append(_guest(ifname, key, guest, redundant))
             continue
         private = [a for a in addrs if a.is_private_gateway]
         if private:
@@ -131,18 +188,87 @@ def resolve(cfg: RouterConfig, links: dict[str, Link]) -> Topology:
             continue
         if "public" in kinds:
             gateway = next((a.gateway for a in addrs if a.gateway), None)
-            public.append(PublicIf(ifname, key, table_for(ifname), tuple(addrs), gateway))
+            mtu = next((a.mtu for a in addrs if a.mtu), None) or _boot_mtu(cfg, "publicMtu")
+            public.append(PublicIf(ifname, key, table_for(ifname), tuple(addrs), gateway, mtu))
     for key, guest in cfg.guests.items():
         if key not in cfg.ips and _find(key, guest.mac_address, by_mac, links) is None:
             missing.append(f"guestnetwork.{key}: no interface with MAC {guest.mac_address}")
-    return Topology(
-        router_type=cfg.cmdline.router_type,
+    boot_guest = _boot_guest(cfg, links, {g.ifname for g in guests})
+    if boot_guest is not None:
+        guests.append(boot_guest)
+    topo = Topology(
+        router_type=rtype,
         control=control,
         public=tuple(sorted(public, key=lambda p: p.ifname)),
         guests=tuple(sorted(guests, key=lambda g: g.ifname)),
         missing=tuple(missing),
+        redundant=redundant,
     )
+    return _with_pair_links(cfg, topo)
 
 
-def _guest(ifname: str, key: str, guest: GuestNetwork) -> GuestIf:
-    return GuestIf(ifname, key, guest.router_guest_ip, guest.network, guest.mtu)
+def _boot_mtu(cfg: RouterConfig, key: str) -> int | None:
+    text = cfg.cmdline.get(key)
+    return int(text) if text.isdigit() and 68 <= int(text) <= 65535 else None
+
+
+def _boot_guest(cfg: RouterConfig, links: dict[str, Link], taken: set[str]) -> GuestIf | None:
+    """An isolated router's guest NIC, described by the boot parameters.
+
+    CloudStack gives an isolated (``type=router``) or DHCP-only router its
+    guest network on the command line, not in a guestnetwork bag: eth0ip is the
+    router's address there, and in a pair ``guestgw`` the gateway only the
+    master holds (createGuestBootLoadArgs; merge.py processCL).
+    """
+    dev = _BOOT_GUEST.get(cfg.cmdline.router_type)
+    addr = cfg.cmdline.interfaces().get(dev) if dev else None
+    if dev is None or addr is None or dev not in links or dev in taken or dev in cfg.guests:
+        return None
+    ip, mask = addr
+    gw = cfg.cmdline.get("guestgw")
+    vip = gw if cfg.redundant and gw and gw != ip else None
+    return GuestIf(dev, dev, ip, _network(ip, mask), _boot_mtu(cfg, "privateMtu"), vip=vip)
+
+
+def _guest(ifname: str, key: str, guest: GuestNetwork, redundant: bool) -> GuestIf:
+    gw = guest.router_guest_gateway
+    # A standalone router's own address is the gateway (upstream configures
+    # router_guest_ip only); in a pair the gateway is the shared VIP.
+    vip = gw if redundant and gw and gw != guest.router_guest_ip else None
+    return GuestIf(ifname, key, guest.router_guest_ip, guest.network, guest.mtu, vip=vip)
+
+
+def _with_pair_links(cfg: RouterConfig, topo: Topology) -> Topology:
+    """Where VRRP and conntrackd run, decided from the configuration alone.
+
+    Sync-link mode: both on the sync link, from the first boot.
+
+    CloudStack mode: a management server names no such link, and a VPC router
+    boots with only its control NIC. VRRP then runs on the public NIC of the
+    source-NAT address, from the ``ips`` bag that brings it (a VPC gets it
+    before any tier), with that address in every advert: it is fixed for the
+    VPC's life, so tiers coming and going never change what the pair elects
+    on. Both routers' public NICs carry the same MAC (NetworkHelperImpl.
+    configurePublicNic takes the source-NAT IP's MAC), so the backup must stay
+    silent there (see netfilter's public guard); its adverts' source is its
+    control address, borrowed onto the NIC with link scope. conntrackd needs
+    two-way traffic, so it runs where upstream runs it: multicast on the first
+    guest tier, from the router's own address there (CsRedundant._redundant_on).
+    Before the first tier there are no VM connections to replicate.
+    """
+    ha = cfg.ha
+    if ha is None:
+        return topo
+    if ha.mode != CLOUDSTACK:
+        link = VrrpLink(ha.sync_dev, ha.sync_ip, ha.sync_prefix, ha.vip, ha.sync_prefix, ha.peer)
+        return replace(topo, vrrp=link, sync=SyncLink(ha.sync_dev, ha.sync_ip, ha.peer))
+    tiers = [g for g in topo.guests if not g.private_gateway]
+    sync = SyncLink(tiers[0].ifname, tiers[0].ip, None) if tiers else None
+    pub = next((p for p in topo.public if p.source_nat), None)
+    control_ip = next(iter(topo.control.values()), "").split("/")[0]
+    vrrp: VrrpLink | None = None
+    if pub is not None and control_ip:
+        snat = next(a for a in pub.addresses if a.source_nat)
+        vrrp = VrrpLink(pub.ifname, control_ip, 32, snat.public_ip, prefixlen(snat.netmask),
+                        None, borrowed_src=True)
+    return replace(topo, vrrp=vrrp, sync=sync)

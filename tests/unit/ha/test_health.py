@@ -23,10 +23,22 @@ def _heartbeat(root: Path, age: float = 0.0) -> Path:
     return path
 
 
-def _conntrackd_conf(root: Path) -> None:
+def _conntrackd_conf(root: Path, started: bool = True) -> None:
     path = root / "etc/vragent/conntrackd.conf"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("Sync {}\n")
+    if started:
+        marker = Settings(root=root).conntrackd_started
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("digest")
+
+
+def test_conntrackd_configured_but_not_yet_started_is_not_a_problem(tmp_path: Path) -> None:
+    # CloudStack mode: the first tier brings conntrackd's configuration to a
+    # running master; the agent starts conntrackd a moment later.
+    _heartbeat(tmp_path)
+    _conntrackd_conf(tmp_path, started=False)
+    assert problems(Settings(root=tmp_path)) == []
 
 
 @pytest.fixture

@@ -41,8 +41,9 @@ def _cmd(**values: str) -> CmdLine:
         ("advert_int", "abc", "advert_int='abc': not a number"),
         ("advert_int", "0", "advert_int='0': must be between 0 and 255 seconds"),
         ("advert_int", "256", "advert_int='256'"),
-        ("router_id", "0", "router_id='0': must be 1-255"),
-        ("router_id", "256", "router_id='256'"),
+        ("router_id", "0", "router_id='0': must be a positive whole number"),
+        ("router_id", "-3", "router_id='-3'"),
+        ("publicMtu", "20", "publicMtu='20': must be an MTU"),
         ("router_id", "1.5", "router_id='1.5': not a number"),
         # The redundant pair's keys.
         ("router_pr", "0", "router_pr='0': must be 1-254"),
@@ -88,6 +89,8 @@ def test_cmd_line_must_be_a_map() -> None:
     [
         ("redundant_router", "1"), ("redundant_router", "TRUE"), ("redundant_router", "0"),
         ("advert_int", "0.5"), ("advert_int", "255"), ("router_id", "255"),
+        # CloudStack's router_id is the VPC's id (createRedundantRouterArgs): unbounded.
+        ("router_id", "4711"), ("publicMtu", "1450"),
         ("eth0mask", "16"), ("vpccidr", "10.10.0.1/16"), ("type", "dhcpsrvr"),
         ("unknown_key", "anything at all"), ("eth0ip", "0.0.0.0"),
         ("router_pr", "1"), ("router_pr", "254"), ("vrrp_version", "2"), ("vrrp_version", "3"),

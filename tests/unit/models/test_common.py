@@ -147,7 +147,10 @@ def test_cidr_needs_a_prefix_but_tolerates_host_bits() -> None:
 
 def test_cidr_list_is_comma_separated() -> None:
     assert _ok(CidrList, "10.0.0.0/8, 192.168.0.0/16") == "10.0.0.0/8, 192.168.0.0/16"
-    _bad(CidrList, "10.0.0.0/8,nope", "'nope' is not an IPv4 CIDR")
+    _bad(CidrList, "10.0.0.0/8,nope", "'nope' is not an IPv4 or IPv6 CIDR")
+    # SetNetworkACLCommand writes "any" as both families.
+    assert _ok(CidrList, "0.0.0.0/0,::/0") == "0.0.0.0/0,::/0"
+    _bad(CidrList, "10.0.0.0/8,fd00::/129", "'fd00::/129' is not an IPv4 or IPv6 CIDR")
 
 
 def test_netmask_accepts_dotted_and_prefix_forms() -> None:

@@ -19,7 +19,7 @@ R0 = ("ingress_rules", 0)
 @pytest.mark.parametrize(
     ("field", "value", "path", "fragment"),
     [
-        ("first_port", 0, "ingress_rules.0.first_port", "greater than or equal to 1 (got 0)"),
+        ("first_port", -1, "ingress_rules.0.first_port", "greater than or equal to 0 (got -1)"),
         ("first_port", 65536, "ingress_rules.0.first_port", "(got 65536)"),
         ("last_port", 70000, "ingress_rules.0.last_port", "or equal to 65535 (got 70000)"),
         ("first_port", "http", "ingress_rules.0.first_port", "'http'"),
@@ -30,7 +30,8 @@ R0 = ("ingress_rules", 0)
         ("type", "protocol", "ingress_rules.0", "type 'protocol' needs a protocol number"),
         ("protocol", 256, "ingress_rules.0.protocol", "(got 256)"),
         ("cidr", "10.10.1.0/33", "ingress_rules.0.cidr", "'10.10.1.0/33'"),
-        ("cidr", "10.10.1.0/24,bogus", "ingress_rules.0.cidr", "'bogus' is not an IPv4 CIDR"),
+        ("cidr", "10.10.1.0/24,bogus", "ingress_rules.0.cidr",
+         "'bogus' is not an IPv4 or IPv6 CIDR"),
         ("cidr", ["10.10.1.0/24"], "ingress_rules.0.cidr", "must be a string"),
         ("cidr", DELETE, "ingress_rules.0.cidr", "required field is missing"),
         ("allowed", DELETE, "ingress_rules.0.allowed", "required field is missing"),

@@ -49,11 +49,22 @@ def test_standalone_router_has_no_conntrackd() -> None:
     assert conntrack.render(d) == ""
 
 
-def test_redundant_without_sync_link_has_no_conntrackd() -> None:
+def test_cloudstack_mode_syncs_on_the_first_tier_by_multicast() -> None:
+    # As upstream (CsRedundant._redundant_on): the lowest guest tier, from the
+    # router's own address there, multicast 225.0.0.50.
     cfg = RouterConfig.from_docs(pair_docs(drop=("sync_dev", "sync_peer")))
     d = conntrack.desired(cfg, resolve(cfg, sample_links()), settings())
-    assert d.enabled is False
-    assert conntrack.render(d) == ""
+    assert (d.enabled, d.sync_dev, d.sync_ip, d.peer, d.group) == (
+        True, "eth2", "10.10.1.1", None, "225.0.0.50")
+    assert "IPv4_interface 10.10.1.1" in conntrack.render(d)
+
+
+def test_cloudstack_mode_without_a_tier_has_no_conntrackd() -> None:
+    docs = apply_bags([pair_cmdline(drop=("sync_dev", "sync_peer")),
+                       sample_bag("ip_associations.json")])
+    cfg = RouterConfig.from_docs(docs)
+    d = conntrack.desired(cfg, resolve(cfg, sample_links()), settings())
+    assert d == conntrack.Desired(enabled=False)
 
 
 def test_sample_pair() -> None:

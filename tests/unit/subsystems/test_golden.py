@@ -12,7 +12,13 @@ from vragent.config import RouterConfig
 from vragent.subsystems import conntrack, interfaces, netfilter, routes, sysctl, vrrp
 from vragent.topology import Topology
 
-from tests.unit.builders import isolated_topology, pair_topology, sample_topology, settings
+from tests.unit.builders import (
+    cloudstack_pair_topology,
+    isolated_topology,
+    pair_topology,
+    sample_topology,
+    settings,
+)
 
 from .golden_files import GOLDEN, check_golden, updating
 
@@ -20,10 +26,12 @@ SCENARIOS: dict[str, Callable[[], tuple[RouterConfig, Topology]]] = {
     "vpc": sample_topology,
     "isolated": isolated_topology,
     "pair": pair_topology,  # the sample VPC booted as one of a redundant pair
+    # the sample VPC as a management server drives a redundant one: no sync link
+    "cloudstack_pair": cloudstack_pair_topology,
 }
 MODULES = {m.NAME: m for m in (netfilter, routes, interfaces, sysctl, conntrack, vrrp)}
 # The scenarios that are one of a pair (checked below against RouterConfig.redundant).
-REDUNDANT = {"pair"}
+REDUNDANT = {"pair", "cloudstack_pair"}
 # Daemons only a pair runs. A standalone router renders nothing for them, which
 # test_standalone_router_renders_no_pair_daemons asserts instead of empty golden files.
 PAIR_ONLY = {conntrack.NAME, vrrp.NAME}

@@ -18,7 +18,7 @@ from vragent.subsystems.netfilter import (
     Ruleset,
     _delta,
     _record,
-    acl_rule,
+    acl_rules,
     chunked,
 )
 from vragent.topology import resolve
@@ -236,14 +236,32 @@ def test_table_name_from_settings() -> None:
         ({"type": "all", "cidr": "0.0.0.0/0"}, True, "accept"),
         ({"type": "protocol", "protocol": 47, "cidr": "172.16.0.0/12"}, False,
          "ip daddr 172.16.0.0/12 meta l4proto 47 accept"),
-        ({"type": "all", "cidr": "0.0.0.0/0, 10.1.0.0/16"}, True, "ip saddr 10.1.0.0/16 accept"),
+        # "any" among other networks is still any: upstream emits one -s per CIDR.
+        ({"type": "all", "cidr": "0.0.0.0/0, 10.1.0.0/16"}, True, "accept"),
+        # SetNetworkAclConfigItem: tcp/udp items without ports arrive as 0-0: every port.
+        ({"type": "tcp", "cidr": "0.0.0.0/0", "first_port": 0, "last_port": 0}, True,
+         "meta l4proto tcp accept"),
+        ({"type": "udp", "cidr": "10.0.0.0/8", "first_port": 0, "last_port": 65535}, True,
+         "ip saddr 10.0.0.0/8 meta l4proto udp accept"),
+        # SetNetworkACLCommand writes an empty source list as both families' "any".
+        ({"type": "tcp", "cidr": "0.0.0.0/0,::/0", "first_port": 80, "last_port": 80}, True,
+         "tcp dport 80 accept"),
     ],
 )
 @pytest.mark.parametrize("allowed", [True, False])
 def test_acl_rule(rule: dict[str, Any], ingress: bool, expected: str, allowed: bool) -> None:
     r = AclRule.model_validate({**rule, "allowed": allowed})
     verdict = "accept" if allowed else "drop"
-    assert acl_rule(r, ingress) == expected.removesuffix("accept") + verdict
+    assert acl_rules(r, ingress) == [expected.removesuffix("accept") + verdict]
+
+
+def test_acl_rule_with_both_families_gets_one_rule_per_family() -> None:
+    r = AclRule.model_validate({"type": "tcp", "cidr": "10.1.0.0/16,fd00::/8,10.2.0.0/16",
+                                "first_port": 22, "last_port": 22, "allowed": True})
+    assert acl_rules(r, True) == ["ip saddr { 10.1.0.0/16, 10.2.0.0/16 } tcp dport 22 accept",
+                                  "ip6 saddr fd00::/8 tcp dport 22 accept"]
+    only_v6 = AclRule.model_validate({"type": "all", "cidr": "::/0", "allowed": False})
+    assert acl_rules(only_v6, False) == ["meta nfproto ipv6 drop"]
 
 
 # -- the isolated router: public-IP firewall and egress policy -------------------------
@@ -263,18 +281,23 @@ def test_isolated_ingress_firewall_chains(iso: dict[str, tuple[str, ...]]) -> No
         "ct status dnat ct original ip daddr 100.64.20.10 jump fw_in_100_64_20_10",
         "ct status dnat ct original ip daddr 100.64.20.11 jump fw_in_100_64_20_11",
     )
-    assert iso["input"][-3:] == ("ip daddr 100.64.20.10 jump fw_in_100_64_20_10",
-                                 "ip daddr 100.64.20.11 jump fw_in_100_64_20_11",
-                                 "counter drop")
+    # Ahead of the ICMP accept: the public IP's firewall governs ping to it too
+    # (CsAddress.fw_router: FIREWALL_<ip> in mangle PREROUTING ends in DROP).
+    inp = list(iso["input"])
+    jumps = ["ip daddr 100.64.20.10 jump fw_in_100_64_20_10",
+             "ip daddr 100.64.20.11 jump fw_in_100_64_20_11"]
+    assert inp[inp.index(jumps[0]):inp.index(jumps[0]) + 3] == [*jumps,
+                                                                "meta l4proto icmp accept"]
+    assert inp[-1] == "counter drop"
 
 
 def test_isolated_port_forward_reaches_the_firewall(iso: dict[str, tuple[str, ...]]) -> None:
     # A drop in an earlier base chain is final: forwarded connections must get past
     # forward_ingress to be judged by the public IP's firewall chain.
     ingress = list(iso["forward_ingress"])
-    admit = 'oifname "eth2" ct status dnat accept'
+    admit = 'oifname "eth0" ct status dnat accept'
     assert admit in ingress
-    assert ingress.index(admit) < ingress.index('oifname "eth2" counter drop')
+    assert ingress.index(admit) < ingress.index('oifname "eth0" counter drop')
     assert "ip daddr 100.64.20.11 tcp dport 2222 dnat ip to 10.20.1.10:22" in iso["port_forward"]
 
 
@@ -294,7 +317,7 @@ def test_isolated_egress_default_allow(iso: dict[str, tuple[str, ...]]) -> None:
         "ip saddr 10.20.1.0/24 ip daddr 198.18.2.0/24 meta l4proto udp drop",
         "accept",
     )
-    assert iso["forward_firewall"][-1] == 'iifname "eth2" oifname "eth1" jump fw_egress'
+    assert iso["forward_firewall"][-1] == 'iifname "eth0" oifname "eth2" jump fw_egress'
 
 
 def test_isolated_egress_default_deny() -> None:
@@ -304,6 +327,26 @@ def test_isolated_egress_default_deny() -> None:
         "ip saddr 10.20.1.0/24 ip daddr 198.18.2.0/24 meta l4proto udp accept",
         "counter drop",
     )
+
+
+def test_egress_default_comes_last_wherever_the_bag_puts_it() -> None:
+    bags = isolated_bags(default_egress_policy=False)
+    rules = bags[-1]["rules"]
+    bags[-1] = {"type": "firewallrules", "rules": [*rules[4:], rules[3], *rules[:3]]}
+    cfg = RouterConfig.from_docs(apply_bags(bags))
+    chains = _chains(_render(cfg, resolve(cfg, isolated_links())))
+    assert chains["fw_egress"][-1] == "counter drop"
+    assert len(chains["fw_egress"]) == 3
+
+
+def test_egress_rules_without_the_default_rule_drop_the_rest() -> None:
+    # The FORWARD policy upstream is DROP: what no rule allows does not pass.
+    bags = isolated_bags(default_egress_policy=False)
+    bags[-1] = {"type": "firewallrules", "rules": [r for r in bags[-1]["rules"]
+                                                    if r["id"] != 0]}
+    cfg = RouterConfig.from_docs(apply_bags(bags))
+    chains = _chains(_render(cfg, resolve(cfg, isolated_links())))
+    assert chains["fw_egress"][-1] == "counter drop"
 
 
 def test_no_egress_chain_without_egress_rules() -> None:

@@ -151,7 +151,7 @@ def test_render_sorted_routes_then_rules() -> None:
 def test_isolated_router_routes() -> None:
     cfg, topo = isolated_topology()
     d = routes.desired(cfg, topo, settings())
-    assert Route(MAIN, "default", "100.64.20.1", "eth1") in d.routes
+    assert Route(MAIN, "default", "100.64.20.1", "eth2") in d.routes
     assert {r.src for r in d.rules if r.priority == PRIO_FROM} == {"100.64.20.10",
                                                                    "100.64.20.11"}
 
@@ -170,12 +170,17 @@ def test_pair_public_default_routes_are_onlink() -> None:
 
 
 def test_standalone_public_default_routes_are_not_onlink() -> None:
-    for docs in (sample_docs(), pair_docs(redundant_router="0"),
-                 pair_docs(drop=("sync_dev", "sync_peer"))):
+    for docs in (sample_docs(), pair_docs(redundant_router="0")):
         d = _desired(docs, pair_links())
         defaults = [r for r in d.routes if r.dst == "default"]
         assert len(defaults) == 2
         assert not any(r.onlink for r in d.routes)
+
+
+def test_cloudstack_mode_pair_public_default_routes_are_onlink() -> None:
+    # No sync link: still a pair (CloudStack mode), the public IPs are keepalived's.
+    d = _desired(pair_docs(drop=("sync_dev", "sync_peer")), pair_links())
+    assert {r.onlink for r in d.routes if r.dst == "default"} == {True}
 
 
 def test_onlink_argv() -> None:

@@ -18,6 +18,7 @@ from tests.unit.builders import (
     pair_docs,
     pair_links,
     pair_topology,
+    sample_bag,
     sample_links,
     sample_topology,
     settings,
@@ -73,23 +74,75 @@ def test_standalone_router_has_no_keepalived() -> None:
     assert vrrp.render(d) == ""
 
 
-def test_redundant_without_sync_link_runs_standalone_with_a_warning() -> None:
-    cfg = RouterConfig.from_docs(pair_docs(drop=("sync_dev", "sync_peer")))
-    d = vrrp.desired(cfg, resolve(cfg, sample_links()), settings())
+# -- CloudStack mode: only what a management server sends ---------------------------
+
+# createRedundantRouterArgs for a VPC: router_id is the VPC's id, the password
+# the decimal SHA-512 of its uuid; no key names a sync link.
+CS_BOOT = {"redundant_router": "1", "router_id": "4711", "advert_int": "1",
+           "router_password": "93871234567", "redundant_state": "BACKUP"}
+
+
+def _cloudstack_docs(*bags: dict[str, object]) -> dict[str, dict[str, object]]:
+    cmd = pair_cmdline(drop=("sync_dev", "sync_peer", "eth5ip", "eth5mask"),
+                       **CS_BOOT)
+    return apply_bags([cmd, *bags])
+
+
+def _cloudstack(*bags: dict[str, object]) -> vrrp.Desired:
+    cfg = RouterConfig.from_docs(_cloudstack_docs(*bags))
+    return vrrp.desired(cfg, resolve(cfg, pair_links()), settings())
+
+
+def _tier(device: str, mac: str, own: str, gw: str) -> dict[str, object]:
+    return {"type": "guestnetwork", "add": True, "mac_address": mac, "device": device,
+            "router_guest_ip": own, "router_guest_gateway": gw,
+            "router_guest_netmask": "255.255.255.0", "cidr": "24", "dns": gw,
+            "domain_name": "vpc.lab"}
+
+
+def test_cloudstack_mode_waits_for_the_source_nat_ip() -> None:
+    d = _cloudstack()
     assert d.enabled is False
-    assert cfg.ha_problem is not None
-    assert d.warnings == (cfg.ha_problem,)
-    assert "sync_dev" in d.warnings[0] and "standalone" in d.warnings[0]
-    assert vrrp.verify(d) == []  # a warning: the router still works, alone
+    assert d.warnings == ("redundant_router=1: VRRP starts with the source-NAT public IP "
+                          "(an ips bag)",)
     assert vrrp.render(d) == ""
 
 
-def test_sync_dev_without_boot_address_runs_standalone_with_a_warning() -> None:
+def test_cloudstack_mode_runs_vrrp_on_the_public_nic_from_the_ips_bag() -> None:
+    d = _cloudstack(sample_bag("ip_associations.json"))
+    assert d.enabled is True and vrrp.verify(d) == []
+    # The source-NAT IP is the advert address; the control address the source.
+    assert (d.interface, d.vip, d.mcast_src_ip, d.peer) == (
+        "eth1", "100.64.10.10/24", "169.254.0.10", None)
+    # VRID from the VPC id; VRRPv2 so the password keeps pairs on one public network apart.
+    assert (d.vrid, d.version, d.auth_pass, d.priority) == (4711 % 255, 2, "93871234", 100)
+    assert d.excluded == (("100.64.10.11/24", "eth1"), ("100.64.10.12/24", "eth1"))
+    text = vrrp.render(d)
+    assert "    mcast_src_ip 169.254.0.10\n" in text
+    assert "unicast_peer" not in text
+
+
+def test_cloudstack_mode_tiers_change_only_the_excluded_block() -> None:
+    ips = sample_bag("ip_associations.json")
+    before = vrrp.render(_cloudstack(ips))
+    tier = _tier("eth2", "02:00:0a:00:00:02", "10.10.1.2", "10.10.1.1")
+    after = vrrp.render(_cloudstack(ips, tier))
+    # The gateway (router_guest_gateway) is the master's; the own address is not a VIP.
+    assert _without_excluded(after) == _without_excluded(before)
+    assert "        10.10.1.1/24 dev eth2" in after.splitlines()
+    assert "10.10.1.2" not in after
+
+
+def test_vrid_of_an_unbounded_router_id() -> None:
+    from vragent.config import vrid_of
+    assert [vrid_of(n) for n in (1, 51, 255, 256, 4711)] == [1, 51, 255, 1, 4711 % 255]
+
+
+def test_sync_dev_without_boot_address_falls_back_to_cloudstack_mode() -> None:
     cfg = RouterConfig.from_docs(pair_docs(drop=("eth5ip", "eth5mask")))
     d = vrrp.desired(cfg, resolve(cfg, sample_links()), settings())
-    assert d.enabled is False
+    assert d.enabled is True and d.interface == "eth1"
     assert len(d.warnings) == 1 and "eth5ip" in d.warnings[0]
-    assert vrrp.render(d) == ""
 
 
 # -- the sample pair ---------------------------------------------------------------
@@ -99,7 +152,7 @@ def test_sample_pair() -> None:
     d = _desired()
     assert d.enabled is True
     assert d.problems == () and d.warnings == ()
-    assert (d.router_id, d.instance, d.sync_dev, d.sync_ip, d.peer) == (
+    assert (d.router_id, d.instance, d.interface, d.src_ip, d.peer) == (
         "r-1-VM", "vpc", "eth5", "10.255.0.1", "10.255.0.2")
     assert (d.vrid, d.priority, d.advert_int, d.version, d.auth_pass) == (1, 100, "1", 3, "")
     assert d.vip == "10.255.0.254/24"
@@ -313,6 +366,6 @@ def test_adding_a_tier_leaves_every_election_field_alone() -> None:
     before = vrrp.desired(*with_bags(docs), settings())
     after = vrrp.desired(*with_bags(docs, third_tier_bag(), extra_public_ip_bag()), settings())
     assert after.excluded != before.excluded
-    for name in ("router_id", "sync_dev", "sync_ip", "peer", "vrid", "priority", "advert_int",
+    for name in ("router_id", "interface", "src_ip", "peer", "vrid", "priority", "advert_int",
                  "version", "auth_pass", "vip", "fifo", "health_script"):
         assert getattr(after, name) == getattr(before, name), name

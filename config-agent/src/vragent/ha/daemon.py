@@ -71,6 +71,7 @@ class Daemon:
         self.ha: HaParams | None = None
         self.router = "router"
         self.excluded: list[tuple[str, str]] = []  # (ip, ifname) the master announces
+        self.advert: tuple[str, str] | None = None  # (ifname, ip) of the advert address
         self.pusher: Pusher | None = None
         self.last_reload = 0.0
         self.reload_due: float | None = None
@@ -190,6 +191,10 @@ class Daemon:
         self.ha = cfg.ha
         self.router = cfg.cmdline.get("name", "router")
         self.excluded = [(addr.split("/")[0], dev) for addr, dev in d.excluded]
+        self.advert = (d.interface, d.vip.split("/")[0]) if d.enabled else None
+        if d.enabled and d.mcast_src_ip:
+            # The advert address is a shared one too (CloudStack mode: the source-NAT IP).
+            self.excluded.append((d.vip.split("/")[0], d.interface))
 
     # -- transitions -----------------------------------------------------------
     def _read_fifo(self, fd: int) -> int:
@@ -269,10 +274,11 @@ class Daemon:
         keepalived only reports changes; if it went on running while this
         process was away, the advert address tells whether it is master.
         """
-        if self.ha is None or not self._running("keepalived"):
+        if self.advert is None or not self._running("keepalived"):
             return
-        link = iproute.links().get(self.ha.sync_dev)
-        holds = link is not None and any(a.split("/")[0] == self.ha.vip for a in link.ipv4)
+        dev, vip = self.advert
+        link = iproute.links().get(dev)
+        holds = link is not None and any(a.split("/")[0] == vip for a in link.ipv4)
         self.transition("PRIMARY" if holds else "BACKUP", "observed at agent start")
 
     # -- daemons ---------------------------------------------------------------
@@ -293,12 +299,13 @@ class Daemon:
             loaded_file.unlink(missing_ok=True)
             # keepalived took its addresses with it; a standalone router owns them.
             Agent(s).reconcile()
+        started_file = s.conntrackd_started
         if conntrackd_conf is None:
+            # Not a pair, or (CloudStack mode) no tier yet to replicate state on.
             if self._running("conntrackd"):
                 self.supervisor.stop("conntrackd")
-            return
-        started_file = s.run_dir / "conntrackd.started"
-        if not self._running("conntrackd"):
+            started_file.unlink(missing_ok=True)
+        elif not self._running("conntrackd"):
             log("starting conntrackd")
             self.supervisor.start("conntrackd")
             started_file.write_text(conntrackd_conf)
@@ -307,11 +314,14 @@ class Daemon:
             self.supervisor.stop("conntrackd")
             self.supervisor.start("conntrackd")
             started_file.write_text(conntrackd_conf)
+            if self.state.status == "BACKUP":
+                # Its cache started empty: have the master send everything again.
+                self._run_step(transitions.Step("conntrackd", ("-n",)))
         if keepalived_conf is None:
             return
         if not self._running("keepalived"):
             # A takeover commits conntrackd's cache: keepalived waits for it.
-            if self._conntrackd_answers():
+            if conntrackd_conf is None or self._conntrackd_answers():
                 log("starting keepalived")
                 self.supervisor.start("keepalived")
                 loaded_file.write_text(keepalived_conf)

@@ -25,7 +25,9 @@ def problems(settings: Settings) -> list[str]:
             found.append(f"agent heartbeat is {age:.1f}s old")
     except OSError:
         found.append("agent is not running (no heartbeat)")
-    if settings.conntrackd_conf.exists():
+    # Only once the agent has started it: a tier that brings conntrackd's
+    # first configuration must not take the master down before it runs.
+    if settings.conntrackd_conf.exists() and settings.conntrackd_started.exists():
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(1.0)
             try:

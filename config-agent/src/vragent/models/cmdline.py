@@ -18,6 +18,7 @@ ROUTER_TYPES = ("router", "vpcrouter", "dhcpsrvr")
 _ETH_KEY = re.compile(r"^eth(\d+)(ip|mask)$")
 _ETH_DEV = re.compile(r"^eth\d+$")
 _IP_KEYS = ("gateway", "dns1", "dns2", "guestgw", "localgw", "sync_peer", "sync_vip")
+_MTU_KEYS = ("publicMtu", "privateMtu")
 _URL = re.compile(r"^https?://[A-Za-z0-9.\[\]:-]+(:\d{1,5})?(/[A-Za-z0-9._~%/?&=+-]*)?$")
 _BOOL_VALUES = ("0", "1", "true", "false")
 
@@ -49,10 +50,14 @@ class CmdLine(Bag):
                     raise ValueError("expected 0, 1, true or false")
                 elif key == "advert_int" and not 0 < float(text) <= 255:
                     raise ValueError("must be between 0 and 255 seconds")
-                elif key == "router_id" and not 1 <= int(text) <= 255:
-                    raise ValueError("must be 1-255")
+                elif key == "router_id" and not 1 <= int(text) < 2**63:
+                    # CloudStack sends the VPC's id (createRedundantRouterArgs);
+                    # the VRRP router id is derived from it (config.vrid_of).
+                    raise ValueError("must be a positive whole number")
                 elif key == "router_pr" and not 1 <= int(text) <= 254:
                     raise ValueError("must be 1-254 (255 is reserved for an address owner)")
+                elif key in _MTU_KEYS and not 68 <= int(text) <= 65535:
+                    raise ValueError("must be an MTU between 68 and 65535")
                 elif key == "vrrp_version" and text not in ("2", "3"):
                     raise ValueError("expected 2 or 3")
                 elif key == "sync_dev" and not _ETH_DEV.match(text):

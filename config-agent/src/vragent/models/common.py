@@ -58,14 +58,49 @@ def _cidr(value: str) -> str:
     return value
 
 
+def _any_cidr(value: str) -> str:
+    """An IPv4 or IPv6 CIDR: the management server writes "any" as both families."""
+    if "/" in value and _CIDR_RE.fullmatch(value):
+        return value
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError("not an IPv4 or IPv6 CIDR") from None
+    if "/" not in value:
+        raise ValueError("not a CIDR (missing /prefix)")
+    return value
+
+
 def _cidr_list(value: str) -> str:
-    """CloudStack sends several CIDRs as one comma-separated string."""
+    """CloudStack sends several CIDRs as one comma-separated string.
+
+    Upstream's SetNetworkACLCommand writes an empty source list as
+    "0.0.0.0/0,::/0", so IPv6 entries are part of the format even on an
+    IPv4-only router.
+    """
     if _CIDR_RE.fullmatch(value):
         return value
     for part in value.split(","):
-        if not _CIDR_RE.fullmatch(part.strip()):
-            raise ValueError(f"{part.strip()!r} is not an IPv4 CIDR")
+        try:
+            _any_cidr(part.strip())
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not an IPv4 or IPv6 CIDR") from None
     return value
+
+
+def split_cidrs(items: str | list[str] | None) -> tuple[list[str], list[str]]:
+    """(IPv4, IPv6) CIDRs of a comma-separated string or a list, in order."""
+    parts = items.split(",") if isinstance(items, str) else (items or [])
+    v4: list[str] = []
+    v6: list[str] = []
+    for part in (p.strip() for p in parts):
+        if part:
+            (v6 if ":" in part else v4).append(part)
+    return v4, v6
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
 
 
 def _netmask(value: Any) -> str:
@@ -102,12 +137,17 @@ def _hostname(value: str) -> str:
 Str = StrictStr
 IPv4 = Annotated[StrictStr, AfterValidator(_ipv4)]
 Cidr = Annotated[StrictStr, AfterValidator(_cidr)]
+AnyCidr = Annotated[StrictStr, AfterValidator(_any_cidr)]
 CidrList = Annotated[StrictStr, AfterValidator(_cidr_list)]
+# CloudStack writes "no address" as "" in some fields (egress rules' src_ip).
+OptionalIPv4 = Annotated[IPv4 | None, BeforeValidator(_empty_is_none)]
 Netmask = Annotated[str, BeforeValidator(_netmask)]
 Mac = Annotated[StrictStr, AfterValidator(_mac)]
 IfName = Annotated[StrictStr, AfterValidator(_ifname)]
 DomainName = Annotated[StrictStr, AfterValidator(_hostname)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+# ACL ports: 0 occurs, "0"-"0" being how the management server says "every port".
+AclPort = Annotated[int, Field(ge=0, le=65535)]
 Bool = StrictBool
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import Bag, Bool, Cidr, IPv4, Str, check_protocol
+from .common import AnyCidr, Bag, Bool, OptionalIPv4, Str, check_protocol
 
 TRAFFIC_TYPES = ("ingress", "egress")
 
@@ -16,10 +16,11 @@ class FirewallRule(Bag):
     protocol: Str
     traffic_type: Str = "Ingress"
     revoked: Bool = False
-    src_ip: IPv4 | None = None
+    # Egress rules carry src_ip "" (CommandSetupHelper.createFirewallRulesCommands).
+    src_ip: OptionalIPv4 = None
     src_port_range: list[int] | None = None
-    source_cidr_list: list[Cidr] = []
-    dest_cidr_list: list[Cidr] = []
+    source_cidr_list: list[AnyCidr] | None = None
+    dest_cidr_list: list[AnyCidr] | None = None
     icmp_type: int | None = Field(default=None, ge=-1, le=255)
     icmp_code: int | None = Field(default=None, ge=-1, le=255)
     default_egress_policy: Bool = False
@@ -39,6 +40,9 @@ class FirewallRule(Bag):
     @model_validator(mode="after")
     def _ports(self) -> FirewallRule:
         rng = self.src_port_range
+        if rng is not None and len(rng) == 1:
+            # FirewallRuleTO sends one element when the end port is null.
+            rng = [rng[0], rng[0]]
         if rng is not None:
             if len(rng) != 2:
                 raise ValueError(f"src_port_range must be [first, last], got {rng}")
@@ -57,11 +61,33 @@ class FirewallRule(Bag):
         return self.traffic_type.lower() == "ingress"
 
     @property
+    def sources(self) -> list[str]:
+        return list(self.source_cidr_list or [])
+
+    @property
+    def destinations(self) -> list[str]:
+        return list(self.dest_cidr_list or [])
+
+    @property
+    def is_default_egress(self) -> bool:
+        """The rule that carries an isolated network's default egress policy.
+
+        The management server sends it as protocol "all" with no source CIDRs
+        (VirtualNetworkApplianceManagerImpl.createDefaultEgressFirewallRule;
+        loadSourceCidrs empties the list); configure.py CsAcl.AclIP.add_rule
+        appends it after every other egress rule.
+        """
+        return not self.is_ingress and self.protocol == "all" and not self.sources
+
+    @property
     def ports(self) -> tuple[int, int] | None:
         rng = self.src_port_range
-        if not rng or tuple(rng) == (0, 0) or self.protocol not in ("tcp", "udp"):
+        if not rng or self.protocol not in ("tcp", "udp"):
             return None
-        return rng[0], rng[1]
+        first, last = rng[0], rng[-1]
+        if (first, last) in ((0, 0), (0, 65535)):
+            return None
+        return first, last
 
 
 class FirewallRules(Bag):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
-from .common import Bag, Bool, IPv4, Str, check_protocol, parse_port_range
+from .common import Bag, Bool, CidrList, IPv4, Str, check_protocol, parse_port_range, split_cidrs
 
 # A forward whose public and private ranges differ is expanded one rule per
 # port; past this size that stops being a port forward and becomes a mistake.
@@ -20,6 +20,14 @@ class ForwardRule(Bag):
     destination_port_range: Str
     protocol: Str
     revoke: Bool = False
+    # Who may use the forward (ForwardingRule.sourceCidrList, comma-separated).
+    # The same public port may go to different VMs for different sources.
+    source_cidr_list: CidrList | None = None
+
+    @field_validator("source_cidr_list", mode="before")
+    @classmethod
+    def _no_sources(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("source_port_range", "destination_port_range")
     @classmethod
@@ -62,11 +70,22 @@ class ForwardRule(Bag):
         return parse_port_range(self.destination_port_range)
 
     @property
+    def sources(self) -> list[str]:
+        """IPv4 sources allowed; [] means any (0.0.0.0/0 included)."""
+        v4, _ = split_cidrs(self.source_cidr_list)
+        return [] if "0.0.0.0/0" in v4 else v4
+
+    @property
     def key(self) -> str:
-        return (
-            f"{self.source_ip_address}:{self.source_port_range}:"
-            f"{self.protocol.lower()}"
-        )
+        return forward_key(self.source_ip_address, self.source_port_range, self.protocol,
+                           self.source_cidr_list)
+
+
+def forward_key(ip: str, ports: str, protocol: str, sources: str | None) -> str:
+    """What identifies a forward (cs_forwardingrules.py merge): the public
+    address, port range and protocol, and the sources it is for."""
+    cidrs = ",".join(sorted(c.strip() for c in (sources or "").split(",") if c.strip()))
+    return f"{ip}:{ports}:{protocol.lower()}" + (f":{cidrs}" if cidrs else "")
 
 
 class ForwardRules(Bag):

@@ -24,6 +24,8 @@ class IpAddress(Bag):
     vif_mac_address: Mac | None = None
     nic_dev_id: int | None = Field(default=None, ge=0, le=63)
     nw_type: Str = "public"
+    # The NIC's MTU (public networks with a configured MTU, CloudStack 4.18+).
+    mtu: int | None = Field(default=None, ge=68, le=65535)
 
     @field_validator("nw_type")
     @classmethod

@@ -6,7 +6,18 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .common import Bag, Bool, CidrList, IfName, IPv4, Mac, Netmask, Port, Str, check_protocol
+from .common import (
+    AclPort,
+    Bag,
+    Bool,
+    CidrList,
+    IfName,
+    IPv4,
+    Mac,
+    Netmask,
+    Str,
+    check_protocol,
+)
 
 ACL_TYPES = ("tcp", "udp", "icmp", "all", "protocol")
 
@@ -16,8 +27,8 @@ class AclRule(Bag):
     type: Str
     cidr: CidrList
     allowed: Bool
-    first_port: Port | None = None
-    last_port: Port | None = None
+    first_port: AclPort | None = None
+    last_port: AclPort | None = None
     icmp_type: int | None = Field(default=None, ge=-1, le=255)
     icmp_code: int | None = Field(default=None, ge=-1, le=255)
     protocol: int | None = Field(default=None, ge=0, le=255)
@@ -29,7 +40,7 @@ class AclRule(Bag):
 
     @model_validator(mode="after")
     def _ports(self) -> AclRule:
-        if self.first_port is not None and self.last_port is not None:
+        if self.first_port is not None and self.last_port:
             if self.first_port > self.last_port:
                 raise ValueError(
                     f"port range is reversed: first_port {self.first_port} > "
@@ -51,9 +62,20 @@ class AclRule(Bag):
 
     @property
     def ports(self) -> tuple[int, int] | None:
+        """The destination ports matched; None means every port.
+
+        The management server sends tcp/udp items without ports as 0-0
+        (SetNetworkAclConfigItem builds TcpAclRule/UdpAclRule from the
+        "start;end" it encoded, 0 for none); 0-65535 means the same.
+        """
         if self.first_port is None:
             return None
-        return self.first_port, self.last_port or self.first_port
+        first, last = self.first_port, self.last_port
+        if last is None or last == 0:
+            last = first
+        if first == 0 and last in (0, 65535):
+            return None
+        return max(first, 1), last
 
 
 class NetworkAcl(Bag):

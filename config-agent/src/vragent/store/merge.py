@@ -25,7 +25,7 @@ from ..models import (
     StaticRoutes,
 )
 from ..models.firewallrules import FirewallRules
-from ..models.forwardrules import ForwardRules, StaticNatRules
+from ..models.forwardrules import ForwardRules, StaticNatRules, forward_key
 
 Doc = dict[str, Any]
 Docs = dict[str, Doc]
@@ -150,7 +150,8 @@ def merge_forwardrules(docs: Docs, bag: BaseModel) -> Docs:
 
 
 def _forward_key(raw: dict[str, Any]) -> str:
-    return f"{raw['source_ip_address']}:{raw['source_port_range']}:{raw['protocol'].lower()}"
+    return forward_key(raw["source_ip_address"], raw["source_port_range"], raw["protocol"],
+                       raw.get("source_cidr_list"))
 
 
 def merge_staticnatrules(docs: Docs, bag: BaseModel) -> Docs:

@@ -35,18 +35,21 @@ class Desired:
 
 
 def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
-    ha = cfg.ha
-    if ha is None:
+    sync = topo.sync
+    if sync is None:
+        # Not a pair, or (CloudStack mode) no tier yet: no VM connections to replicate.
         return Desired(enabled=False)
-    ignore = {ha.sync_ip, ha.vip}
-    if ha.peer:
-        ignore.add(ha.peer)
+    ignore = {sync.ip}
+    if topo.vrrp is not None:
+        ignore.add(topo.vrrp.vip)
+    if sync.peer:
+        ignore.add(sync.peer)
     ignore.update(ip for ip, _ in cfg.cmdline.interfaces().values())
     return Desired(
         enabled=True,
-        sync_dev=ha.sync_dev,
-        sync_ip=ha.sync_ip,
-        peer=ha.peer,
+        sync_dev=sync.ifname,
+        sync_ip=sync.ip,
+        peer=sync.peer,
         ignore=tuple(sorted(ignore)),
         lock_file=str(settings.conntrackd_lock),
         socket=str(settings.conntrackd_socket),

@@ -7,6 +7,7 @@ keepalived owns (tier gateways, public IPs) are left to keepalived.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from ..config import RouterConfig
@@ -24,9 +25,11 @@ class LinkSpec:
     mtu: int | None = None
     # Present but not ours to add or remove (control link, VRRP-owned VIPs).
     protected: frozenset[str] = field(default=frozenset())
-    # Every address on it is keepalived's: it adds and removes them on reload,
-    # and an address pulled from under it makes it give up mastership.
+    # Every address on it but ours is keepalived's: it adds and removes them
+    # on reload, and an address pulled from under it makes it give up mastership.
     vrrp_owned: bool = False
+    # Added with link scope, so the kernel never picks them as a source.
+    link_scope: frozenset[str] = field(default=frozenset())
 
 
 @dataclass(frozen=True)
@@ -37,24 +40,34 @@ class Desired:
 
 def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     links: dict[str, LinkSpec] = {}
-    ha = cfg.ha
+    vrrp = topo.vrrp
     for ifname, control in topo.control.items():
         protected = {control}
-        if ha is not None and ifname == ha.sync_dev:
+        if vrrp is not None and ifname == vrrp.ifname:
             # The address the pair's adverts carry: keepalived's, on the master.
-            protected.add(f"{ha.vip}/{ha.sync_prefix}")
+            protected.add(f"{vrrp.vip}/{vrrp.vip_prefix}")
         links[ifname] = LinkSpec(ifname, frozenset([control]), protected=frozenset(protected))
-    vrrp_owned = cfg.redundant
+    redundant = topo.redundant
     for p in topo.public:
         addrs = frozenset(f"{a.public_ip}/{prefixlen(a.netmask)}" for a in p.addresses)
-        links[p.ifname] = LinkSpec(p.ifname, frozenset() if vrrp_owned else addrs,
-                                   protected=addrs if vrrp_owned else frozenset(),
-                                   vrrp_owned=vrrp_owned)
+        own: frozenset[str] = frozenset()
+        if vrrp is not None and vrrp.borrowed_src and vrrp.ifname == p.ifname:
+            own = frozenset([f"{vrrp.src_ip}/{vrrp.src_prefix}"])
+        links[p.ifname] = LinkSpec(p.ifname, own if redundant else addrs, p.mtu,
+                                   protected=addrs if redundant else frozenset(),
+                                   vrrp_owned=redundant, link_scope=own)
     for g in topo.guests:
-        gw = frozenset([f"{g.gateway_ip}/{g.network.prefixlen}"])
-        owned = vrrp_owned and not g.private_gateway
-        links[g.ifname] = LinkSpec(g.ifname, frozenset() if owned else gw, g.mtu,
-                                   protected=gw if owned else frozenset(), vrrp_owned=owned)
+        own = frozenset([f"{g.ip}/{g.network.prefixlen}"])
+        if g.private_gateway or not redundant:
+            links[g.ifname] = LinkSpec(g.ifname, own, g.mtu)
+        elif g.vip:
+            # A pair's tier: the router's own address is ours, the gateway keepalived's.
+            links[g.ifname] = LinkSpec(g.ifname, own, g.mtu,
+                                       protected=frozenset([f"{g.vip}/{g.network.prefixlen}"]))
+        else:
+            # The own address is the gateway (the pair's bags did not tell them apart).
+            links[g.ifname] = LinkSpec(g.ifname, frozenset(), g.mtu, protected=own,
+                                       vrrp_owned=True)
     return Desired(tuple(sorted(links.values(), key=lambda s: s.ifname)), topo.missing)
 
 
@@ -70,6 +83,8 @@ def render(d: Desired) -> str:
         keep = f" keep {' '.join(sorted(s.protected))}" if s.protected else ""
         if s.vrrp_owned:
             keep += " (addresses owned by keepalived)"
+        if s.link_scope:
+            keep += f" link-scope {' '.join(sorted(s.link_scope))}"
         lines.append(f"link {s.ifname} up{mtu} addresses {addrs}{keep}")
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -80,6 +95,17 @@ def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
 
     live = iproute.links()
     actions: list[tuple[str, list[str]]] = []
+    wanted = {s.ifname for s in d.links}
+    for ifname, addrs in sorted(_last_applied(settings).items()):
+        # A link the configuration no longer names (its last public IP or its
+        # tier removed with add: false; CsIP.compare deletes what the bag no
+        # longer holds): take back what we put there, nothing else.
+        link = live.get(ifname)
+        if ifname in wanted or link is None:
+            continue
+        for addr in sorted(set(addrs) & set(link.ipv4)):
+            actions.append((f"{ifname}: remove {addr} (no longer configured)",
+                            ["ip", "address", "del", addr, "dev", ifname]))
     for s in d.links:
         link = live.get(s.ifname)
         if link is None:
@@ -91,12 +117,33 @@ def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
             actions.append((f"{s.ifname}: up", ["ip", "link", "set", "dev", s.ifname, "up"]))
         current = set(link.ipv4)
         for addr in sorted(s.addresses - current):
+            scope = ["scope", "link"] if addr in s.link_scope else []
             actions.append((f"{s.ifname}: add {addr}",
-                            ["ip", "address", "add", addr, "dev", s.ifname]))
+                            ["ip", "address", "add", addr, "dev", s.ifname, *scope]))
         for addr in sorted(current - s.addresses - s.protected if not s.vrrp_owned else ()):
             actions.append((f"{s.ifname}: remove {addr}",
                             ["ip", "address", "del", addr, "dev", s.ifname]))
     if not dry_run:
         for _, argv in actions:
             run(argv)
+        _record(settings, d)
     return [f"interfaces: {what}" for what, _ in actions]
+
+
+def _last_applied(settings: Settings) -> dict[str, list[str]]:
+    try:
+        data = json.loads(settings.applied_interfaces.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): [str(a) for a in v] for k, v in data.items() if isinstance(v, list)}
+
+
+def _record(settings: Settings, d: Desired) -> None:
+    from ..store import atomic_write
+
+    record = {s.ifname: sorted(s.addresses) for s in d.links}
+    if record != _last_applied(settings):
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(settings.applied_interfaces, json.dumps(record).encode())

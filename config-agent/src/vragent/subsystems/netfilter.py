@@ -31,6 +31,7 @@ from typing import Any
 
 from ..config import RouterConfig
 from ..models import AclRule, FirewallRule, ForwardRule, NetworkAcl, StaticNatRule
+from ..models.common import split_cidrs
 from ..settings import Settings
 from ..templates import render as render_template
 from ..topology import Topology
@@ -41,6 +42,8 @@ NAME = "netfilter"
 SSH_CONTROL_PORT = 3922
 CONNTRACKD_PORT = 3780
 VRRP_PROTO = 112
+FTP_PORT = 21
+FTP_HELPER = "ftp"
 
 CHUNK_MIN = 96  # shorter chains stay whole
 CHUNK_MASK = 0x3F  # a boundary after ~1 rule in 64
@@ -65,9 +68,11 @@ class Chain:
 class Ruleset:
     table: str
     chains: tuple[Chain, ...]  # leaf chains first: every jump target precedes its caller
+    helpers: tuple[str, ...] = ()  # conntrack helpers (ct helper objects) the rules use
 
     def text(self) -> str:
-        return render_template("netfilter/nftables.conf.j2", table=self.table, chains=self.chains)
+        return render_template("netfilter/nftables.conf.j2", table=self.table,
+                               chains=self.chains, helpers=self.helpers)
 
     @property
     def rule_count(self) -> int:
@@ -82,7 +87,6 @@ class Desired:
     firewall: tuple[FirewallRule, ...]
     forwards: tuple[ForwardRule, ...]
     staticnat: tuple[StaticNatRule, ...]
-    sync_dev: str | None = None  # the pair's VRRP/conntrackd link, when redundant
     problems: tuple[str, ...] = field(default=())
 
 
@@ -120,7 +124,6 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         firewall=tuple(cfg.firewall),
         forwards=forwards,
         staticnat=staticnat,
-        sync_dev=cfg.ha.sync_dev if cfg.ha else None,
         problems=tuple(problems),
     )
 
@@ -171,16 +174,38 @@ def _join(*parts: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _cidrs(text: str) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()]
+def _addr_matches(cidrs: str | list[str] | None, direction: str) -> list[str] | None:
+    """Address matches for a CIDR list, one per family present; [""] means any.
+
+    The management server writes "any" as "0.0.0.0/0,::/0"
+    (SetNetworkACLCommand: NetUtils.ALL_IP4_CIDRS, ALL_IP6_CIDRS). The table
+    is inet, so IPv6 entries get their own match rather than being refused or
+    dropped (configure.py CsAcl.AclDevice sends them to ip6tables/nft).
+    None means the list names no address at all.
+    """
+    v4, v6 = split_cidrs(cidrs)
+    if "0.0.0.0/0" in v4 and (not v6 or "::/0" in v6):
+        return [""]
+    matches = []
+    if "0.0.0.0/0" in v4:
+        matches.append("meta nfproto ipv4")
+    elif v4:
+        matches.append(f"ip {direction} {_set(v4)}")
+    if "::/0" in v6:
+        matches.append("meta nfproto ipv6")
+    elif v6:
+        matches.append(f"ip6 {direction} {_set(v6)}")
+    return matches or None
 
 
-def acl_rule(rule: AclRule, ingress: bool) -> str:
-    cidrs = [c for c in _cidrs(rule.cidr) if c != "0.0.0.0/0"]
+def acl_rules(rule: AclRule, ingress: bool) -> list[str]:
+    """One ACL item (configure.py CsAcl.AclDevice.AclRule): ingress rules match
+    who may reach the tier, egress rules where it may go; first match wins."""
     # Ingress rules are about who may reach the tier, egress about where it may go.
-    addr = f"ip {'saddr' if ingress else 'daddr'} {_set(cidrs)}" if cidrs else ""
+    addrs = _addr_matches(rule.cidr, "saddr" if ingress else "daddr") or []
     l4 = _l4(rule.proto, rule.ports, (rule.icmp_type, rule.icmp_code))
-    return _join(addr, l4, "accept" if rule.allowed else "drop")
+    verdict = "accept" if rule.allowed else "drop"
+    return [_join(addr, l4, verdict) for addr in addrs]
 
 
 def chunked(name: str, rules: list[str], tail: list[str]) -> list[Chain]:
@@ -207,17 +232,32 @@ def chunked(name: str, rules: list[str], tail: list[str]) -> list[Chain]:
     return [*out.values(), Chain(name, tuple(jumps + tail))]
 
 
-def _fw_match(rule: FirewallRule) -> str:
-    cidrs = [c for c in rule.source_cidr_list if c != "0.0.0.0/0"]
-    addr = f"ip saddr {_set(cidrs)}" if cidrs else ""
-    # On a forwarded packet the port was already rewritten by DNAT: the public
-    # port the rule is about is the connection's original destination port.
-    ports = rule.ports
+def _fw_rules(rule: FirewallRule, verdict: str) -> list[str]:
+    """Rules of one public-IP firewall item (configure.py CsAcl.AclIP.add_rule):
+    one per source family; an item with no source CIDR matches nothing."""
+    addrs = _addr_matches(rule.sources, "saddr")
+    if addrs is None:
+        return []
     proto = rule.protocol if rule.protocol != "all" else ""
     l4 = _l4(proto, None, (rule.icmp_type, rule.icmp_code))
+    ports = rule.ports
     if ports is not None:
+        # On a forwarded packet the port was already rewritten by DNAT: the public
+        # port the rule is about is the connection's original destination port.
         l4 = f"meta l4proto {rule.protocol} ct original proto-dst {_ports(*ports)}"
-    return _join(addr, l4)
+    return [_join(addr, l4, verdict) for addr in addrs]
+
+
+def _egress_rules(rule: FirewallRule, verdict: str) -> list[str]:
+    """One egress firewall item (configure.py CsAcl.AclIP.add_rule, egress):
+    sources and destinations (0.0.0.0/0 meaning any) and the protocol."""
+    src = _addr_matches(rule.sources, "saddr") or [""]
+    dst = _addr_matches([c for c in rule.destinations if c != "0.0.0.0/0"], "daddr") or [""]
+    proto = rule.protocol if rule.protocol != "all" else ""
+    l4 = _l4(proto, rule.ports, (rule.icmp_type, rule.icmp_code))
+    return [_join(a, b, l4, verdict) for a in src for b in dst
+            if not (a.startswith("ip6") and b.startswith("ip ")
+                    or a.startswith("ip ") and b.startswith("ip6"))]
 
 
 def _fw_chain_name(ip: str) -> str:
@@ -227,7 +267,10 @@ def _fw_chain_name(ip: str) -> str:
 def _forward_dnat(rule: ForwardRule) -> list[str]:
     proto = rule.protocol.lower()
     pub, priv = rule.public_ports, rule.private_ports
-    head = f"ip daddr {rule.source_ip_address} {proto} dport"
+    # configure.py forward_vpc: "-s <source_cidr_list>", so one public port can
+    # lead to different VMs for different sources.
+    src = f"ip saddr {_set(rule.sources)} " if rule.sources else ""
+    head = f"{src}ip daddr {rule.source_ip_address} {proto} dport"
     vm = rule.destination_ip_address
     if pub == priv:
         return [f"{head} {_ports(*pub)} dnat ip to {vm}"]
@@ -251,6 +294,17 @@ def render(d: Desired) -> Ruleset:
     ]
     if mangle:
         mangle.append("ct mark != 0 meta mark set ct mark")
+    # FTP through a port forward: the control connection gets the ftp helper,
+    # so the data connection it announces is expected and translated
+    # (configure.py forward_ftp_helper: "-t raw ... --dport <port> -j CT --helper ftp").
+    # nft assigns helpers once conntrack has seen the packet, and before DNAT
+    # the destination is still the public one: the mangle priority is both.
+    ftp = [f"ip daddr {f.source_ip_address} tcp dport "
+           f"{f.public_ports[0] + FTP_PORT - f.private_ports[0]} ct helper set {_q(FTP_HELPER)}"
+           for f in d.forwards
+           if f.protocol == "tcp" and f.private_ports[0] <= FTP_PORT <= f.private_ports[1]]
+    helpers = (FTP_HELPER,) if ftp else ()
+    mangle += ftp
     base.append(Chain("mangle_prerouting", tuple(mangle),
                       "type filter hook prerouting priority mangle; policy accept;"))
 
@@ -269,7 +323,7 @@ def render(d: Desired) -> Ruleset:
             # Hairpin: a VM reaching a public IP of its own VPC gets its replies
             # back through the router rather than straight from its neighbour.
             snat.append(f"ct status dnat iifname {_ifset(guests)} oifname {_q(g.ifname)} "
-                        f"snat ip to {g.gateway_ip}")
+                        f"snat ip to {g.ip}")
     for p in topo.public:
         own = {a.public_ip for a in p.addresses}
         for s in d.staticnat:
@@ -277,55 +331,72 @@ def render(d: Desired) -> Ruleset:
                 snat.append(f"oifname {_q(p.ifname)} ip saddr {s.destination_ip_address} "
                             f"snat ip to {s.source_ip_address}")
         if p.source_nat:
+            # Every guest network leaves by the source-NAT IP (CsAddress fw_router /
+            # fw_vpcrouter: "-A POSTROUTING -o <public> -j SNAT --to-source <ip>").
             snat.append(f"oifname {_q(p.ifname)} ip saddr != {_set(sorted(own))} "
                         f"snat ip to {p.snat_ip}")
     base.append(Chain("nat_postrouting", tuple(snat),
                       "type nat hook postrouting priority srcnat; policy accept;"))
 
     # -- firewall on public IPs -------------------------------------------
+    # Isolated networks: every public IP has a firewall chain ending in drop
+    # (CsAddress.fw_router: FIREWALL_<ip> in mangle PREROUTING, "-j DROP"), so
+    # nothing new reaches it, ICMP included, until an ingress rule allows it.
+    # A VPC's public IPs get one only when firewall rules name them.
     ingress_fw: dict[str, list[str]] = {}
     for fw in d.firewall:
         if fw.is_ingress and fw.src_ip:
-            ingress_fw.setdefault(fw.src_ip, []).append(_join(_fw_match(fw), "accept"))
+            ingress_fw.setdefault(fw.src_ip, []).extend(_fw_rules(fw, "accept"))
     if topo.router_type == "router":
-        # Isolated networks: a public IP with no firewall rule admits nothing.
         for p in topo.public:
             for a in p.addresses:
                 ingress_fw.setdefault(a.public_ip, [])
     for ip, rules in sorted(ingress_fw.items()):
         chains += chunked(_fw_chain_name(ip), rules, ["counter drop"])
+    # Egress (isolated networks): user rules are the exceptions to the default
+    # policy, DROP when the default allows and ACCEPT when it denies; the
+    # default itself comes last, carried by the "all" rule without sources
+    # (configure.py CsAcl.AclIP.add_rule). With no default rule, nothing passes
+    # that no rule allows (the FORWARD policy); with no egress rule, all does.
     egress = [r for r in d.firewall if not r.is_ingress]
+    default = next((r for r in egress if r.is_default_egress), None)
+    exceptions = [r for r in egress if not r.is_default_egress]
     if egress and guests and publics:
-        allow_default = egress[0].default_egress_policy
-        verdict = "drop" if allow_default else "accept"
         rules = []
-        for r in egress:
-            dst = [c for c in r.dest_cidr_list if c != "0.0.0.0/0"]
-            src = [c for c in r.source_cidr_list if c != "0.0.0.0/0"]
-            l4 = _l4(r.protocol if r.protocol != "all" else "", r.ports,
-                     (r.icmp_type, r.icmp_code))
-            rules.append(_join(f"ip saddr {_set(src)}" if src else "",
-                               f"ip daddr {_set(dst)}" if dst else "", l4, verdict))
-        chains += chunked("fw_egress", rules, ["accept" if allow_default else "counter drop"])
+        for r in exceptions:
+            rules += _egress_rules(r, "drop" if r.default_egress_policy else "accept")
+        if default is not None:
+            tail = ["accept" if default.default_egress_policy else "counter drop"]
+        else:
+            tail = ["counter drop"]
+        chains += chunked("fw_egress", rules, tail)
 
     # -- ACLs per tier ----------------------------------------------------
     for g in topo.guests:
         acl = d.acls.get(g.ifname)
         if acl is None:
             continue
-        chains += chunked(f"acl_out_{g.ifname}",
-                          [acl_rule(r, ingress=False) for r in acl.egress_rules],
-                          ["counter drop"])
+        if acl.egress_rules:
+            # Egress is open until the ACL has egress rules; then what they do
+            # not allow is dropped (CloudStack's documented ACL default; the
+            # 4.x CsAcl.AclDevice: "only if one or more egress rules exist we
+            # will drop everything else").
+            chains += chunked(f"acl_out_{g.ifname}",
+                              [x for r in acl.egress_rules for x in acl_rules(r, False)],
+                              ["counter drop"])
+        # Ingress always ends in drop (CsAddress fw_vpcrouter: ACL_INBOUND_<dev> -j DROP).
         chains += chunked(f"acl_in_{g.ifname}",
-                          [acl_rule(r, ingress=True) for r in acl.ingress_rules],
+                          [x for r in acl.ingress_rules for x in acl_rules(r, True)],
                           ["counter drop"])
 
     stateful = ["ct state established,related accept", "ct state invalid drop"]
     fwd_egress = list(stateful)
     fwd_ingress = list(stateful)
     for g in topo.guests:
-        if g.ifname in d.acls:
-            fwd_egress.append(f"iifname {_q(g.ifname)} jump acl_out_{g.ifname}")
+        acl = d.acls.get(g.ifname)
+        if acl is not None:
+            if acl.egress_rules:
+                fwd_egress.append(f"iifname {_q(g.ifname)} jump acl_out_{g.ifname}")
             fwd_ingress.append(f"oifname {_q(g.ifname)} jump acl_in_{g.ifname}")
         elif not g.private_gateway:
             if topo.router_type == "router":
@@ -360,12 +431,17 @@ def render(d: Desired) -> Ruleset:
         'iifname "lo" accept',
         "ct state established,related accept",
         "ct state invalid drop",
-        "meta l4proto icmp accept",
     ]
-    if d.sync_dev:
-        # The pair's VRRP adverts and conntrackd state sync: on the sync link only.
-        inp.append(f"iifname {_ifset([d.sync_dev])} meta l4proto {VRRP_PROTO} accept")
-        inp.append(f"iifname {_ifset([d.sync_dev])} udp dport {CONNTRACKD_PORT} accept")
+    if topo.vrrp is not None:
+        # The pair's adverts: on the VRRP link only.
+        inp.append(f"iifname {_ifset([topo.vrrp.ifname])} meta l4proto {VRRP_PROTO} accept")
+    if topo.sync is not None:
+        # conntrackd's state sync: on its link only.
+        inp.append(f"iifname {_ifset([topo.sync.ifname])} udp dport {CONNTRACKD_PORT} accept")
+    # A public IP's firewall decides before anything else, ICMP included.
+    for ip in sorted(ingress_fw):
+        inp.append(f"ip daddr {ip} jump {_fw_chain_name(ip)}")
+    inp.append("meta l4proto icmp accept")
     control = sorted(dev for dev, cidr in topo.control.items() if cidr.startswith("169.254."))
     if control:
         # Management reaches the router over its link-local control NIC only.
@@ -373,13 +449,26 @@ def render(d: Desired) -> Ruleset:
     if guests:
         inp.append(f"iifname {_ifset(guests)} udp dport {{ 53, 67 }} accept")
         inp.append(f"iifname {_ifset(guests)} tcp dport 53 accept")
-    for ip in sorted(ingress_fw):
-        inp.append(f"ip daddr {ip} jump {_fw_chain_name(ip)}")
     inp.append("counter drop")
     base.append(Chain("input", tuple(inp),
                       "type filter hook input priority filter; policy drop;"))
 
-    return Ruleset(d.table, tuple(chains + base))
+    vrrp = topo.vrrp
+    if vrrp is not None and vrrp.borrowed_src:
+        # CloudStack mode: both routers' public NICs have the same MAC, so the
+        # backup must send nothing there (upstream takes the NIC down, which
+        # would also silence the adverts the backup listens for). Only what
+        # leaves from a public IP, which only the master holds, and the
+        # master's adverts get out.
+        pub = next(p for p in topo.public if p.ifname == vrrp.ifname)
+        shared = sorted(a.public_ip for a in pub.addresses)
+        base.append(Chain("public_guard", (
+            f"oifname {_q(pub.ifname)} meta l4proto {VRRP_PROTO} accept",
+            f"oifname {_q(pub.ifname)} ip saddr {_set(shared)} accept",
+            f"oifname {_q(pub.ifname)} drop",
+        ), "type filter hook postrouting priority 300; policy accept;"))
+
+    return Ruleset(d.table, tuple(chains + base), helpers)
 
 
 # -- apply ------------------------------------------------------------------
@@ -387,6 +476,8 @@ def render(d: Desired) -> Ruleset:
 
 def _delta(old: dict[str, Any], new: Ruleset, table: str) -> str | None:
     """nft script turning the table recorded in ``old`` into ``new``; None: use a full load."""
+    if old.get("helpers", []) != list(new.helpers):
+        return None  # helper objects are declared with the table: reload it
     old_chains = old["chains"]
     new_by_name = {c.name: c for c in new.chains}
     for c in new.chains:
@@ -419,6 +510,7 @@ def _record(rs: Ruleset) -> dict[str, object]:
     return {
         "chains": {c.name: c.digest() for c in rs.chains},
         "hooks": {c.name: c.hook for c in rs.chains if c.hook},
+        "helpers": list(rs.helpers),
     }
 
 

@@ -61,7 +61,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     rules: set[Rule] = set()
     warnings: list[str] = []
     main_uplink = topo.snat_interface()
-    onlink = cfg.redundant
+    onlink = topo.redundant
     if main_uplink and main_uplink.gateway:
         routes.add(Route(MAIN, "default", main_uplink.gateway, main_uplink.ifname, onlink))
     elif not topo.public and cfg.cmdline.get("gateway"):
@@ -82,7 +82,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
 
     connected = topo.connected()
     # Links whose addresses keepalived moves: the backup has none there.
-    vrrp_devs = set(topo.public_names) | {g.ifname for g in topo.guests if not g.private_gateway}
+    vrrp_devs = topo.vrrp_devs
     for r in cfg.routes:
         gw_addr = ipaddress.IPv4Address(r.gateway)
         via_dev = next((d for net, d in connected if gw_addr in net), None)

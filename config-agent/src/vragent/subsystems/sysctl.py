@@ -21,7 +21,14 @@ class Desired:
 
 
 def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
-    values = {"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "0"}
+    values = {
+        "net/ipv4/ip_forward": "1",
+        "net/ipv4/conf/all/rp_filter": "0",
+        # Removing a subnet's first address must not take the others with it:
+        # a source-NAT IP moved within its subnet (old one removed, new one
+        # added in the same ips bag) would otherwise vanish with the old one.
+        "net/ipv4/conf/all/promote_secondaries": "1",
+    }
     off = cfg.cmdline.flag("disable_rp_filter")
     for g in topo.guests:
         # Strict on tiers: a VM can only source addresses routed back to its tier.
@@ -30,6 +37,10 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         # Loose on public links: with several uplinks and policy routing, replies
         # may legitimately come back on another interface than the main route's.
         values[f"net/ipv4/conf/{p.ifname}/rp_filter"] = "0" if off else "2"
+    if topo.vrrp is not None and topo.vrrp.borrowed_src:
+        # CloudStack mode: both routers' public NICs share one MAC, and the
+        # backup's must stay silent; IPv6 would announce it (DAD, MLD, RS).
+        values[f"net/ipv6/conf/{topo.vrrp.ifname}/disable_ipv6"] = "1"
     return Desired(tuple(sorted(values.items())))
 
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from .. import templates
-from ..config import RouterConfig
+from ..config import SYNC_LINK, RouterConfig
 from ..models.common import prefixlen
 from ..settings import Settings
 from ..topology import Topology
@@ -33,8 +33,9 @@ class Desired:
     enabled: bool
     router_id: str = ""
     instance: str = INSTANCE
-    sync_dev: str = ""
-    sync_ip: str = ""
+    interface: str = ""
+    src_ip: str = ""
+    mcast_src_ip: str = ""  # set when the source is not the link's own address
     peer: str | None = None
     vrid: int = 0
     priority: int = 0
@@ -52,19 +53,28 @@ class Desired:
 def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     ha = cfg.ha
     if ha is None:
-        warnings = (cfg.ha_problem,) if cfg.ha_problem else ()
-        return Desired(enabled=False, warnings=warnings)
+        return Desired(enabled=False)
+    warnings = (cfg.ha_problem,) if cfg.ha_problem else ()
+    link = topo.vrrp
+    if link is None:
+        # CloudStack mode before the source-NAT IP: nothing is shared yet, and
+        # nothing is held either (see interfaces: the pair's addresses are keepalived's).
+        why = ("a control address on the boot parameters" if not topo.control
+               else "the source-NAT public IP (an ips bag)")
+        return Desired(enabled=False, warnings=(
+            *warnings, f"redundant_router=1: VRRP starts with {why}"))
     problems: list[str] = []
-    if ha.sync_dev not in topo.control:
-        problems.append(f"sync_dev={ha.sync_dev}: no such interface on this router")
-    sync_net = ipaddress.IPv4Network(f"{ha.sync_ip}/{ha.sync_prefix}", strict=False)
-    if ipaddress.IPv4Address(ha.vip) not in sync_net or ha.vip in (ha.sync_ip, ha.peer):
-        problems.append(f"sync_vip={ha.vip}: must be a free address on the sync network "
-                        f"{sync_net}")
-    if ha.peer is not None and (ipaddress.IPv4Address(ha.peer) not in sync_net
-                                or ha.peer == ha.sync_ip):
-        problems.append(f"sync_peer={ha.peer}: must be the peer's address on the sync "
-                        f"network {sync_net}")
+    if ha.mode == SYNC_LINK:
+        if ha.sync_dev not in topo.control:
+            problems.append(f"sync_dev={ha.sync_dev}: no such interface on this router")
+        sync_net = ipaddress.IPv4Network(f"{ha.sync_ip}/{ha.sync_prefix}", strict=False)
+        if ipaddress.IPv4Address(ha.vip) not in sync_net or ha.vip in (ha.sync_ip, ha.peer):
+            problems.append(f"sync_vip={ha.vip}: must be a free address on the sync network "
+                            f"{sync_net}")
+        if ha.peer is not None and (ipaddress.IPv4Address(ha.peer) not in sync_net
+                                    or ha.peer == ha.sync_ip):
+            problems.append(f"sync_peer={ha.peer}: must be the peer's address on the sync "
+                            f"network {sync_net}")
     advert = _advert_text(ha.advert_int)
     if ha.version == 2 and not ha.advert_int.is_integer():
         problems.append(f"advert_int={advert}: sub-second adverts need vrrp_version=3")
@@ -80,29 +90,33 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         if not _SAFE_PATH.match(value):
             problems.append(f"{label} {value!r}: keepalived scripts cannot take this path")
 
+    advert_vip = f"{link.vip}/{link.vip_prefix}"
     excluded: set[tuple[str, str]] = set()
     for g in topo.guests:
         if not g.private_gateway:
-            excluded.add((f"{g.gateway_ip}/{g.network.prefixlen}", g.ifname))
+            excluded.add((f"{g.gateway}/{g.network.prefixlen}", g.ifname))
     for p in topo.public:
         for a in p.addresses:
             excluded.add((f"{a.public_ip}/{prefixlen(a.netmask)}", p.ifname))
+    excluded.discard((advert_vip, link.ifname))
     return Desired(
         enabled=True,
         router_id=_router_id(ha.name),
-        sync_dev=ha.sync_dev,
-        sync_ip=ha.sync_ip,
-        peer=ha.peer,
+        interface=link.ifname,
+        src_ip=link.src_ip,
+        mcast_src_ip=link.src_ip if link.borrowed_src and link.peer is None else "",
+        peer=link.peer,
         vrid=ha.vrid,
         priority=ha.priority,
         advert_int=advert,
         version=ha.version,
         auth_pass=auth,
-        vip=f"{ha.vip}/{ha.sync_prefix}",
+        vip=advert_vip,
         excluded=tuple(sorted(excluded)),
         fifo=str(settings.notify_fifo),
         health_script=f"{settings.health_command} --root {root}",
         problems=tuple(problems),
+        warnings=warnings,
     )
 
 

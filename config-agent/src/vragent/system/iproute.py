@@ -13,7 +13,7 @@ class Link:
     mac: str
     up: bool
     mtu: int
-    ipv4: tuple[str, ...] = field(default=())  # "a.b.c.d/nn", global scope only
+    ipv4: tuple[str, ...] = field(default=())  # "a.b.c.d/nn", global and link scope
 
 
 def links() -> dict[str, Link]:
@@ -23,7 +23,7 @@ def links() -> dict[str, Link]:
         addrs = tuple(
             f"{a['local']}/{a['prefixlen']}"
             for a in item.get("addr_info", [])
-            if a.get("family") == "inet" and a.get("scope") == "global"
+            if a.get("family") == "inet" and a.get("scope") in ("global", "link")
         )
         found[name] = Link(
             name=name,
