@@ -40,7 +40,8 @@ class Sampler:
             if not self._healthy.is_set():
                 continue
             statuses = self.pair.statuses()
-            holders = [r.name for r in self.pair.routers if r.holds_vip(VIP)]
+            dev, vip = self.pair.advert
+            holders = [r.name for r in self.pair.routers if r.holds_vip(vip, dev)]
             if not self._healthy.is_set():
                 continue  # a test declared a failure while we looked
             self.samples += 1

@@ -42,7 +42,18 @@ BRIDGES = {"eth0": "brctl", "eth1": "brpub", "eth2": "brt1", "eth3": "brt2", "et
            "eth5": "brsync"}
 
 
-def mac(router: int, dev: str) -> str:
+# CloudStack gives both routers of a pair the same public MAC: the source-NAT
+# IP's (NetworkHelperImpl.configurePublicNic). The CloudStack-mode lab does too.
+SHARED_PUBLIC_MAC = "02:00:0a:00:00:01"
+# createRedundantRouterArgs for a VPC: router_id is the VPC id, the password
+# the decimal SHA-512 of its uuid, and nothing names a sync link.
+CLOUDSTACK_BOOT = {"redundant_router": "1", "router_id": "4711",
+                   "router_password": "93871234567", "advert_int": "1"}
+
+
+def mac(router: int, dev: str, cloudstack: bool = False) -> str:
+    if cloudstack and dev == "eth1":
+        return SHARED_PUBLIC_MAC
     return f"02:00:0a:0{router}:00:0{dev[-1]}"
 
 
@@ -52,6 +63,7 @@ class PairRouter:
     index: int  # 1 or 2
     root: Path
     supervisord: subprocess.Popen[bytes] | None = None
+    cloudstack: bool = False  # driven only by what a management server sends
 
     @property
     def ns(self) -> str:
@@ -85,9 +97,17 @@ class PairRouter:
         return self.vragent("apply", *paths)
 
     def sample(self, name: str) -> dict[str, Any]:
-        text = (SAMPLE / name).read_text().replace("02:00:0a:00:00:0",
-                                                   f"02:00:0a:0{self.index}:00:0")
-        doc: dict[str, Any] = json.loads(text)
+        text = (SAMPLE / name).read_text()
+        if self.cloudstack:
+            text = text.replace(f'"{SHARED_PUBLIC_MAC}"', '"shared-public-mac"')
+        text = text.replace("02:00:0a:00:00:0", f"02:00:0a:0{self.index}:00:0")
+        doc: dict[str, Any] = json.loads(text.replace("shared-public-mac", SHARED_PUBLIC_MAC))
+        if self.cloudstack and doc.get("type") == "guestnetwork":
+            # SetGuestNetworkConfigItem: the router's own address on the tier
+            # (.2 and .3), and the tier gateway (.1) that only the master holds.
+            gateway = doc["router_guest_ip"]
+            doc["router_guest_gateway"] = gateway
+            doc["router_guest_ip"] = f"{gateway.rsplit('.', 1)[0]}.{1 + self.index}"
         return doc
 
     def sh(self, *argv: str, check: bool = True) -> str:
@@ -139,9 +159,13 @@ class PairRouter:
                 found.append(datetime.datetime.fromisoformat(stamp).timestamp())
         return found
 
-    def holds_vip(self, vip: str) -> bool:
-        return f" {vip}/" in self.sh("ip", "-4", "-o", "addr", "show", "dev", "eth5",
+    def holds_vip(self, vip: str, dev: str = "eth5") -> bool:
+        return f" {vip}/" in self.sh("ip", "-4", "-o", "addr", "show", "dev", dev,
                                      check=False)
+
+    def tx_packets(self, dev: str) -> int:
+        out = json.loads(self.sh("ip", "-json", "-s", "link", "show", "dev", dev))
+        return int(out[0]["stats64"]["tx"]["packets"])
 
     # -- life and death ------------------------------------------------------------
     def start(self) -> None:
@@ -214,6 +238,12 @@ class Pair:
     advert_int: float
     routers: list[PairRouter] = field(default_factory=list)
     receiver: subprocess.Popen[bytes] | None = None
+    cloudstack: bool = False
+
+    @property
+    def advert(self) -> tuple[str, str]:
+        """(device, address) of what the master's adverts carry."""
+        return ("eth1", PUBLIC_SNAT) if self.cloudstack else ("eth5", "10.255.0.254")
 
     @property
     def r1(self) -> PairRouter:
@@ -279,8 +309,15 @@ class Pair:
         self.lab.destroy()
 
 
-def cmdline(index: int, advert_int: float, multicast: bool = False) -> dict[str, Any]:
+def cmdline(index: int, advert_int: float, multicast: bool = False,
+            cloudstack: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads((SAMPLE / "cmd_line.json").read_text())
+    if cloudstack:
+        doc["cmd_line"].update({"name": f"r-{index}-VM", "eth0ip": f"169.254.0.1{index}",
+                                "advert_int": f"{advert_int:g}",
+                                "report_url": f"http://{MGMT}:{MGMT_PORT}/vrouter/state",
+                                **CLOUDSTACK_BOOT})
+        return doc
     doc["cmd_line"].update({
         "name": f"r-{index}-VM",
         "eth0ip": f"169.254.0.1{index}",
@@ -313,11 +350,15 @@ def tier3(index: int) -> list[dict[str, Any]]:
 
 
 def build(base: Path, advert_int: float = 1.0, prefix: str | None = None,
-          multicast: bool = False) -> Pair:
-    """Namespaces, bridges and hosts; routers booted but not started."""
+          multicast: bool = False, cloudstack: bool = False) -> Pair:
+    """Namespaces, bridges and hosts; routers booted but not started.
+
+    ``cloudstack``: boot parameters and bags as a management server sends them
+    (no sync link, one public MAC for both, own tier addresses and a shared gateway).
+    """
     prefix = prefix or f"p{os.getpid() % 10000}{time.monotonic_ns() % 100:02d}-"
     lab = Lab(prefix)
-    pair = Pair(lab, base, advert_int)
+    pair = Pair(lab, base, advert_int, cloudstack=cloudstack)
     try:
         sw = lab.ns("sw")
         for bridge in BRIDGES.values():
@@ -327,7 +368,7 @@ def build(base: Path, advert_int: float = 1.0, prefix: str | None = None,
         for i in (1, 2):
             for dev, bridge in BRIDGES.items():
                 port = f"r{i}e{dev[-1]}"
-                lab.link(f"r{i}", dev, "sw", port, mac(i, dev))
+                lab.link(f"r{i}", dev, "sw", port, mac(i, dev, cloudstack))
                 in_ns(sw, ["ip", "link", "set", port, "master", bridge])
             in_ns(lab.ns(f"r{i}"), ["ip", "link", "set", "eth0", "up"])
         for host, dev, bridge, cidr, gw in (
@@ -343,8 +384,8 @@ def build(base: Path, advert_int: float = 1.0, prefix: str | None = None,
             root = base / f"r{i}"
             (root / "var/cache/cloud").mkdir(parents=True, exist_ok=True)
             (root / "var/cache/cloud/cmd_line.json").write_text(
-                json.dumps(cmdline(i, advert_int, multicast)))
-            pair.routers.append(PairRouter(lab, i, root))
+                json.dumps(cmdline(i, advert_int, multicast, cloudstack)))
+            pair.routers.append(PairRouter(lab, i, root, cloudstack=cloudstack))
     except BaseException:
         lab.destroy()
         raise
@@ -356,10 +397,17 @@ BASE_BAGS = ["ip_associations.json", "guest_network_tier1.json", "guest_network_
 
 
 def start(pair: Pair, bags: list[str] | None = None, timeout: float = 30.0) -> PairRouter:
-    """Start both routers, apply the sample VPC's bags on both; returns the master."""
+    """Start both routers, apply the sample VPC's bags on both; returns the master.
+
+    In CloudStack mode the pair elects once the source-NAT IP arrives (ips bag).
+    """
     pair.start_receiver()
     for r in pair.routers:
         r.start()
+    if pair.cloudstack:
+        for r in pair.routers:
+            r.apply(*(bags if bags is not None else BASE_BAGS))
+        return pair.wait_one_master(timeout)
     master = pair.wait_one_master(timeout)
     for r in pair.routers:
         if bags is None:

@@ -318,6 +318,11 @@ def render(d: Desired) -> Ruleset:
                       "type nat hook prerouting priority dstnat; policy accept;"))
 
     snat: list[str] = []
+    if topo.vrrp is not None:
+        # The pair's adverts keep their source: the peer breaks priority ties
+        # on it, and NAT of a portless protocol to the shared address clashes
+        # with the tuple the previous master left behind (EPERM on send).
+        snat.append(f"oifname {_q(topo.vrrp.ifname)} meta l4proto {VRRP_PROTO} accept")
     for g in topo.guests:
         if guests:
             # Hairpin: a VM reaching a public IP of its own VPC gets its replies
