@@ -34,16 +34,18 @@ TIER2_OPEN = acl2([], ALLOW_ALL)
 
 
 def test_tier_without_egress_rules_allows_all_egress(vpc: Router) -> None:
-    """upstream: configure.py CsAcl.AclDevice — the final egress DROP is only added
-    when the tier has egress rules; no egress rules: everything may leave."""
+    """CloudStack's documented ACL default (all outgoing traffic allowed until an
+    egress rule exists); the 4.x configure.py CsAcl.AclDevice adds the final
+    egress DROP only "if one or more egress rules exist". Current apache
+    master adds none at all (see README, "CloudStack semantics")."""
     apply_bags(vpc, vpc_ips(), tier1(), tier2(), acl1([], []))
     with serve(vpc, "out", 7123):
         assert seen_as(vpc, "vm1", FAR, 7123) == SNAT_IP
 
 
 def test_egress_rules_allow_listed_port_and_drop_the_rest(vpc: Router) -> None:
-    """upstream: configure.py CsAcl.AclDevice (egress rules present: listed ones pass,
-    then DROP)."""
+    """Egress rules present: the listed ones pass, then DROP (the documented
+    default, and 4.x configure.py CsAcl.AclDevice)."""
     apply_bags(vpc, vpc_ips(), tier1(), tier2(),
                acl1([], [acl_rule("tcp", "0.0.0.0/0", ports=(80, 80))]))
     with serve(vpc, "out", 80), serve(vpc, "out", 81):

@@ -462,14 +462,15 @@ def render(d: Desired) -> Ruleset:
     if vrrp is not None and vrrp.borrowed_src:
         # CloudStack mode: both routers' public NICs have the same MAC, so the
         # backup must send nothing there (upstream takes the NIC down, which
-        # would also silence the adverts the backup listens for). Only what
-        # leaves from a public IP, which only the master holds, and the
-        # master's adverts get out.
+        # would also silence the adverts the backup listens for). Only the
+        # master's adverts and what leaves from a public IP this router holds
+        # get out: after source NAT, so "holds" is asked of the kernel (the
+        # backup's own traffic is NATed to an address it does not have).
         pub = next(p for p in topo.public if p.ifname == vrrp.ifname)
         shared = sorted(a.public_ip for a in pub.addresses)
         base.append(Chain("public_guard", (
             f"oifname {_q(pub.ifname)} meta l4proto {VRRP_PROTO} accept",
-            f"oifname {_q(pub.ifname)} ip saddr {_set(shared)} accept",
+            f"oifname {_q(pub.ifname)} ip saddr {_set(shared)} fib saddr type local accept",
             f"oifname {_q(pub.ifname)} drop",
         ), "type filter hook postrouting priority 300; policy accept;"))
 
