@@ -8,10 +8,13 @@ import zlib
 import pytest
 from vragent.config import RouterConfig
 from vragent.lab.netns import ROUTER_MACS
-from vragent.topology import GuestIf, Topology, resolve, table_for
+from vragent.topology import GuestIf, SyncLink, Topology, VrrpLink, resolve, table_for
 
 from tests.unit.builders import (
     apply_bags,
+    cloudstack_pair_topology,
+    isolated_bags,
+    isolated_links,
     isolated_topology,
     link,
     sample_bag,
@@ -138,3 +141,60 @@ def test_isolated_router_type() -> None:
     assert topo.control == {"eth1": "169.254.1.5/16"}
     assert topo.guests == (
         GuestIf("eth0", "eth0", "10.20.1.1", ipaddress.IPv4Network("10.20.1.0/24"), None),)
+
+
+# -- the pair's links, decided from the bags ----------------------------------------
+
+
+def test_cloudstack_pair_links() -> None:
+    """No sync link: VRRP on the source-NAT IP's NIC, conntrackd on the first tier."""
+    _, topo = cloudstack_pair_topology()
+    assert topo.redundant is True
+    assert topo.vrrp == VrrpLink("eth1", "169.254.0.10", 32, "100.64.10.10", 24, None,
+                                 borrowed_src=True)
+    assert topo.sync == SyncLink("eth2", "10.10.1.2", None)
+    # router_guest_ip is the router's own; router_guest_gateway the shared VIP.
+    (t1, t2, pgw) = topo.guests
+    assert (t1.ip, t1.vip, t1.gateway) == ("10.10.1.2", "10.10.1.1", "10.10.1.1")
+    assert (t2.ip, t2.vip) == ("10.10.2.2", "10.10.2.1")
+    assert (pgw.private_gateway, pgw.vip) == (True, None)
+    assert topo.vrrp_devs == {"eth1", "eth2", "eth3"}
+
+
+def test_cloudstack_pair_before_the_source_nat_ip_has_no_vrrp_link() -> None:
+    docs = apply_bags([{**sample_bag("cmd_line.json"), "cmd_line": {
+        **sample_bag("cmd_line.json")["cmd_line"], "redundant_router": "1"}}])
+    cfg = RouterConfig.from_docs(docs)
+    topo = resolve(cfg, sample_links())
+    assert (topo.redundant, topo.vrrp, topo.sync) == (True, None, None)
+
+
+def test_standalone_guest_gateway_is_its_own_address() -> None:
+    # Upstream configures router_guest_ip only; a differing gateway is not an address.
+    docs = sample_docs()
+    docs["guestnetwork"]["eth2"]["router_guest_gateway"] = "10.10.1.0"
+    cfg = RouterConfig.from_docs(docs)
+    (t1, *_) = resolve(cfg, sample_links()).guests
+    assert (t1.ip, t1.vip, t1.gateway) == ("10.10.1.1", None, "10.10.1.1")
+
+
+def test_isolated_pair_guest_gateway_is_guestgw() -> None:
+    bags = isolated_bags()
+    bags[0]["cmd_line"].update({"redundant_router": "1", "eth0ip": "10.20.1.2",
+                                "guestgw": "10.20.1.1"})
+    cfg = RouterConfig.from_docs(apply_bags(bags))
+    topo = resolve(cfg, isolated_links())
+    (guest,) = topo.guests
+    assert (guest.ifname, guest.ip, guest.vip) == ("eth0", "10.20.1.2", "10.20.1.1")
+    assert topo.vrrp is not None and topo.vrrp.ifname == "eth2"
+    assert topo.sync == SyncLink("eth0", "10.20.1.2", None)
+
+
+def test_dhcp_only_router_serves_eth0() -> None:
+    bags = [{"type": "cmdline", "cmd_line": {
+        "type": "dhcpsrvr", "eth0ip": "10.30.0.1", "eth0mask": "255.255.255.0",
+        "eth1ip": "169.254.3.3", "eth1mask": "255.255.0.0"}}]
+    cfg = RouterConfig.from_docs(apply_bags(bags))
+    topo = resolve(cfg, {"eth0": link("eth0"), "eth1": link("eth1")})
+    assert topo.guest_names == ["eth0"]
+    assert topo.control == {"eth1": "169.254.3.3/16"}

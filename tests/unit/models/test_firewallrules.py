@@ -89,3 +89,23 @@ def test_reference_example() -> None:
     assert [(r.id, r.protocol, r.revoked, r.ports) for r in bag.rules] == [
         (1, "tcp", False, (22, 80)), (2, "icmp", False, None), (3, "icmp", True, None)]
     assert bag.rules[1].icmp_type == -1
+
+
+def test_egress_rules_as_the_management_server_sends_them() -> None:
+    """CommandSetupHelper.createFirewallRulesCommands: src_ip "", the system rule
+    (protocol all, no source CIDRs) carrying the default, a 1-element port range."""
+    bag = parse_bag({"type": "firewallrules", "rules": [
+        {"id": 0, "src_ip": "", "protocol": "all", "revoked": False, "source_cidr_list": [],
+         "dest_cidr_list": [], "purpose": "Firewall", "traffic_type": "Egress",
+         "default_egress_policy": True},
+        {"id": 7, "src_ip": "", "protocol": "tcp", "src_port_range": [80],
+         "source_cidr_list": ["10.1.1.0/24"], "dest_cidr_list": None,
+         "traffic_type": "Egress", "default_egress_policy": True},
+        {"id": 8, "src_ip": "100.64.20.10", "protocol": "icmp", "icmp_type": -1,
+         "icmp_code": -1, "source_cidr_list": ["0.0.0.0/0", "::/0"],
+         "traffic_type": "Ingress"},
+    ]})
+    system, user, ingress = bag.rules  # type: ignore[attr-defined]
+    assert (system.src_ip, system.is_default_egress) == (None, True)
+    assert (user.is_default_egress, user.ports, user.destinations) == (False, (80, 80), [])
+    assert ingress.sources == ["0.0.0.0/0", "::/0"] and not ingress.is_default_egress

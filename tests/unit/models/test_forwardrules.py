@@ -103,3 +103,16 @@ def test_staticnat_defaults() -> None:
     r = StaticNatRule.model_validate({"source_ip_address": "1.1.1.1",
                                       "destination_ip_address": "10.0.0.1"})
     assert (r.source_port_range, r.revoke) == ("0:0", False)
+
+
+def test_source_cidr_list_as_forwarding_rule_sends_it() -> None:
+    """ForwardingRule.sourceCidrList: one comma-separated string, possibly empty."""
+    rule = ForwardRule.model_validate({**FWD["rules"][0],
+                                       "source_cidr_list": "100.64.99.0/24, 10.0.0.0/8"})
+    assert rule.sources == ["100.64.99.0/24", "10.0.0.0/8"]
+    assert ForwardRule.model_validate({**FWD["rules"][0], "source_cidr_list": ""}).sources == []
+    anyone = ForwardRule.model_validate({**FWD["rules"][0],
+                                         "source_cidr_list": "0.0.0.0/0,::/0"})
+    assert anyone.sources == []
+    assert_rejected(mutated(FWD, (*R0, "source_cidr_list"), "100.64.99.0/24,nope"),
+                    "rules.0.source_cidr_list", "'nope' is not an IPv4 or IPv6 CIDR")

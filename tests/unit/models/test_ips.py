@@ -88,3 +88,10 @@ def test_nulls_are_allowed_for_optional_fields() -> None:
     # Gson omits nulls, but a hand-written bag may carry them.
     bag = parse_bag(mutated(BAG, (*A0, "gateway"), None))
     assert bag.ip_address[0].gateway is None  # type: ignore[attr-defined]
+
+
+def test_public_mtu() -> None:
+    bag = sample_bag("ip_associations.json")
+    bag["ip_address"][0]["mtu"] = 1400
+    assert parse_bag(bag).ip_address[0].mtu == 1400  # type: ignore[attr-defined]
+    assert_rejected(mutated(bag, ("ip_address", 0, "mtu"), 20), "ip_address.0.mtu", "(got 20)")

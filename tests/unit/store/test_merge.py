@@ -375,3 +375,31 @@ def test_guestnetwork_resent_with_a_new_address_replaces_the_old_one() -> None:
     docs = apply_bags([first, moved])
     assert [a["public_ip"] for a in docs["ips"]["eth2"]] == ["10.10.1.254"]
     assert docs["guestnetwork"]["eth2"]["router_guest_ip"] == "10.10.1.254"
+
+
+def test_forwardrules_same_port_for_different_sources_are_different_rules() -> None:
+    """cs_forwardingrules.py: the source list is part of what identifies a forward."""
+    a = {**_fwd("100.64.10.11", "22:22"), "source_cidr_list": "100.64.10.0/24"}
+    b = {**_fwd("100.64.10.11", "22:22", dst="10.10.2.10"),
+         "source_cidr_list": "100.64.99.0/24,100.64.98.0/24"}
+    docs = apply_bags([_fwds(a, b)])
+    assert [r["destination_ip_address"] for r in docs["forwardrules"]["100.64.10.11"]] == [
+        "10.10.1.10", "10.10.2.10"]
+    # The same sources in another order name the same forward: revoking it leaves a.
+    revoke = {**b, "source_cidr_list": "100.64.98.0/24, 100.64.99.0/24", "revoke": True}
+    docs = apply_bags([_fwds(revoke)], docs)
+    assert [r["destination_ip_address"] for r in docs["forwardrules"]["100.64.10.11"]] == [
+        "10.10.1.10"]
+
+
+def test_ips_source_nat_moved_within_one_bag() -> None:
+    """The old source-NAT IP removed and a new one added in the same bag: the new one
+    leads its device (cs_ip.py merge puts a source-NAT IP first)."""
+    docs = sample_docs()
+    moved = sample_bag("ip_associations.json")
+    old, *_ = moved["ip_address"]
+    moved["ip_address"] = [{**old, "add": False},
+                           {**old, "public_ip": "100.64.10.15", "source_nat": True}]
+    docs = apply_bags([moved], docs)
+    assert [a["public_ip"] for a in docs["ips"]["eth1"]] == [
+        "100.64.10.15", "100.64.10.11", "100.64.10.12"]

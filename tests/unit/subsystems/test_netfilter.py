@@ -25,6 +25,7 @@ from vragent.topology import resolve
 
 from tests.unit.builders import (
     apply_bags,
+    cloudstack_pair_topology,
     isolated_bags,
     isolated_links,
     isolated_topology,
@@ -623,3 +624,78 @@ def test_pair_traffic_admitted_only_on_a_redundant_router_and_only_on_the_sync_l
     pair = input_chain("1")
     assert 'iifname "eth5" meta l4proto 112 accept' in pair
     assert 'iifname "eth5" udp dport 3780 accept' in pair
+
+
+# -- forwards, helpers, and the CloudStack-mode pair ------------------------------
+
+
+def _with_forwards(*rules: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    docs = apply_bags([{"type": "forwardrules", "rules": list(rules)}], sample_docs())
+    cfg = RouterConfig.from_docs(docs)
+    return _chains(_render(cfg, resolve(cfg, sample_links())))
+
+
+def _fwd(ports: str, dst: str, dports: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"source_ip_address": "100.64.10.11", "source_port_range": ports,
+            "destination_ip_address": dst, "destination_port_range": dports or ports,
+            "protocol": "tcp", "revoke": False, **extra}
+
+
+def test_forwards_split_by_source_cidr_list() -> None:
+    """configure.py forward_vpc: "-s <source_cidr_list>" on the DNAT."""
+    chains = _with_forwards(
+        _fwd("80:80", "10.10.1.10", source_cidr_list="100.64.10.0/24"),
+        _fwd("80:80", "10.10.2.10", source_cidr_list="100.64.99.0/24,100.64.98.0/24"),
+        _fwd("81:81", "10.10.2.10", source_cidr_list="0.0.0.0/0,::/0"),
+        _fwd("82:82", "10.10.2.10", source_cidr_list=""))
+    pf = chains["port_forward"]
+    assert "ip saddr 100.64.10.0/24 ip daddr 100.64.10.11 tcp dport 80 dnat ip to 10.10.1.10" in pf
+    assert ("ip saddr { 100.64.99.0/24, 100.64.98.0/24 } ip daddr 100.64.10.11 tcp dport 80 "
+            "dnat ip to 10.10.2.10") in pf
+    # "any" and no list at all: no source match.
+    assert "ip daddr 100.64.10.11 tcp dport 81 dnat ip to 10.10.2.10" in pf
+    assert "ip daddr 100.64.10.11 tcp dport 82 dnat ip to 10.10.2.10" in pf
+
+
+def test_forward_to_port_21_gets_the_ftp_helper() -> None:
+    """configure.py forward_ftp_helper: the public port that leads to 21."""
+    rs = _render(*_cfg_topo_with(_fwd("2121:2121", "10.10.1.10", "21:21")))
+    assert rs.helpers == ("ftp",)
+    assert "\tct helper ftp {\n\t\ttype \"ftp\" protocol tcp\n\t}" in rs.text()
+    assert ('ip daddr 100.64.10.11 tcp dport 2121 ct helper set "ftp"'
+            in _chains(rs)["mangle_prerouting"])
+    # A range that covers 21, shifted: the public port that maps to it.
+    rs = _render(*_cfg_topo_with(_fwd("1020:1030", "10.10.1.10", "20:30")))
+    assert ('ip daddr 100.64.10.11 tcp dport 1021 ct helper set "ftp"'
+            in _chains(rs)["mangle_prerouting"])
+    assert _render(*sample_topology()).helpers == ()
+
+
+def _cfg_topo_with(*rules: dict[str, Any]) -> tuple[RouterConfig, Any]:
+    docs = apply_bags([{"type": "forwardrules", "rules": list(rules)}], sample_docs())
+    cfg = RouterConfig.from_docs(docs)
+    return cfg, resolve(cfg, sample_links())
+
+
+def test_a_new_helper_reloads_the_whole_table() -> None:
+    old = _record(_render(*sample_topology()))
+    new = _render(*_cfg_topo_with(_fwd("21:21", "10.10.1.10")))
+    assert _delta(old, new, "vragent") is None
+
+
+def test_cloudstack_pair_keeps_the_backup_silent_on_the_shared_public_nic() -> None:
+    chains = _chains(_render(*cloudstack_pair_topology()))
+    # After source NAT: only adverts and what leaves from a public IP held here.
+    assert chains["public_guard"] == (
+        'oifname "eth1" meta l4proto 112 accept',
+        'oifname "eth1" ip saddr { 100.64.10.10, 100.64.10.11, 100.64.10.12 } '
+        "fib saddr type local accept",
+        'oifname "eth1" drop',
+    )
+    # Adverts keep their own source: never NATed to the shared address.
+    assert chains["nat_postrouting"][0] == 'oifname "eth1" meta l4proto 112 accept'
+    # VRRP on the public NIC, conntrackd on the first tier.
+    assert 'iifname "eth1" meta l4proto 112 accept' in chains["input"]
+    assert 'iifname "eth2" udp dport 3780 accept' in chains["input"]
+    standalone = _chains(_render(*sample_topology()))
+    assert "public_guard" not in standalone
