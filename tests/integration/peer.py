@@ -1,5 +1,11 @@
-"""Test peer: ``serve tcp|udp PORT`` answers each client with the client's address;
-``connect tcp|udp HOST PORT TIMEOUT`` prints that answer (nothing on failure)."""
+"""Test peer, run inside a namespace (``ip netns exec NS python peer.py ...``).
+
+serve tcp|udp PORT [TAG]              answer each client with its address ("TAG address"
+                                      when a tag is given), after printing "ready"
+connect tcp|udp HOST PORT TIMEOUT [SRC]
+                                      print that answer (nothing on failure); SRC binds
+                                      the client's source address
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import sys
 import threading
 
 
-def serve(proto: str, port: int) -> None:
+def serve(proto: str, port: int, tag: str = "") -> None:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     sock = socket.socket(socket.AF_INET, kind)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -16,25 +22,28 @@ def serve(proto: str, port: int) -> None:
     if proto == "tcp":
         sock.listen(512)
     print("ready", flush=True)
+    prefix = f"{tag} " if tag else ""
     while True:
         if proto == "udp":
             _, addr = sock.recvfrom(2048)
-            sock.sendto(addr[0].encode(), addr)
+            sock.sendto(f"{prefix}{addr[0]}".encode(), addr)
             continue
         conn, addr = sock.accept()
-        threading.Thread(target=_answer, args=(conn, addr[0]), daemon=True).start()
+        threading.Thread(target=_answer, args=(conn, f"{prefix}{addr[0]}"), daemon=True).start()
 
 
-def _answer(conn: socket.socket, peer: str) -> None:
+def _answer(conn: socket.socket, text: str) -> None:
     with conn:
-        conn.sendall(peer.encode() + b"\n")
+        conn.sendall(text.encode() + b"\n")
 
 
-def connect(proto: str, host: str, port: int, timeout: float) -> None:
+def connect(proto: str, host: str, port: int, timeout: float, src: str | None = None) -> None:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.settimeout(timeout)
         try:
+            if src:
+                sock.bind((src, 0))
             if proto == "tcp":
                 sock.connect((host, port))
                 data = sock.recv(2048)
@@ -47,7 +56,8 @@ def connect(proto: str, host: str, port: int, timeout: float) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "serve":
-        serve(sys.argv[2], int(sys.argv[3]))
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "serve":
+        serve(args[0], int(args[1]), args[2] if len(args) > 2 else "")
     else:
-        connect(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+        connect(args[0], args[1], int(args[2]), float(args[3]), args[4] if len(args) > 4 else None)

@@ -37,6 +37,7 @@ from vragent.lab.netns import Lab, in_ns, sample_vpc, wait_for
 from ..harness import Router
 
 TOOLS = str(Path(__file__).with_name("tools.py"))
+PEER = str(Path(__file__).parent.with_name("peer.py"))
 Bag = dict[str, Any]
 
 # -- the VPC lab (sample_vpc) -----------------------------------------------------
@@ -329,9 +330,9 @@ def ns(router: Router, short: str) -> str:
 @contextmanager
 def serve(router: Router, host: str, port: int, proto: str = "tcp",
           tag: str | None = None) -> Iterator[None]:
-    """tools.py server in namespace ``host``: answers "<tag> <client address>"."""
+    """peer.py server in namespace ``host``: answers "<tag> <client address>"."""
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns(router, host), sys.executable, TOOLS, "serve", proto,
+        ["ip", "netns", "exec", ns(router, host), sys.executable, PEER, "serve", proto,
          str(port), tag or host],
         stdout=subprocess.PIPE, text=True,
     )
@@ -348,7 +349,7 @@ def serve(router: Router, host: str, port: int, proto: str = "tcp",
 def reach(router: Router, client: str, host: str, port: int, proto: str = "tcp",
           timeout: float = 2.0, src: str | None = None) -> str | None:
     """What the server answered ("<tag> <address it saw>"), or None."""
-    argv = ["ip", "netns", "exec", ns(router, client), sys.executable, TOOLS, "connect",
+    argv = ["ip", "netns", "exec", ns(router, client), sys.executable, PEER, "connect",
             proto, host, str(port), str(timeout)]
     if src:
         argv.append(src)

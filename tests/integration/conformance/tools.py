@@ -1,8 +1,7 @@
 """Traffic tools run inside lab namespaces (``ip netns exec NS python tools.py ...``).
 
-serve PROTO PORT TAG            answer every client with "TAG <client address>"
-connect PROTO HOST PORT TIMEOUT [SRC]
-                                print the answer (nothing on failure); SRC binds the source
+(TCP and UDP servers and clients are the shared ../peer.py.)
+
 ftpserve PORT PRIVATE_IP DATA   a minimal passive-mode FTP server: 220, PASV -> 227 with
                                 PRIVATE_IP and a fresh data port, DATA sent on the data link
 ftpget HOST PORT TIMEOUT        connect, PASV, parse the 227, fetch the data: prints JSON
@@ -18,42 +17,6 @@ import sys
 import threading
 
 _PASV = re.compile(rb"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)")
-
-
-def serve(proto: str, port: int, tag: str) -> None:
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET, kind)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
-    if proto == "tcp":
-        sock.listen(64)
-    print("ready", flush=True)
-    while True:
-        if proto == "udp":
-            _, addr = sock.recvfrom(2048)
-            sock.sendto(f"{tag} {addr[0]}".encode(), addr)
-            continue
-        conn, addr = sock.accept()
-        with conn:
-            conn.sendall(f"{tag} {addr[0]}\n".encode())
-
-
-def connect(proto: str, host: str, port: int, timeout: float, src: str | None) -> None:
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.settimeout(timeout)
-        try:
-            if src:
-                sock.bind((src, 0))
-            if proto == "tcp":
-                sock.connect((host, port))
-                data = sock.recv(2048)
-            else:
-                sock.sendto(b"?", (host, port))
-                data, _ = sock.recvfrom(2048)
-        except OSError:
-            return
-        print(data.decode().strip())
 
 
 def _ftp_session(conn: socket.socket, private_ip: str, payload: bytes) -> None:
@@ -141,11 +104,7 @@ def ftpget(host: str, port: int, timeout: float) -> None:
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    if cmd == "serve":
-        serve(args[0], int(args[1]), args[2])
-    elif cmd == "connect":
-        connect(args[0], args[1], int(args[2]), float(args[3]), args[4] if len(args) > 4 else None)
-    elif cmd == "ftpserve":
+    if cmd == "ftpserve":
         ftpserve(int(args[0]), args[1], args[2])
     elif cmd == "ftpget":
         ftpget(args[0], int(args[1]), float(args[2]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,11 +63,12 @@ class Sampler:
             self._thread.join(5)
 
 
-@pytest.fixture(scope="module")
-def vpc_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, Sampler]]:
-    """Two routers with the sample VPC (public IPs, two tiers, a port forward)."""
-    base: Path = tmp_path_factory.mktemp("pair")
-    pair = lab_pair.build(base, ADVERT_INT)
+@contextmanager
+def running_pair(base: Path, advert_int: float,
+                 cloudstack: bool = False) -> Iterator[tuple[Pair, Sampler]]:
+    """Two routers with the sample VPC (public IPs, two tiers, a port forward),
+    sampled from start to end: exactly one master whenever the test says healthy."""
+    pair = lab_pair.build(base, advert_int, cloudstack=cloudstack)
     sampler = Sampler(pair)
     try:
         lab_pair.start(pair)
@@ -82,3 +84,10 @@ def vpc_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, S
     finally:
         sampler.stop()
         pair.destroy()
+
+
+@pytest.fixture(scope="module")
+def vpc_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, Sampler]]:
+    """The sample VPC on a pair with a sync link."""
+    with running_pair(tmp_path_factory.mktemp("pair"), ADVERT_INT) as running:
+        yield running

@@ -17,16 +17,14 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from vragent.lab import pair as lab_pair
 from vragent.lab.netns import wait_for
 from vragent.lab.pair import OUTSIDE, PUBLIC_FORWARD, PUBLIC_SNAT, Pair, PairRouter, mac
 from vragent.lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
-from .conftest import Sampler
+from .conftest import Sampler, running_pair
 from .test_pair import addresses, external_cache_size, holds_for, settled
 
 ADVERT_INT = 1.0  # what CloudStack sends by default; integral, so VRRPv2 with the password
@@ -35,23 +33,8 @@ ECHO_TCP, ECHO_UDP = 7100, 7101
 
 @pytest.fixture(scope="module")
 def cs_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, Sampler]]:
-    base: Path = tmp_path_factory.mktemp("cspair")
-    pair = lab_pair.build(base, ADVERT_INT, cloudstack=True)
-    sampler = Sampler(pair)
-    try:
-        lab_pair.start(pair)
-        for r in pair.routers:
-            wait_for(r.config_loaded, 10, f"{r.name}'s keepalived to load the tiers")
-        pair.wait_one_master()
-        sampler.start()
-        sampler.healthy(True)
-        yield pair, sampler
-        sampler.healthy(False)
-        assert sampler.samples > 0
-        assert sampler.bad == [], "\n".join(sampler.bad[:20])
-    finally:
-        sampler.stop()
-        pair.destroy()
+    with running_pair(tmp_path_factory.mktemp("cspair"), ADVERT_INT, cloudstack=True) as running:
+        yield running
 
 
 def neighbour_mac(ns: str, ip: str) -> str:

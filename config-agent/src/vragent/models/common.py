@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import (
@@ -48,27 +49,25 @@ def _ipv4(value: str) -> str:
     return value
 
 
-def _cidr(value: str) -> str:
+def _network(value: str, parse: Callable[[str], object], family: str) -> str:
     try:
-        ipaddress.IPv4Network(value, strict=False)
+        parse(value)
     except ValueError:
-        raise ValueError("not an IPv4 CIDR") from None
+        raise ValueError(f"not an {family} CIDR") from None
     if "/" not in value:
-        raise ValueError("not an IPv4 CIDR (missing /prefix)")
+        raise ValueError(f"not an {family} CIDR (missing /prefix)")
     return value
+
+
+def _cidr(value: str) -> str:
+    return _network(value, lambda v: ipaddress.IPv4Network(v, strict=False), "IPv4")
 
 
 def _any_cidr(value: str) -> str:
     """An IPv4 or IPv6 CIDR: the management server writes "any" as both families."""
     if "/" in value and _CIDR_RE.fullmatch(value):
         return value
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise ValueError("not an IPv4 or IPv6 CIDR") from None
-    if "/" not in value:
-        raise ValueError("not a CIDR (missing /prefix)")
-    return value
+    return _network(value, lambda v: ipaddress.ip_network(v, strict=False), "IPv4 or IPv6")
 
 
 def _cidr_list(value: str) -> str:
