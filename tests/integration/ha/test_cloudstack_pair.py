@@ -17,9 +17,11 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from vragent.lab import pair as lab_pair
 from vragent.lab.netns import wait_for
 from vragent.lab.pair import OUTSIDE, PUBLIC_FORWARD, PUBLIC_SNAT, Pair, PairRouter, mac
 from vragent.lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
@@ -167,3 +169,38 @@ def test_adding_a_tier_causes_no_election(cs_pair: tuple[Pair, Sampler]) -> None
     # Its own address went with it (add: false removes what the bag held).
     assert not addresses(backup, "eth4")
     assert [r.transitions() for r in pair.routers] == before, "a router changed state"
+
+
+def test_redundant_from_the_ips_bag_and_tiers_never_cause_an_election(tmp_path: Path) -> None:
+    """The pair elects once the source-NAT IP arrives, before any tier; the first
+    tier (which also starts conntrackd) and the second change no state."""
+    pair = lab_pair.build(tmp_path, ADVERT_INT, cloudstack=True)
+    try:
+        pair.start_receiver()
+        for r in pair.routers:
+            r.start()
+        wait_for(lambda: all((r.root / "run/vragent/booted").exists() for r in pair.routers),
+                 20, "both routers to boot")
+        # Boot parameters only: nothing is shared yet, so nobody holds anything.
+        assert not any(r.service_running("keepalived") for r in pair.routers)
+        for r in pair.routers:
+            r.apply("ip_associations.json")
+        master = pair.wait_one_master()
+        backup = pair.other(master)
+        assert PUBLIC_SNAT in addresses(master, "eth1")
+        assert not addresses(backup, "eth1") & {PUBLIC_SNAT, PUBLIC_FORWARD}
+        before = [r.transitions() for r in pair.routers]
+        for tier in (("guest_network_tier1.json", "network_acl_tier1.json"),
+                     ("guest_network_tier2.json", "network_acl_tier2.json")):
+            for r in pair.routers:
+                r.apply(*tier)
+            wait_for(lambda: settled(pair), 10, "keepalived to load the tier")
+        wait_for(lambda: all(r.service_running("conntrackd") for r in pair.routers), 10,
+                 "conntrackd to start with the first tier")
+        wait_for(lambda: ping(pair.ns("vm2"), OUTSIDE), 10, "VM2 to reach the outside")
+        # Longer than the health check's fall time: a conntrackd that was not yet
+        # answering would have taken the master down by now.
+        holds_for(lambda: [r.transitions() for r in pair.routers] == before, 4 * ADVERT_INT)
+        assert pair.master() is master
+    finally:
+        pair.destroy()
