@@ -1,22 +1,25 @@
 # vragent: the redundant VPC router appliance.
-#   make demo   the sample two-tier VPC on one router, then on a redundant pair with a failover
-#   make test   lint, type checks, unit and integration tests
-# Both install what they need (Debian packages, the Python environment).
+#   make lab       the main job: router image, compose lab, sample VPC, failover under load, report
+#   make test      lint, type checks, unit, integration (namespaces) and e2e (containers) tests
+#   make lab-down  remove everything the lab created
+# Each installs what it needs (Debian packages, Docker, the Python environment).
 
 SHELL := /bin/bash
 VENV  := $(CURDIR)/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd
+DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
+         docker.io docker-compose mmdebstrap iptables
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint typecheck unit integration bench-apply bench-failover stress clean
+.PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \
+        bench-apply bench-failover stress clean
 
 setup: $(STAMP)
 
 # RUNLEVEL=1: installing keepalived or conntrackd must not start host-wide daemons;
 # each router runs its own under its supervisord.
-$(STAMP): config-agent/pyproject.toml
+$(STAMP): config-agent/pyproject.toml compose/pyproject.toml
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
@@ -24,18 +27,36 @@ $(STAMP): config-agent/pyproject.toml
 	fi
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e 'config-agent[test]'
+	$(PY) -m pip install -q -e 'config-agent[test]' -e compose pytest-docker
 	touch $@
+
+# A Docker daemon: CI starts with none, so start one when none answers.
+docker: setup
+	@docker info >/dev/null 2>&1 || { echo "starting dockerd"; \
+		(setsid dockerd >/var/log/vragent-dockerd.log 2>&1 &); \
+		for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
+		docker info >/dev/null 2>&1 || { echo "dockerd did not start: see /var/log/vragent-dockerd.log"; exit 1; }; }
+
+# The router image (root filesystem + agent layer), rebuilt only where something changed.
+image: docker
+	$(PY) image/build.py
+
+lab: image
+	$(VENV)/bin/vragent-lab run
+
+lab-down: setup
+	$(VENV)/bin/vragent-lab down
 
 demo: setup
 	$(PY) -m vragent.lab.demo
 	$(PY) -m vragent.lab.demo_pair
 
 lint: setup
-	$(VENV)/bin/ruff check config-agent tests bench
+	$(VENV)/bin/ruff check config-agent compose image tests bench
 
 typecheck: setup
 	cd config-agent && $(VENV)/bin/mypy src/vragent
+	cd compose && $(VENV)/bin/mypy --strict --ignore-missing-imports vragent_lab
 
 unit: setup
 	cd tests && $(PY) -m pytest -q unit $(PYTEST_ARGS)
@@ -43,8 +64,11 @@ unit: setup
 integration: setup
 	cd tests && $(PY) -m pytest -q integration $(PYTEST_ARGS)
 
-test: lint typecheck
-	cd tests && $(PY) -m pytest -q unit integration $(PYTEST_ARGS)
+e2e: image
+	cd tests && $(PY) -m pytest -q e2e $(PYTEST_ARGS)
+
+test: lint typecheck image
+	cd tests && $(PY) -m pytest -q unit integration e2e $(PYTEST_ARGS)
 
 bench-apply: setup
 	$(PY) bench/bench_apply.py

@@ -49,6 +49,11 @@ class Settings:
         return self.root / "var/cache/cloud/cmd_line.json"
 
     @property
+    def supervisord_conf(self) -> Path:
+        """supervisord's configuration as the appliance image installs it."""
+        return self.root / "usr/share/vragent/supervisord.conf"
+
+    @property
     def lock_file(self) -> Path:
         return self.state_dir / "lock"
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RouterConfig
+from ..errors import ApplyError
 from ..settings import Settings
 from ..topology import Topology
 
@@ -63,5 +64,13 @@ def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
         if current != value:
             changes.append(f"sysctl: {key} {current} -> {value}")
             if not dry_run:
-                path.write_text(value)
+                try:
+                    path.write_text(value)
+                except OSError as exc:
+                    # A container's /proc/sys is read-only: its sysctls are set
+                    # when it is created (compose "sysctls"), and only checked here.
+                    raise ApplyError(
+                        f"sysctl {key.replace('/', '.')}={value}: cannot be set here "
+                        f"({exc.strerror}); it is {current}. In a container, set it "
+                        f"with the container's sysctls") from None
     return changes

@@ -1,0 +1,281 @@
+"""What the lab does with a running topology: the sample VPC, checks, failovers, a report."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vragent.lab.traffic import Probe, TcpEcho, TcpHolder, ToolError, UdpEcho
+
+from .lab import (
+    OUTSIDE,
+    OUTSIDE_FAR,
+    PUBLIC_FORWARD,
+    PUBLIC_SNAT,
+    PUBLIC_STATIC,
+    TIERS,
+    Lab,
+    LabError,
+    wait_for,
+)
+
+ECHO_TCP, ECHO_UDP, SSH = 7000, 7001, 22
+CONNECTIONS = 50
+
+
+def step(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Print a step with its duration; on failure, say which step failed."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def inner(*args: Any, **kw: Any) -> Any:
+            print(f"==> {name} ...", flush=True)
+            started = time.monotonic()
+            try:
+                result = fn(*args, **kw)
+            except Exception as exc:
+                print(f"FAILED: {name} after {time.monotonic() - started:.1f} s: {exc}",
+                      flush=True)
+                raise
+            print(f"    done in {time.monotonic() - started:.1f} s", flush=True)
+            return result
+        return inner
+    return wrap
+
+
+# -- the sample VPC, as a management server sends it ---------------------------------
+
+def sample_bags(lab: Lab, router: str) -> list[dict[str, Any]]:
+    pub_mac = lab.mac(router, "eth1")
+    ips = {"type": "ips", "ip_address": [
+        {"public_ip": ip, "source_nat": ip == PUBLIC_SNAT, "add": True,
+         "one_to_one_nat": ip == PUBLIC_STATIC, "first_i_p": ip == PUBLIC_SNAT,
+         "gateway": OUTSIDE, "netmask": "255.255.255.0", "vif_mac_address": pub_mac,
+         "nic_dev_id": 1, "new_nic": False, "nw_type": "Public"}
+        for ip in (PUBLIC_SNAT, PUBLIC_FORWARD, PUBLIC_STATIC)]}
+    bags: list[dict[str, Any]] = [ips]
+    own = router[-1]
+    for dev, (net, _vm) in TIERS.items():
+        mac = lab.mac(router, dev)
+        # SetGuestNetworkConfigItem: the router's own tier address, and the gateway.
+        bags.append({"type": "guestnetwork", "add": True, "mac_address": mac, "device": dev,
+                     "router_guest_ip": f"{net}.{1 + int(own)}",
+                     "router_guest_gateway": f"{net}.1",
+                     "router_guest_netmask": "255.255.255.0", "cidr": "24",
+                     "dns": f"{net}.1", "domain_name": "vpc.lab"})
+        bags.append({"type": "networkacl", "device": dev, "mac_address": mac,
+                     "private_gateway_acl": False, "nic_ip": f"{net}.1", "nic_netmask": "24",
+                     "ingress_rules": [
+                         {"type": "tcp", "cidr": "0.0.0.0/0,::/0", "first_port": SSH,
+                          "last_port": SSH, "allowed": True},
+                         {"type": "tcp", "cidr": "0.0.0.0/0,::/0", "first_port": 80,
+                          "last_port": 80, "allowed": True},
+                         {"type": "icmp", "cidr": "0.0.0.0/0,::/0", "icmp_type": -1,
+                          "icmp_code": -1, "allowed": True}],
+                     "egress_rules": []})
+    bags.append({"type": "forwardrules", "rules": [
+        {"revoke": False, "protocol": "tcp", "source_ip_address": PUBLIC_FORWARD,
+         "source_port_range": "2222:2222", "destination_ip_address": "10.10.1.10",
+         "destination_port_range": f"{SSH}:{SSH}"}]})
+    bags.append({"type": "staticnatrules", "rules": [
+        {"revoke": False, "source_ip_address": PUBLIC_STATIC,
+         "destination_ip_address": "10.10.2.10", "source_port_range": "0:0"}]})
+    return bags
+
+
+@step("configuring the sample VPC on every router (public IPs, two tiers, ACLs, "
+      "source NAT, port forward, static NAT)")
+def configure(lab: Lab) -> str:
+    for r in lab.routers:
+        lab.apply(r, *sample_bags(lab, r))
+    master = lab.wait_one_master()
+    wait_for(lab.converged, 20, "keepalived to load the configuration on every router")
+    return master
+
+
+# -- traffic -------------------------------------------------------------------------
+
+@contextmanager
+def servers(lab: Lab) -> Iterator[None]:
+    with TcpEcho(lab.netns("outside"), "0.0.0.0", ECHO_TCP), \
+            UdpEcho(lab.netns("outside"), OUTSIDE_FAR, ECHO_UDP), \
+            TcpEcho(lab.netns("vm1"), "0.0.0.0", SSH), \
+            TcpEcho(lab.netns("vm2"), "0.0.0.0", 80):
+        yield
+
+
+def seen_as(lab: Lab, router: str, port: int) -> set[str]:
+    """Where replies to connections towards ``port`` go: the source NAT address
+    (the reply direction's destination in the router's conntrack table)."""
+    out = lab.exec(router, "conntrack", "-L", "-p", "tcp", "--dport", str(port), check=False)
+    return {dsts[1] for line in out.splitlines()
+            if len(dsts := re.findall(r"dst=(\S+)", line)) >= 2}
+
+
+@step("checking the VPC end to end with real traffic")
+def check_traffic(lab: Lab, master: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    with servers(lab):
+        with TcpHolder(lab.netns("vm1"), OUTSIDE_FAR, ECHO_TCP, 3) as h:
+            result["vm1_to_outside"] = h.check()["ok"] == 3
+        result["source_nat_ip_seen"] = PUBLIC_SNAT in seen_as(lab, master, ECHO_TCP)
+        with TcpHolder(lab.netns("outside"), PUBLIC_FORWARD, 2222, 1) as h:
+            result["port_forward"] = h.check()["ok"] == 1
+        with TcpHolder(lab.netns("outside"), PUBLIC_STATIC, 80, 1) as h:
+            result["static_nat"] = h.check()["ok"] == 1
+    failed = [k for k, ok in result.items() if not ok]
+    if failed:
+        raise LabError(f"traffic checks failed: {', '.join(failed)} (master {master}; "
+                       f"look at: vragent-lab exec {master} nft list ruleset)")
+    return result
+
+
+@dataclass
+class FailoverResult:
+    kind: str
+    master_before: str
+    master_after: str
+    takeover_ms: float
+    outage_ms: float
+    probe: dict[str, Any]
+    connections: dict[str, list[int]]  # name -> [opened, still carrying data]
+    returned_as: str = ""
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    started_unix: float = 0.0
+
+
+def _backup_cache(lab: Lab, backup: str) -> int:
+    out = lab.exec(backup, "conntrackd", "-C", "/etc/vragent/conntrackd.conf", "-e",
+                   check=False)
+    return sum(1 for line in out.splitlines() if "ESTABLISHED" in line)
+
+
+BREAKS: dict[str, Callable[[Lab, str], None]] = {
+    "kill": lambda lab, r: lab.container(r).kill(),
+    "stop": lambda lab, r: lab.container(r).stop(timeout=15),
+}
+
+
+@step("hard failover under load")
+def failover(lab: Lab, kind: str = "kill", restore: bool = True) -> FailoverResult:
+    master = lab.wait_one_master()
+    survivor = next(r for r in lab.routers if r != master)
+    with servers(lab), ExitStack() as stack:
+        out = stack.enter_context(TcpHolder(lab.netns("vm1"), OUTSIDE_FAR, ECHO_TCP,
+                                            CONNECTIONS))
+        fwd = stack.enter_context(TcpHolder(lab.netns("outside"), PUBLIC_FORWARD, 2222, 1))
+        probe = stack.enter_context(Probe(lab.netns("vm1"), OUTSIDE_FAR, ECHO_UDP,
+                                          interval=0.01))
+        opened = {"source_nat": out.check()["ok"], "port_forward": fwd.check()["ok"]}
+        wait_for(lambda: _backup_cache(lab, survivor) >= CONNECTIONS + 1, 20,
+                 f"the backup ({survivor}) conntrackd to hold the connections")
+        wait_for(lambda: probe.stats()["received"] >= 20, 10, "the probe to get replies")
+        probe.reset()
+        started_unix = time.time()
+        killed = time.monotonic()
+        BREAKS[kind](lab, master)
+        wait_for(lambda: lab.status(survivor) == "PRIMARY", 30,
+                 f"{survivor} to take over")
+        takeover = time.monotonic() - killed
+        wait_for(lambda: probe.stats()["received"] > 0 and time.monotonic() - killed > 1, 20,
+                 "the probe to get replies through the new master")
+        stats = probe.stop()
+        kept = {"source_nat": out.check()["ok"], "port_forward": fwd.check()["ok"]}
+        result = FailoverResult(
+            kind=kind, master_before=master, master_after=survivor,
+            takeover_ms=round(takeover * 1000), outage_ms=stats["max_gap_ms"], probe=stats,
+            connections={k: [opened[k], kept[k]] for k in opened}, started_unix=started_unix)
+        if restore:
+            lab.container(master).start()
+            lab.attach_namespaces()
+            wait_for(lambda: lab.status(master) == "BACKUP", 60,
+                     f"{master} to come back as backup")
+            result.returned_as = lab.status(master)
+    result.timeline = [r for r in lab.reports() if r.get("unix", 0) >= started_unix - 30]
+    return result
+
+
+# -- the report ----------------------------------------------------------------------
+
+@step("writing the report")
+def write_report(lab: Lab, traffic: dict[str, Any], result: FailoverResult) -> Path:
+    out = lab.workdir
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"topology": lab.topology, "mode": lab.mode, "advert_int": lab.advert_int,
+           "traffic": traffic, "failover": result.__dict__}
+    path = out / "lab-report.json"
+    path.write_text(json.dumps(doc, indent=1))
+    plot(result, out / "lab-timeline.png")
+    kept = ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in result.connections.items())
+    print(f"""
+    lab report ({lab.topology}, {lab.mode} mode, advert_int {lab.advert_int:g})
+      master before: {result.master_before}, after: {result.master_after}
+      ({result.kind}; the old master came back as {result.returned_as or 'n/a'})
+      outage: {result.outage_ms:.0f} ms (takeover seen {result.takeover_ms:.0f} ms after the kill)
+      connections still carrying data: {kept}
+      probe: {result.probe['sent']} sent, {result.probe['lost']} lost
+      state timeline:""")
+    for rep in result.timeline:
+        at = rep.get("unix", 0) - result.started_unix
+        print(f"        {at:+8.2f} s  {rep.get('router')}: {rep.get('previous')} -> "
+              f"{rep.get('state')} ({rep.get('reason')})")
+    print(f"      written: {path}, {out / 'lab-timeline.png'}")
+    return path
+
+
+def plot(result: FailoverResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = {"DOWN": 0, "UNKNOWN": 1, "FAULT": 2, "BACKUP": 3, "PRIMARY": 4}
+    fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(9, 5))
+    events = [(r["unix"] - result.started_unix, str(r.get("router")), str(r["state"]))
+              for r in result.timeline if "unix" in r and "state" in r]
+    # The broken router cannot report its own end: it is down from the break on.
+    killed = f"r-{result.master_before[-1]}-VM"
+    events.append((0.0, killed, "DOWN"))
+    end = max([t for t, _, _ in events] + [5.0]) + 1
+    for name in sorted({n for _, n, _ in events}):
+        points = sorted((t, levels.get(s, 1)) for t, n, s in events if n == name)
+        xs, ys = zip(*points, strict=True)
+        ax1.step([*xs, end], [*ys, ys[-1]], where="post", label=name)
+    ax1.set_yticks(list(levels.values()), list(levels))
+    ax1.set_ylabel("state")
+    ax1.legend(loc="upper right")
+    ax1.axvline(0, color="red", linestyle="--", linewidth=1)
+    for a, b in result.probe.get("gaps", []):
+        ax2.axvspan(a / 1000, b / 1000, color="red", alpha=0.4)
+    ax2.set_ylabel("probe loss")
+    ax2.set_yticks([])
+    ax2.set_xlabel(f"seconds after the {result.kind} of {result.master_before}")
+    ax1.set_title(f"failover: outage {result.outage_ms:.0f} ms")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main_job(lab: Lab) -> int:
+    """``make lab``: up, configure, check, fail over under load, report."""
+    started = time.monotonic()
+    try:
+        step("bringing up the redundant-vpc topology")(lab.up)()
+        master = configure(lab)
+        traffic = check_traffic(lab, master)
+        result = failover(lab, "kill")
+        write_report(lab, traffic, result)
+    except (LabError, ToolError, subprocess.CalledProcessError, OSError) as exc:
+        print(f"\nlab failed: {exc}\n  containers: docker ps -a --filter "
+              f"label=com.docker.compose.project={lab.project}\n  router logs: "
+              f"docker exec {lab.project}_r1_1 tail -50 /var/log/vragent/agent.log\n"
+              f"  tear down: make lab-down", flush=True)
+        return 1
+    print(f"\nlab done in {time.monotonic() - started:.0f} s; it keeps running "
+          f"(vragent-lab failover | report | down; make lab-down)")
+    return 0
