@@ -103,10 +103,13 @@ class Lab:
         return found[0]
 
     def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "VRAGENT_IMAGE": self.image,
-               **{f"VRLAB_{r.upper()}_CMDLINE": self.cmdline(r) for r in ROUTERS}}
         return run(["docker-compose", "-p", self.project, "-f", str(self.compose_file),
-                    *args], env=env)
+                    *args], env={**os.environ, **self.compose_env()})
+
+    def compose_env(self) -> dict[str, str]:
+        """What the compose file is rendered with: image, boot parameters, bridge names."""
+        return {"VRAGENT_IMAGE": self.image, "VRLAB_BRIDGES": self.project,
+                **{f"VRLAB_{r.upper()}_CMDLINE": self.cmdline(r) for r in ROUTERS}}
 
     def exec(self, service: str, *argv: str, check: bool = True) -> str:
         result = self.container(service).exec_run(list(argv))
@@ -191,9 +194,14 @@ class Lab:
 
     # -- lifecycle ---------------------------------------------------------------------
     def up(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         self.down(quiet=True)
         self.compose("up", "-d")
+        self.adopt()
+
+    def adopt(self) -> None:
+        """Make running containers a lab: namespace handles, bridged traffic, VM
+        routes, the management server's receiver."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.attach_namespaces()
         self.allow_bridged(True)
         for net, vm in TIERS.values():
@@ -212,9 +220,11 @@ class Lab:
             run(["ip", "netns", "attach", self.netns(service), str(pid)])
 
     def bridges(self) -> list[str]:
-        return [str(n.attrs["Options"].get("com.docker.network.bridge.name", ""))
-                for n in self.client().networks.list(
-                    filters={"label": f"com.docker.compose.project={self.project}"})]
+        found = []
+        for label in ("com.docker.compose.project", "org.vragent.lab.project"):
+            for n in self.client().networks.list(filters={"label": f"{label}={self.project}"}):
+                found.append(str(n.attrs["Options"].get("com.docker.network.bridge.name", "")))
+        return found
 
     def allow_bridged(self, on: bool) -> None:
         """Let frames cross a lab bridge between its own ports.
@@ -225,9 +235,13 @@ class Lab:
         (a VM's traffic to the outside crosses the tier's bridge with an
         outside destination) and every multicast frame (VRRP, conntrackd).
         One ACCEPT per lab bridge, in and out on that same bridge, so nothing
-        is let through to any other interface, the uplink included."""
+        is let through to any other interface, the uplink included. (Creating
+        a docker network deletes and re-inserts docker's jump to DOCKER-USER:
+        frames crossing in that instant are dropped, so the lab creates a
+        tier's network before it matters; see ``create_tier``.)"""
         for bridge in filter(None, self.bridges()):
-            rule = ["DOCKER-USER", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
+            rule = ["DOCKER-USER", "-i", bridge, "-o", bridge, "-m", "comment", "--comment",
+                    f"vragent lab {self.project}", "-j", "ACCEPT"]
             present = run(["iptables", "-C", *rule], check=False).returncode == 0
             if on and not present:
                 run(["iptables", "-I", *rule])
@@ -257,15 +271,86 @@ class Lab:
         return [json.loads(line) for line in self.reports_file.read_text().splitlines()
                 if line.strip()]
 
-    def down(self, quiet: bool = False) -> None:
+    def release(self, quiet: bool = False) -> None:
+        """Undo ``adopt``: what the lab added around its containers."""
         self.stop_receiver()
         try:
             self.allow_bridged(False)
         except (LabError, docker.errors.DockerException):
             if not quiet:
                 raise
-        for service in (*ROUTERS, *HOSTS):
+        for service in (*ROUTERS, *HOSTS, *self.extra_hosts()):
             run(["ip", "netns", "delete", self.netns(service)], check=False)
+
+    def down(self, quiet: bool = False) -> None:
+        self.release(quiet)
+        self.remove_extra_tiers()
         run(["docker-compose", "-p", self.project, "-f", str(self.compose_file), "down",
              "--volumes", "--remove-orphans", "--timeout", "5"], check=False,
-            env={**os.environ, "VRLAB_R1_CMDLINE": "", "VRLAB_R2_CMDLINE": ""})
+            env={**os.environ, **self.compose_env()})
+
+    # -- tiers added at run time ---------------------------------------------------------
+    def extra_hosts(self) -> list[str]:
+        return [str(c.labels.get("org.vragent.lab.service")) for c in self.client().containers
+                .list(all=True, filters={"label": f"org.vragent.lab.project={self.project}"})]
+
+    def create_tier(self, number: int) -> None:
+        """A new guest network (10.10.N.0/24), not yet attached to anything."""
+        net = f"10.10.{number}"
+        self.client().networks.create(
+            f"{self.project}_tier{number}", driver="bridge", internal=True,
+            labels={"org.vragent.lab.project": self.project},
+            options={"com.docker.network.bridge.name": f"{self.project}-t{number}"},
+            ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+                subnet=f"{net}.0/24", gateway=f"{net}.254")]))
+        self.allow_bridged(True)
+
+    def add_tier(self, number: int) -> tuple[str, str]:
+        """Tier N connected to every router (a hot-plugged NIC), with a VM on it.
+
+        Returns (the routers' NIC name for it, the VM's service name)."""
+        client = self.client()
+        net = f"10.10.{number}"
+        labels = {"org.vragent.lab.project": self.project}
+        found = client.networks.list(names=[f"{self.project}_tier{number}"])
+        if not found:
+            self.create_tier(number)
+            found = client.networks.list(names=[f"{self.project}_tier{number}"])
+        network = found[0]
+        names: dict[str, set[str]] = {}
+        for i, r in enumerate(self.routers):
+            old = {link["ifname"] for link in json.loads(self.exec(r, "ip", "-json", "link"))}
+            network.connect(self.container(r), ipv4_address=f"{net}.{2 + i}")
+            new = {link["ifname"] for link in json.loads(self.exec(r, "ip", "-json", "link"))}
+            names[r] = new - old
+        vm = f"vm{number}"
+        api = client.api
+        created = api.create_container(
+            self.image, entrypoint=["sleep", "infinity"], name=f"{self.project}_{vm}",
+            labels={**labels, "org.vragent.lab.service": vm},
+            host_config=api.create_host_config(cap_add=["NET_ADMIN"], network_mode=network.name),
+            networking_config=api.create_networking_config({network.name: api
+                .create_endpoint_config(ipv4_address=f"{net}.10")}))
+        api.start(created["Id"])
+        pid = self.container_of(vm).attrs["State"]["Pid"]
+        run(["ip", "netns", "attach", self.netns(vm), str(pid)])
+        run(["ip", "netns", "exec", self.netns(vm), "ip", "route", "replace", "default", "via",
+             f"{net}.1"])
+        (ifname,) = names[self.routers[0]]
+        return ifname.split("@")[0], vm
+
+    def container_of(self, service: str) -> Container:
+        found = self.client().containers.list(all=True, filters={"label": [
+            f"org.vragent.lab.project={self.project}", f"org.vragent.lab.service={service}"]})
+        return found[0] if found else self.container(service)
+
+    def remove_extra_tiers(self) -> None:
+        client = self.client()
+        flt = {"label": f"org.vragent.lab.project={self.project}"}
+        for c in client.containers.list(all=True, filters=flt):
+            c.remove(force=True)
+        for n in client.networks.list(filters=flt):
+            n.reload()
+            for c in n.containers:
+                n.disconnect(c, force=True)
+            n.remove()

@@ -1,0 +1,143 @@
+"""Failover scenarios in containers, with traffic through them the whole time."""
+
+from __future__ import annotations
+
+import pytest
+from vragent.lab.traffic import Probe, UdpEcho
+from vragent_lab.lab import OUTSIDE, OUTSIDE_FAR, Lab, wait_for
+from vragent_lab.scenario import (
+    CONNECTIONS,
+    ECHO_UDP,
+    FailoverResult,
+    check_traffic,
+    failover,
+    sample_bags,
+)
+
+OUTAGES: dict[str, FailoverResult] = {}
+
+
+def transitions(lab: Lab) -> int:
+    return len(lab.reports())
+
+
+def test_sample_vpc_end_to_end(lab: Lab) -> None:
+    master = lab.wait_one_master()
+    result = check_traffic(lab, master)
+    assert all(result.values()), result
+
+
+def test_hard_kill_keeps_every_connection(lab: Lab) -> None:
+    result = failover(lab, "kill")
+    OUTAGES["kill"] = result
+    print(f"\nhard kill: outage {result.outage_ms:.0f} ms, connections {result.connections}")
+    assert result.connections == {"source_nat": [CONNECTIONS, CONNECTIONS],
+                                  "port_forward": [1, 1]}
+    assert result.master_after != result.master_before
+    assert result.returned_as == "BACKUP"  # nopreempt: the old master does not take over
+    assert 0 < result.outage_ms < 15_000
+    lab.wait_one_master()
+    assert lab.master() == result.master_after
+
+
+def test_graceful_stop_hands_over_much_faster_than_a_kill(lab: Lab) -> None:
+    """keepalived resigns on shutdown (a priority-0 advert): no waiting for
+    three missed adverts."""
+    result = failover(lab, "stop")
+    kill = OUTAGES.get("kill") or failover(lab, "kill")
+    print(f"\ngraceful stop: outage {result.outage_ms:.0f} ms against "
+          f"{kill.outage_ms:.0f} ms for a kill")
+    assert result.connections["source_nat"] == [CONNECTIONS, CONNECTIONS]
+    assert result.outage_ms < kill.outage_ms / 2
+    lab.wait_one_master()
+
+
+def test_restart_and_recreate_keep_the_configuration(lab: Lab) -> None:
+    """The store is a volume: no bag is re-sent, and nopreempt holds."""
+    master = lab.wait_one_master()
+    backup = next(r for r in lab.routers if r != master)
+    before = transitions(lab)
+    lab.container(backup).restart(timeout=15)
+    lab.attach_namespaces()
+    wait_for(lambda: lab.status(backup) == "BACKUP", 60, f"{backup} back as backup")
+    assert lab.master() == master
+    assert not [r for r in lab.reports()[before:] if r.get("router", "").endswith(
+        f"{master[-1]}-VM")], "the master changed state"
+    for r in lab.routers:
+        lab.container(r).remove(force=True)
+    lab.compose("up", "-d", "--no-deps", *lab.routers)  # recreated, same volumes
+    lab.attach_namespaces()
+    lab.wait_one_master(60)
+    wait_for(lab.converged, 30, "keepalived to load the stored configuration")
+    check_traffic(lab, lab.wait_one_master())
+
+
+def test_killed_daemons_are_restarted_and_no_transition_is_lost(lab: Lab) -> None:
+    master = lab.wait_one_master()
+    backup = next(r for r in lab.routers if r != master)
+    lab.exec(master, "pkill", "-9", "-x", "conntrackd")
+    wait_for(lambda: "RUNNING" in lab.exec(master, "supervisorctl", "-c",
+                                           "/usr/share/vragent/supervisord.conf", "status",
+                                           "conntrackd", check=False), 30,
+             "supervisord to restart conntrackd")
+    check_traffic(lab, master)
+    assert lab.master() == master
+    # The backup's agent dies; its keepalived takes over while no agent reads
+    # the FIFO. The restarted agent still runs the takeover and reports it.
+    lab.exec(backup, "pkill", "-9", "-f", "vragent --root / daemon")
+    lab.container(master).kill()
+    wait_for(lambda: lab.status(backup) == "PRIMARY", 60,
+             "the backup's restarted agent to report the takeover")
+    assert any(r.get("router", "").endswith(f"{backup[-1]}-VM") and r["state"] == "PRIMARY"
+               for r in lab.reports()[-5:])
+    lab.container(master).start()
+    lab.attach_namespaces()
+    wait_for(lambda: lab.status(master) == "BACKUP", 60, f"{master} back as backup")
+
+
+def test_tier_added_at_run_time_changes_no_state_and_loses_nothing(lab: Lab) -> None:
+    master = lab.wait_one_master()
+    before = transitions(lab)
+    # The hypervisor's side first: creating a docker network reshuffles the
+    # host's firewall (see Lab.allow_bridged); plugging it in is what is measured.
+    lab.create_tier(4)
+    with UdpEcho(lab.netns("outside"), OUTSIDE_FAR, ECHO_UDP), \
+            Probe(lab.netns("vm1"), OUTSIDE_FAR, ECHO_UDP, interval=0.01) as probe:
+        wait_for(lambda: probe.stats()["received"] >= 20, 10, "the probe to get replies")
+        probe.reset()
+        ifname, vm = lab.add_tier(4)
+        for r in lab.routers:
+            tier = next(b for b in sample_bags(lab, r) if b["type"] == "guestnetwork")
+            mac = lab.mac(r, ifname)
+            lab.apply(r, {**tier, "device": ifname, "mac_address": mac,
+                          "router_guest_ip": f"10.10.4.{1 + int(r[-1])}",
+                          "router_guest_gateway": "10.10.4.1", "dns": "10.10.4.1"},
+                      {"type": "networkacl", "device": ifname, "mac_address": mac,
+                       "nic_ip": "10.10.4.1", "nic_netmask": "24", "ingress_rules": [],
+                       "egress_rules": []})
+        wait_for(lab.converged, 20, "keepalived to load the new tier")
+        wait_for(lambda: _pings(lab, vm, OUTSIDE), 20, f"{vm} to reach the outside")
+        stats = probe.stop()
+    print(f"\ntier added live: {stats['sent']} probes, {stats['lost']} lost")
+    assert stats["sent"] > 100 and stats["lost"] == 0, stats
+    assert transitions(lab) == before, lab.reports()[before:]
+    assert lab.master() == master
+
+
+def _pings(lab: Lab, service: str, target: str) -> bool:
+    import subprocess
+
+    return subprocess.run(["ip", "netns", "exec", lab.netns(service), "ping", "-c", "1", "-W",
+                           "1", target], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.parametrize("kind", ["kill"])
+def test_failover_figures_are_reported(lab: Lab, kind: str) -> None:
+    """The lab's report carries what a person reads: who, how long, what survived."""
+    from vragent_lab.scenario import write_report
+
+    result = OUTAGES.get(kind) or failover(lab, kind)
+    path = write_report(lab, {"checked": True}, result)
+    text = path.read_text()
+    assert '"outage_ms"' in text and '"connections"' in text
+    assert (path.parent / "lab-timeline.png").stat().st_size > 1000
