@@ -13,7 +13,7 @@ DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
 PYTEST_ARGS ?=
 
 .PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \
-        bench-apply bench-failover stress clean
+        bench-apply bench-failover bench-lab stress clean
 
 setup: $(STAMP)
 
@@ -76,6 +76,10 @@ bench-apply: setup
 # 20 hard-kill failovers at advert_int 1.0 and 0.2 (BENCH_ARGS=--quick for a smoke run).
 bench-failover: setup
 	$(PY) bench/bench_failover.py $(BENCH_ARGS)
+
+# Failover in containers at advert_int 1.0 and 0.2 (BENCH_ARGS=--quick for 2 rounds).
+bench-lab: image
+	$(PY) bench/bench_lab.py $(BENCH_ARGS)
 
 stress: setup
 	cd tests && VRAGENT_STRESS_KILLS=$${VRAGENT_STRESS_KILLS:-1000} $(PY) -m pytest -q integration/test_crash.py -s
