@@ -357,3 +357,20 @@ class Lab:
             for c in n.containers:
                 n.disconnect(c, force=True)
             n.remove()
+
+
+def host_end(lab: Lab, service: str, ifname: str) -> str:
+    """The host's end of a container NIC (its veth peer on the lab bridge)."""
+    index = int(lab.exec(service, "cat", f"/sys/class/net/{ifname}/iflink").strip())
+    for link in json.loads(run(["ip", "-json", "link", "show"]).stdout):
+        if link.get("ifindex") == index:
+            return str(link["ifname"])
+    raise LabError(f"no host interface with index {index} for {service}'s {ifname}")
+
+
+def partition(lab: Lab, ifname: str, cut: bool) -> None:
+    """Cut (or heal) the link between the routers on NIC ``ifname`` in the
+    bridge, as a failing switch would: both keep their NIC and its carrier."""
+    for r in lab.routers:
+        run(["bridge", "link", "set", "dev", host_end(lab, r, ifname), "isolated",
+             "on" if cut else "off"])

@@ -141,3 +141,42 @@ def test_failover_figures_are_reported(lab: Lab, kind: str) -> None:
     text = path.read_text()
     assert '"outage_ms"' in text and '"connections"' in text
     assert (path.parent / "lab-timeline.png").stat().st_size > 1000
+
+
+def test_sync_link_partition_is_reported_as_dual_master_and_heals(lab: Lab) -> None:
+    """The sync link's switch fails: both routers keep their NICs, both become
+    master, each reports the other holding its addresses; healed, one master."""
+    from vragent_lab.lab import partition
+
+    lab.wait_one_master()
+    seen = len(lab.reports())
+    partition(lab, "eth4", True)
+    try:
+        wait_for(lambda: list(lab.statuses().values()) == ["PRIMARY", "PRIMARY"], 20,
+                 "both routers to become master")
+        wait_for(lambda: {r["router"] for r in lab.reports()[seen:]
+                          if r.get("dual_master") == "true"} == {"r-1-VM", "r-2-VM"}, 20,
+                 "both dual-master reports at the management server")
+    finally:
+        partition(lab, "eth4", False)
+    lab.wait_one_master(20)
+    check_traffic(lab, lab.wait_one_master())
+
+
+def test_sync_nic_unplugged_puts_its_router_in_fault_and_the_peer_takes_over(lab: Lab) -> None:
+    """``docker network disconnect`` removes the NIC: keepalived tracks it, so
+    the master steps down (FAULT) and the peer takes over; no dual master."""
+    master = lab.wait_one_master()
+    peer = next(r for r in lab.routers if r != master)
+    network = lab.client().networks.get(f"{lab.project}_eth4-sync")
+    network.disconnect(lab.container(master))
+    wait_for(lambda: lab.status(master) == "FAULT" and lab.status(peer) == "PRIMARY", 20,
+             f"{master} to fault and {peer} to take over")
+    check_traffic(lab, peer)
+    # The NIC comes back under another name (docker names it afresh): the router
+    # is healed by a restart, which renames nothing but boots with it in place.
+    network.connect(lab.container(master), ipv4_address=f"10.255.0.{master[-1]}")
+    lab.container(master).restart(timeout=15)
+    lab.attach_namespaces()
+    wait_for(lambda: lab.status(master) == "BACKUP", 60, f"{master} back as backup")
+    assert lab.master() == peer

@@ -51,9 +51,11 @@ def test_redundant_router_leaves_vips_to_keepalived() -> None:
     docs = sample_docs()
     docs["cmdline"]["config"].update(PAIR_BOOT)
     links = _by_name(_desired(docs))
-    assert links["eth1"].addresses == frozenset()
+    # Ours there: only the control address, link-scoped, so that the link never
+    # empties (the kernel drops a link's routes with its last address).
+    assert links["eth1"].addresses == links["eth1"].link_scope == {"169.254.0.10/32"}
     assert links["eth1"].protected == {"100.64.10.10/24", "100.64.10.11/24", "100.64.10.12/24"}
-    assert links["eth2"].addresses == frozenset()
+    assert links["eth2"].addresses == {"169.254.0.10/32"}
     assert links["eth2"].protected == {"10.10.1.1/24"}
     # The private gateway is not a VIP: still ours.
     assert links["eth4"].addresses == {"172.30.0.1/24"}
@@ -126,7 +128,8 @@ def test_pair_render_keeps_vips_for_keepalived() -> None:
     cfg, topo = pair_topology()
     text = render(interfaces.desired(cfg, topo, settings()))
     assert "link eth5 up addresses 10.255.0.1/24 keep 10.255.0.1/24 10.255.0.254/24\n" in text
-    assert "link eth2 up addresses - keep 10.10.1.1/24 (addresses owned by keepalived)\n" in text
+    assert ("link eth2 up addresses 169.254.0.10/32 keep 10.10.1.1/24 (addresses owned by "
+            "keepalived) link-scope 169.254.0.10/32\n") in text
     assert "link eth4 up addresses 172.30.0.1/24\n" in text
 
 

@@ -48,14 +48,19 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
             protected.add(f"{vrrp.vip}/{vrrp.vip_prefix}")
         links[ifname] = LinkSpec(ifname, frozenset([control]), protected=frozenset(protected))
     redundant = topo.redundant
+    # A link whose every address is keepalived's keeps one of ours: the
+    # control address as a link-scope /32. When a master steps down and the
+    # last shared address goes, the kernel would otherwise drop every route
+    # through that link (the default route on the public one), and nothing
+    # would put them back when it is master again. In CloudStack mode it is
+    # also the adverts' source on the public NIC.
+    control_ip = next(iter(topo.control.values()), "").split("/")[0]
+    anchor = frozenset([f"{control_ip}/32"]) if redundant and control_ip else frozenset()
     for p in topo.public:
         addrs = frozenset(f"{a.public_ip}/{prefixlen(a.netmask)}" for a in p.addresses)
-        own: frozenset[str] = frozenset()
-        if vrrp is not None and vrrp.borrowed_src and vrrp.ifname == p.ifname:
-            own = frozenset([f"{vrrp.src_ip}/{vrrp.src_prefix}"])
-        links[p.ifname] = LinkSpec(p.ifname, own if redundant else addrs, p.mtu,
+        links[p.ifname] = LinkSpec(p.ifname, anchor if redundant else addrs, p.mtu,
                                    protected=addrs if redundant else frozenset(),
-                                   vrrp_owned=redundant, link_scope=own)
+                                   vrrp_owned=redundant, link_scope=anchor)
     for g in topo.guests:
         own = frozenset([f"{g.ip}/{g.network.prefixlen}"])
         if g.private_gateway or not redundant:
@@ -66,8 +71,8 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
                                        protected=frozenset([f"{g.vip}/{g.network.prefixlen}"]))
         else:
             # The own address is the gateway (the pair's bags did not tell them apart).
-            links[g.ifname] = LinkSpec(g.ifname, frozenset(), g.mtu, protected=own,
-                                       vrrp_owned=True)
+            links[g.ifname] = LinkSpec(g.ifname, anchor, g.mtu, protected=own,
+                                       vrrp_owned=True, link_scope=anchor)
     return Desired(tuple(sorted(links.values(), key=lambda s: s.ifname)), topo.missing)
 
 
