@@ -48,8 +48,8 @@ lab-down: setup
 	$(VENV)/bin/vragent-lab down
 
 demo: setup
-	$(PY) -m vragent.lab.demo
-	$(PY) -m vragent.lab.demo_pair
+	$(PY) -m vragent_lab.demo
+	$(PY) -m vragent_lab.demo_pair
 
 lint: setup
 	$(VENV)/bin/ruff check config-agent compose image tests bench

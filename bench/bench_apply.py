@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vragent.lab import netns as labnet
-from vragent.lab.netns import Lab, in_ns, sample_vpc
+from vragent_lab import netns as labnet
+from vragent_lab.netns import Lab, in_ns, sample_vpc
 
 PY = sys.executable
 GNU_TIME = "/usr/bin/time"

@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from vragent.lab import pair as lab_pair
-from vragent.lab.netns import wait_for
-from vragent.lab.pair import OUTSIDE, PUBLIC_FORWARD, Pair, PairRouter
-from vragent.lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
+from vragent_lab import pair as lab_pair
+from vragent_lab.netns import wait_for
+from vragent_lab.pair import OUTSIDE, PUBLIC_FORWARD, Pair, PairRouter
+from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
 CONNECTIONS = 100
 

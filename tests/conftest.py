@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "config-agent/src/vragent/lab/sample"
+SAMPLE = REPO / "compose/vragent_lab/sample"
 # Sample bags of every CloudStack type (copied from the shared reference, so a
 # clone anywhere has them).
 REFERENCE = REPO / "tests/fixtures/cloudstack"

@@ -3,7 +3,7 @@
 Everything the lab creates is named after its project (``vrlab`` by default):
 the compose project (containers, networks, volumes), the network-namespace
 handles of its containers (``ip netns attach``, so the traffic tools of
-``vragent.lab.traffic`` run in them), and one ``DOCKER-USER`` rule per lab
+``vragent_lab.traffic`` run in them), and one ``DOCKER-USER`` rule per lab
 bridge (see ``allow_bridged``). ``down`` removes exactly those.
 """
 
@@ -254,7 +254,7 @@ class Lab:
     def start_receiver(self) -> None:
         self.reports_file.unlink(missing_ok=True)
         self._receiver = subprocess.Popen(
-            [sys.executable, "-m", "vragent.lab.receiver", "--bind", MGMT, "--port",
+            [sys.executable, "-m", "vragent_lab.receiver", "--bind", MGMT, "--port",
              str(MGMT_PORT), "--out", str(self.reports_file)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -264,7 +264,7 @@ class Lab:
             self._receiver.wait()
             self._receiver = None
         # A receiver left by an earlier run of the lab (its own port, its own address).
-        for pid in run(["pgrep", "-f", f"vragent.lab.receiver --bind {MGMT} --port {MGMT_PORT}"],
+        for pid in run(["pgrep", "-f", f"vragent_lab.receiver --bind {MGMT} --port {MGMT_PORT}"],
                        check=False).stdout.split():
             run(["kill", pid], check=False)
 

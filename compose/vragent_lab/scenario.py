@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vragent.lab.traffic import Probe, TcpEcho, TcpHolder, ToolError, UdpEcho
-
 from .lab import (
     OUTSIDE,
     OUTSIDE_FAR,
@@ -25,6 +23,7 @@ from .lab import (
     LabError,
     wait_for,
 )
+from .traffic import Probe, TcpEcho, TcpHolder, ToolError, UdpEcho
 
 ECHO_TCP, ECHO_UDP, SSH = 7000, 7001, 22
 CONNECTIONS = 50

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from vragent.lab.traffic import Probe, UdpEcho
 from vragent_lab.lab import OUTSIDE, OUTSIDE_FAR, Lab, wait_for
 from vragent_lab.scenario import (
     CONNECTIONS,
@@ -13,6 +12,7 @@ from vragent_lab.scenario import (
     failover,
     sample_bags,
 )
+from vragent_lab.traffic import Probe, UdpEcho
 
 OUTAGES: dict[str, FailoverResult] = {}
 

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from vragent.lab.netns import Lab, in_ns, sample_vpc
+from vragent_lab.netns import Lab, in_ns, sample_vpc
 
-SAMPLE = Path(__file__).resolve().parents[2] / "config-agent/src/vragent/lab/sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "compose/vragent_lab/sample"
 PEER = str(Path(__file__).with_name("peer.py"))
 ALL_BAGS = [
     "ip_associations.json", "guest_network_tier1.json", "guest_network_tier2.json",

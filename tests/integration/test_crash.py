@@ -55,9 +55,9 @@ from pathlib import Path
 from typing import Any
 
 from vragent.cli import main as cli_main
-from vragent.lab.netns import wait_for
 from vragent.settings import Settings
 from vragent.store import Store
+from vragent_lab.netns import wait_for
 
 from .harness import ALL_BAGS, SAMPLE, Router
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vragent.lab.netns import OUTSIDE, OUTSIDE_FAR, VM1, VM2
+from vragent_lab.netns import OUTSIDE, OUTSIDE_FAR, VM1, VM2
 
 from .harness import ALL_BAGS, SAMPLE, Router, connect, ns_of, server
 

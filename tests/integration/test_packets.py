@@ -1,6 +1,6 @@
 """Real packets through a router configured from the sample VPC bags.
 
-Topology (vragent.lab.netns.sample_vpc): outside host on the public link, one
+Topology (vragent_lab.netns.sample_vpc): outside host on the public link, one
 VM per guest tier, a private-gateway peer with a network behind it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vragent.lab.netns import BEHIND_PGW, OUTSIDE, OUTSIDE_FAR, VM1, VM2
+from vragent_lab.netns import BEHIND_PGW, OUTSIDE, OUTSIDE_FAR, VM1, VM2
 
 from .harness import ALL_BAGS, SAMPLE, Router, connect, ns_of, server
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from vragent.config import RouterConfig
-from vragent.lab.netns import ROUTER_MACS
 from vragent.models import parse_bag
 from vragent.settings import Settings
 from vragent.store.merge import merge
 from vragent.system.iproute import Link
 from vragent.topology import Topology, resolve
+from vragent_lab.netns import ROUTER_MACS
 
 from tests.conftest import SAMPLE
 

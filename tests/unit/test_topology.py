@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 from vragent.config import RouterConfig
-from vragent.lab.netns import ROUTER_MACS
 from vragent.topology import GuestIf, SyncLink, Topology, VrrpLink, resolve, table_for
+from vragent_lab.netns import ROUTER_MACS
 
 from tests.unit.builders import (
     apply_bags,

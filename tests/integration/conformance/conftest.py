@@ -9,7 +9,7 @@ Two layouts, one lab per test module (module-scoped), a fresh router state per
 test (new ``--root``, data NICs flushed, the nft table and conntrack emptied,
 then ``vragent boot``):
 
-* VPC router (``type=vpcrouter``), vragent.lab.netns.sample_vpc: control eth0
+* VPC router (``type=vpcrouter``), vragent_lab.netns.sample_vpc: control eth0
   169.254.0.10/16; public eth1 to host ``out`` 100.64.10.1/24 (+ 100.64.99.1/32
   on lo, a far host); tier eth2 10.10.1.0/24 (vm1 .10); tier eth3 10.10.2.0/24
   (vm2 .10). Public IPs 100.64.10.10 (source NAT), .11, .12.
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vragent.lab.netns import Lab, in_ns, sample_vpc, wait_for
+from vragent_lab.netns import Lab, in_ns, sample_vpc, wait_for
 
 from ..harness import Router
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from vragent.lab import pair as lab_pair
-from vragent.lab.netns import wait_for
-from vragent.lab.pair import Pair
+from vragent_lab import pair as lab_pair
+from vragent_lab.netns import wait_for
+from vragent_lab.pair import Pair
 
 ADVERT_INT = 0.5
 VIP = "10.255.0.254"

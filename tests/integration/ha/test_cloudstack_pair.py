@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vragent.lab import pair as lab_pair
-from vragent.lab.netns import wait_for
-from vragent.lab.pair import OUTSIDE, PUBLIC_FORWARD, PUBLIC_SNAT, Pair, PairRouter, mac
-from vragent.lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
+from vragent_lab import pair as lab_pair
+from vragent_lab.netns import wait_for
+from vragent_lab.pair import OUTSIDE, PUBLIC_FORWARD, PUBLIC_SNAT, Pair, PairRouter, mac
+from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
 from .conftest import Sampler, running_pair
 from .test_pair import addresses, external_cache_size, holds_for, settled

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vragent.lab import pair as lab_pair
-from vragent.lab.netns import wait_for
-from vragent.lab.pair import OUTSIDE, PUBLIC_FORWARD, Pair, PairRouter, mac, tier3
-from vragent.lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
+from vragent_lab import pair as lab_pair
+from vragent_lab.netns import wait_for
+from vragent_lab.pair import OUTSIDE, PUBLIC_FORWARD, Pair, PairRouter, mac, tier3
+from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
 from .conftest import ADVERT_INT, Sampler
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from vragent.lab.netns import Lab, in_ns, sh, wait_for
-from vragent.lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
+from vragent_lab.netns import Lab, in_ns, sh, wait_for
+from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
 A_IP, B_IP = "10.78.0.1", "10.78.0.2"
 UDP_PORT, TCP_PORT = 7007, 7008

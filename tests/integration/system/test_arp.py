@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from vragent.lab.netns import Lab, in_ns, sh, wait_for
+from vragent_lab.netns import Lab, in_ns, sh, wait_for
 
 A_IP, B_IP, UNUSED_IP = "10.77.0.1", "10.77.0.2", "10.77.0.50"
 WRONG_MAC = "02:00:00:00:00:99"

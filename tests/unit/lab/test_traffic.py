@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from vragent.lab.traffic import (
+from vragent_lab.traffic import (
     PROBE_PACKET,
     ProbeWindow,
     gaps,

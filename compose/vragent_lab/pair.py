@@ -27,7 +27,7 @@ from typing import Any
 
 from .netns import Lab, in_ns, sh, wait_for
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = Path(__file__).resolve().parents[2]
 SUPERVISORD_CONF = REPO / "services/supervisord.conf"
 SAMPLE = Path(__file__).with_name("sample")
 
@@ -284,7 +284,7 @@ class Pair:
     def start_receiver(self) -> None:
         self.receiver = subprocess.Popen(
             ["ip", "netns", "exec", self.ns("mgmt"), sys.executable, "-m",
-             "vragent.lab.receiver", "--bind", MGMT, "--port", str(MGMT_PORT),
+             "vragent_lab.receiver", "--bind", MGMT, "--port", str(MGMT_PORT),
              "--out", str(self.base / "reports.jsonl")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -2,10 +2,10 @@
 
 The tools run inside a namespace::
 
-    ip netns exec NS python -m vragent.lab.traffic udp-echo --bind IP --port P
-    ip netns exec NS python -m vragent.lab.traffic probe --target IP --port P [--interval S]
-    ip netns exec NS python -m vragent.lab.traffic tcp-echo --bind IP --port P
-    ip netns exec NS python -m vragent.lab.traffic tcp-hold --target IP --port P --count N
+    ip netns exec NS python -m vragent_lab.traffic udp-echo --bind IP --port P
+    ip netns exec NS python -m vragent_lab.traffic probe --target IP --port P [--interval S]
+    ip netns exec NS python -m vragent_lab.traffic tcp-echo --bind IP --port P
+    ip netns exec NS python -m vragent_lab.traffic tcp-hold --target IP --port P --count N
 
 and answer on stdout with one JSON line per report (flushed). The probe runs until
 stdin closes or SIGTERM/SIGINT (only the signals if stdin is /dev/null or a file)
@@ -506,7 +506,7 @@ def tcp_hold(target: str, port: int, count: int, source_ip: str | None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vragent.lab.traffic", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m vragent_lab.traffic", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
     for mode in ("udp-echo", "tcp-echo"):
@@ -577,7 +577,7 @@ class _Tool:
         # A file, not a pipe: a chatty tool must never block on a full stderr pipe.
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, sys.executable, "-m", "vragent.lab.traffic",
+            ["ip", "netns", "exec", self.ns, sys.executable, "-m", "vragent_lab.traffic",
              *self.argv],
             stdin=subprocess.PIPE if talk else subprocess.DEVNULL,
             stdout=subprocess.PIPE if talk else subprocess.DEVNULL,

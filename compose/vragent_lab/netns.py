@@ -72,7 +72,7 @@ class Lab:
         self.namespaces.clear()
 
 
-# The sample VPC (see lab/sample/): fixed MACs and addresses the bags refer to.
+# The sample VPC (see sample/): fixed MACs and addresses the bags refer to.
 ROUTER_MACS = {
     "eth1": "02:00:0a:00:00:01",
     "eth2": "02:00:0a:00:00:02",
