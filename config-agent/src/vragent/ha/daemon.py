@@ -72,6 +72,8 @@ class Daemon:
         self.router = "router"
         self.excluded: list[tuple[str, str]] = []  # (ip, ifname) the master announces
         self.advert: tuple[str, str] | None = None  # (ifname, ip) of the advert address
+        self.boot_nics: list[str] = []  # NICs the boot parameters name (control, sync link)
+        self.boot_macs: dict[str, str] = {}  # their MACs, as last seen
         self.pusher: Pusher | None = None
         self.last_reload = 0.0
         self.reload_due: float | None = None
@@ -120,6 +122,7 @@ class Daemon:
                             pass
             if woken:
                 self._load_config()
+            self._readopt_boot_nics()
             self._heartbeat()
             try:
                 self._ensure_daemons()
@@ -189,12 +192,50 @@ class Daemon:
             log(f"reading the configuration: {exc}")
             return
         self.ha = cfg.ha
+        self.boot_nics = sorted(cfg.cmdline.interfaces())
         self.router = cfg.cmdline.get("name", "router")
         self.excluded = [(addr.split("/")[0], dev) for addr, dev in d.excluded]
         self.advert = (d.interface, d.vip.split("/")[0]) if d.enabled else None
         if d.enabled and d.mcast_src_ip:
             # The advert address is a shared one too (CloudStack mode: the source-NAT IP).
             self.excluded.append((d.vip.split("/")[0], d.interface))
+
+    def _readopt_boot_nics(self) -> None:
+        """A NIC the boot parameters name by name, unplugged and plugged back,
+        returns under a new name (the kernel's next free one): keepalived and
+        conntrackd would wait on the old name for ever. Found by its MAC, it
+        gets its name back and the box is reconciled onto it."""
+        missing = []
+        for name in self.boot_nics:
+            mac = iproute.mac_of(name)
+            if mac:
+                self.boot_macs[name] = mac
+            elif name in self.boot_macs:
+                missing.append(name)
+        if not missing:
+            return
+        try:
+            links = iproute.links()
+        except VragentError as exc:
+            log(f"reading links: {exc}")
+            return
+        by_mac = {link.mac: name for name, link in links.items() if link.mac}
+        renamed = False
+        for name in missing:
+            current = by_mac.get(self.boot_macs[name])
+            if current and current not in self.boot_nics:
+                log(f"{name} came back as {current} (MAC {self.boot_macs[name]}): renaming it")
+                try:
+                    iproute.rename(current, name)
+                    renamed = True
+                except VragentError as exc:
+                    log(f"renaming {current} to {name}: {exc}")
+        if renamed:
+            try:
+                for change in Agent(self.settings).reconcile().changes:
+                    log(change)
+            except VragentError as exc:
+                log(f"reconcile after renaming: {exc}")
 
     # -- transitions -----------------------------------------------------------
     def _read_fifo(self, fd: int) -> int:

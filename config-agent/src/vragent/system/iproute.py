@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .cmd import run_json
 
@@ -33,3 +34,21 @@ def links() -> dict[str, Link]:
             ipv4=addrs,
         )
     return found
+
+
+def rename(old: str, new: str) -> None:
+    """Give link ``old`` the name ``new`` (a link is renamed only while down)."""
+    from .cmd import run
+
+    run(["ip", "link", "set", "dev", old, "down"])
+    run(["ip", "link", "set", "dev", old, "name", new])
+    run(["ip", "link", "set", "dev", new, "up"])
+
+
+def mac_of(name: str) -> str | None:
+    """The MAC of link ``name``, or None when no such link exists (read from
+    sysfs: cheap enough for every tick of the resident agent)."""
+    try:
+        return (Path("/sys/class/net") / name / "address").read_text().strip().lower()
+    except OSError:
+        return None
