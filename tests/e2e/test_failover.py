@@ -180,3 +180,33 @@ def test_sync_nic_unplugged_puts_its_router_in_fault_and_the_peer_takes_over(lab
     wait_for(lambda: lab.status(master) == "BACKUP", 30, f"{master} back as backup")
     assert "eth4" in lab.exec(master, "ip", "-br", "link", "show", "eth4")
     assert lab.master() == peer
+
+
+def test_cloudstack_mode_pair_in_containers(lab: Lab) -> None:
+    """The same routers, rebooted with only what a management server sends (no
+    sync link): they keep their stored VPC, elect with multicast VRRP on the
+    public network, and a hard kill keeps every connection."""
+    from dataclasses import replace
+
+    cloudstack = replace(lab, mode="cloudstack")
+    try:
+        for r in lab.routers:
+            lab.container(r).remove(force=True)
+        cloudstack.compose("up", "-d", "--no-deps", *lab.routers)
+        cloudstack.attach_namespaces()
+        cloudstack.wait_one_master(60)
+        wait_for(cloudstack.converged, 30, "keepalived to load the stored configuration")
+        conf = cloudstack.exec("r1", "cat", "/etc/vragent/keepalived.conf")
+        assert "    interface eth1\n" in conf and "unicast_peer" not in conf
+        assert "    virtual_ipaddress {\n        100.64.10.10/24 dev eth1\n" in conf
+        result = failover(cloudstack, "kill")
+        print(f"\nCloudStack mode in containers: outage {result.outage_ms:.0f} ms")
+        assert result.connections == {"source_nat": [CONNECTIONS, CONNECTIONS],
+                                      "port_forward": [1, 1]}
+        assert result.returned_as == "BACKUP"
+    finally:
+        for r in lab.routers:
+            lab.container(r).remove(force=True)
+        lab.compose("up", "-d", "--no-deps", *lab.routers)
+        lab.attach_namespaces()
+        lab.wait_one_master(60)
