@@ -18,6 +18,7 @@ from vragent_lab.lab import COMPOSE_DIR, Lab
 from vragent_lab.scenario import configure
 
 PROJECT = "vrlabtest"
+PROJECT_LAB = "vrlab"  # what `make lab` brings up
 
 
 def _lab(tmp: Path) -> Lab:
@@ -54,6 +55,10 @@ def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The compose file's variables, set before pytest-docker renders it."""
     lab = _lab(tmp_path_factory.mktemp("lab"))
     lab.down(quiet=True)  # an earlier, interrupted run of this same project
+    label = f"com.docker.compose.project={PROJECT_LAB}"
+    if lab.client().networks.list(filters={"label": label}):
+        pytest.fail(f"the compose lab ({PROJECT_LAB}) is up and holds the lab's subnets: "
+                    "`make lab-down` first", pytrace=False)
     saved = dict(os.environ)
     os.environ.update(lab.compose_env())
     try:
