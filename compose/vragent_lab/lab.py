@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 
 import docker
 from docker.models.containers import Container
+
+from . import netns
 
 COMPOSE_DIR = Path(__file__).resolve().parents[1]
 PROJECT = "vrlab"
@@ -46,12 +47,11 @@ class LabError(RuntimeError):
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str,
              interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise LabError(f"timed out after {timeout:g}s waiting for {what}")
+    """netns.wait_for, failing with a LabError (what the CLI reports) instead."""
+    try:
+        netns.wait_for(check, timeout, what, interval)
+    except AssertionError as exc:
+        raise LabError(str(exc)) from None
 
 
 def run(argv: list[str], check: bool = True, env: dict[str, str] | None = None

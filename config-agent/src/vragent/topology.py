@@ -124,6 +124,13 @@ class Topology:
         return nets
 
     @property
+    def control_ip(self) -> str:
+        """This router's control address ("" without one): unique per router,
+        so it also serves where a router needs an address of its own on a
+        link whose other addresses are shared (see interfaces, VrrpLink)."""
+        return next(iter(self.control.values()), "").split("/")[0]
+
+    @property
     def vrrp_devs(self) -> set[str]:
         """Links whose shared addresses keepalived moves: the backup has none there."""
         if not self.redundant:
@@ -265,7 +272,7 @@ def _with_pair_links(cfg: RouterConfig, topo: Topology) -> Topology:
     tiers = [g for g in topo.guests if not g.private_gateway]
     sync = SyncLink(tiers[0].ifname, tiers[0].ip, None) if tiers else None
     pub = next((p for p in topo.public if p.source_nat), None)
-    control_ip = next(iter(topo.control.values()), "").split("/")[0]
+    control_ip = topo.control_ip
     vrrp: VrrpLink | None = None
     if pub is not None and control_ip:
         snat = next(a for a in pub.addresses if a.source_nat)

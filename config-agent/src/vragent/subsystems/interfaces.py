@@ -54,8 +54,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     # through that link (the default route on the public one), and nothing
     # would put them back when it is master again. In CloudStack mode it is
     # also the adverts' source on the public NIC.
-    control_ip = next(iter(topo.control.values()), "").split("/")[0]
-    anchor = frozenset([f"{control_ip}/32"]) if redundant and control_ip else frozenset()
+    anchor = frozenset([f"{topo.control_ip}/32"]) if redundant and topo.control_ip else frozenset()
     for p in topo.public:
         addrs = frozenset(f"{a.public_ip}/{prefixlen(a.netmask)}" for a in p.addresses)
         links[p.ifname] = LinkSpec(p.ifname, anchor if redundant else addrs, p.mtu,
