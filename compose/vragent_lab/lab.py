@@ -191,7 +191,7 @@ class Lab:
                 continue  # not one of a pair: no keepalived
             loaded = self.exec(r, "cat", "/run/vragent/keepalived.loaded", check=False)
             conf = self.exec(r, "sha256sum", "/etc/vragent/keepalived.conf", check=False)
-            if not conf.startswith(loaded.strip() or "-"):
+            if not conf.startswith((loaded.split() or ["-"])[0]):
                 return False
         return True
 

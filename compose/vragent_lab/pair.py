@@ -133,7 +133,8 @@ class PairRouter:
         conf = self.root / "etc/vragent/keepalived.conf"
         loaded = self.root / "run/vragent/keepalived.loaded"
         try:
-            return loaded.read_text() == hashlib.sha256(conf.read_bytes()).hexdigest()
+            # sha256sum's format, "<digest>  <file name>", a line per file.
+            return loaded.read_text().split()[0] == hashlib.sha256(conf.read_bytes()).hexdigest()
         except OSError:
             return False
 
@@ -146,7 +147,7 @@ class PairRouter:
         )
         return proc.stdout + proc.stderr
 
-    def service_running(self, name: str = "primary-only:standin") -> bool:
+    def service_running(self, name: str = "dnsmasq") -> bool:
         return "RUNNING" in self.supervisorctl("status", name)
 
     def reload_times(self) -> list[float]:
@@ -174,10 +175,6 @@ class PairRouter:
         env_path = f"{bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for sub in ("run/vragent", "var/log/vragent", "etc/vragent/supervisor.d"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        # A stand-in for the services only a master runs (password server, VPN).
-        (self.root / "etc/vragent/supervisor.d/primary-only.conf").write_text(
-            "[program:standin]\ncommand=sleep 1000000\nautostart=false\nautorestart=true\n"
-            "startsecs=0\n\n[group:primary-only]\nprograms=standin\n")
         log = (self.root / "var/log/vragent/supervisord.out").open("ab")
         self.supervisord = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, "env", f"VRAGENT_ROOT={self.root}",

@@ -29,6 +29,11 @@ SAMPLE_ORDER = (
     "forwarding_rules.json",
     "staticnat_rules.json",
     "static_routes.json",
+    "vm_dhcp_entry_vm1.json",
+    "vm_dhcp_entry_vm2.json",
+    "vm_metadata_vm1.json",
+    "vm_metadata_vm2.json",
+    "vm_password_vm1.json",
 )
 
 Docs = dict[str, dict[str, Any]]

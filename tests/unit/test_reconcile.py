@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from vragent.reconcile import plan
-from vragent.subsystems import ORDER, conntrack, interfaces, netfilter, routes, sysctl, vrrp
+from vragent.subsystems import (
+    REGISTRY,
+    conntrack,
+    dhcp,
+    interfaces,
+    netfilter,
+    routes,
+    sysctl,
+    vmdata,
+    vrrp,
+)
+from vragent.subsystems.base import Rendered
 from vragent.subsystems.netfilter import Ruleset
 
 from tests.unit.builders import sample_config, sample_links, settings
@@ -11,12 +22,14 @@ from tests.unit.builders import sample_config, sample_links, settings
 
 def test_plan_runs_every_subsystem_in_order() -> None:
     p = plan(sample_config(), settings(), sample_links())
-    assert [m for m, _ in p.steps] == list(ORDER)
-    # Filtering before addresses; conntrackd configured before keepalived.
-    assert ORDER == (sysctl, netfilter, interfaces, routes, conntrack, vrrp)
-    rendered = dict(p.steps)
-    assert isinstance(rendered[netfilter], Ruleset)
-    assert isinstance(rendered[routes], routes.Desired)
+    assert [s.subsystem for s in p.steps] == list(REGISTRY)
+    # Filtering before addresses; conntrackd configured before keepalived;
+    # the services once the addresses they answer on are planned.
+    assert REGISTRY == (sysctl, netfilter, interfaces, routes, conntrack, vrrp, dhcp, vmdata)
+    steps = {s.subsystem: s for s in p.steps}
+    assert isinstance(steps[netfilter].rendered, Ruleset)
+    assert isinstance(steps[routes].desired, routes.Desired)
+    assert all(isinstance(s.rendered, Rendered) for s in p.steps)
     assert p.problems == [] and p.warnings == []
     assert p.topo.public_names == ["eth1"]
 

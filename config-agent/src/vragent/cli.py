@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import VragentError
+from .models import BAG_MODELS
 from .settings import Settings
+from .subsystems import NAMES
 
 if TYPE_CHECKING:
     from .store.batch import Command
 
-TYPES = ("cmdline", "ips", "guestnetwork", "networkacl", "firewallrules", "forwardrules",
-         "staticnatrules", "staticroutes")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="dry run: what applying FILEs would change on the system")
     p.add_argument("files", nargs="*", type=Path)
     p = sub.add_parser("show", help="print the stored configuration")
-    p.add_argument("type", nargs="?", choices=TYPES)
+    p.add_argument("type", nargs="?", choices=sorted(BAG_MODELS))
     p.add_argument("--rev", type=int, help="show an earlier revision")
     sub.add_parser("boot", help="boot parameters plus the stored configuration onto the box")
     sub.add_parser("reconcile", help="re-apply the stored configuration")
@@ -36,8 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="make revision REV (default: the previous) current")
     p.add_argument("rev", nargs="?", type=int)
     p = sub.add_parser("render", help="print what the configuration renders to")
-    p.add_argument("what", choices=("netfilter", "routes", "interfaces", "sysctl", "conntrack",
-                                     "vrrp"))
+    p.add_argument("what", choices=NAMES)
     p = sub.add_parser("state", help="this router's pair state, as CloudStack polls it")
     p.add_argument("--json", action="store_true", help="the whole persisted state")
     sub.add_parser("daemon", help="run the resident agent (under supervisord)")
@@ -112,10 +111,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from .system import iproute
 
         p = plan(RouterConfig.from_docs(agent.store.load()), settings, iproute.links())
-        for module, rendered in p.steps:
-            if module.NAME == args.what:
-                print(rendered.text() if args.what == "netfilter" else module.render(rendered),
-                      end="")
+        for step in p.steps:
+            if step.subsystem.NAME == args.what:
+                print(step.rendered.text(), end="")
         return 0
     if args.command == "boot":
         out = agent.boot()

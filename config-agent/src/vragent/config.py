@@ -11,10 +11,12 @@ from pydantic import ValidationError
 from .errors import StoreError
 from .models import (
     CmdLine,
+    DhcpEntry,
     FirewallRule,
     ForwardRule,
     GuestNetwork,
     IpAddress,
+    IpAlias,
     NetworkAcl,
     StaticNatRule,
     StaticRoute,
@@ -32,6 +34,11 @@ class RouterConfig:
     forwards: list[ForwardRule] = field(default_factory=list)
     staticnat: list[StaticNatRule] = field(default_factory=list)
     routes: list[StaticRoute] = field(default_factory=list)
+    dhcp: list[DhcpEntry] = field(default_factory=list)  # by address
+    # VM address -> folder -> file -> data (validated when the bag came in).
+    vmdata: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    aliases: list[IpAlias] = field(default_factory=list)
 
     @classmethod
     def from_docs(cls, docs: dict[str, dict[str, Any]]) -> RouterConfig:
@@ -71,6 +78,12 @@ class RouterConfig:
                     StaticRoute.model_validate(r)
                     for _, r in sorted(docs.get("staticroutes", {}).items())
                 ],
+                dhcp=[DhcpEntry.model_validate(e)
+                      for _, e in sorted(docs.get("dhcpentry", {}).items())],
+                vmdata=dict(sorted(docs.get("vmdata", {}).items())),
+                passwords=dict(sorted(docs.get("vmpassword", {}).items())),
+                aliases=[IpAlias.model_validate(a)
+                         for _, a in sorted(docs.get("ipaliases", {}).items())],
             )
         except ValidationError as exc:
             # Only reachable if the state directory was edited by hand.

@@ -13,15 +13,23 @@ from typing import Any
 
 from .config import RouterConfig
 from .settings import Settings
-from .subsystems import ORDER
+from .subsystems import REGISTRY, Subsystem
+from .subsystems.base import Rendered
 from .system.iproute import Link
 from .topology import Topology, resolve
+
+
+@dataclass(frozen=True)
+class Step:
+    subsystem: Subsystem
+    desired: Any
+    rendered: Rendered
 
 
 @dataclass
 class Plan:
     topo: Topology
-    steps: list[tuple[Any, Any]] = field(default_factory=list)  # (module, rendered)
+    steps: list[Step] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -30,20 +38,19 @@ def plan(cfg: RouterConfig, settings: Settings, links: dict[str, Link]) -> Plan:
     topo = resolve(cfg, links)
     result = Plan(topo)
     seen: set[str] = set()
-    for module in ORDER:
+    for module in REGISTRY:
         desired = module.desired(cfg, topo, settings)
         for problem in module.verify(desired):
             if problem not in seen:  # several subsystems notice a missing NIC
                 seen.add(problem)
                 result.problems.append(problem)
         result.warnings += list(getattr(desired, "warnings", ()))
-        rendered = desired if module.NAME != "netfilter" else module.render(desired)
-        result.steps.append((module, rendered))
+        result.steps.append(Step(module, desired, module.render(desired)))
     return result
 
 
 def execute(p: Plan, settings: Settings, dry_run: bool = False) -> list[str]:
     changes: list[str] = []
-    for module, rendered in p.steps:
-        changes += module.apply(rendered, settings, dry_run=dry_run)
+    for step in p.steps:
+        changes += step.subsystem.apply(step.desired, step.rendered, settings, dry_run=dry_run)
     return changes

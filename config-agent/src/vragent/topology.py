@@ -21,6 +21,11 @@ from .system.iproute import Link
 _ETH = re.compile(r"^eth(\d+)$")
 
 
+def _nic_order(g: GuestIf) -> tuple[int, str]:
+    m = _ETH.match(g.key) or _ETH.match(g.ifname)
+    return (int(m.group(1)) if m else 1 << 30, g.ifname)
+
+
 # Boot-parameter NICs that are not control links (cs/CsDatabag.py CsCmdLine and
 # merge.py processCL): an isolated router's guest NIC is eth0 and its public
 # NIC eth2; a DHCP-only router's guest NIC is eth0.
@@ -110,6 +115,12 @@ class Topology:
 
     def guest_by_key(self, key: str) -> GuestIf | None:
         return next((g for g in self.guests if g.key == key or g.ifname == key), None)
+
+    @property
+    def alias_guest(self) -> GuestIf | None:
+        """Where IP aliases go: the first guest NIC (merge.py process_ipaliases)."""
+        tiers = [g for g in self.guests if not g.private_gateway]
+        return min(tiers, key=_nic_order) if tiers else None
 
     def snat_interface(self) -> PublicIf | None:
         fallback = self.public[0] if self.public else None

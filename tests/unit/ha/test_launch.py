@@ -1,63 +1,31 @@
-"""Starting the pair daemons under supervisord, with paths from the settings."""
+"""vragent-launch: stale files removed, then the daemon's described command exec'd."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from vragent.ha.launch import argv_for, stale_files
+from vragent.ha import launch
 from vragent.settings import Settings
-
-ROOT = Path("/srv/r1")
-
-
-def test_conntrackd_argv_uses_the_settings_config() -> None:
-    s = Settings(root=ROOT)
-    assert argv_for("conntrackd", s) == ["conntrackd", "-C", "/srv/r1/etc/vragent/conntrackd.conf"]
+from vragent.supervised import registry
 
 
-def test_keepalived_argv_uses_the_settings_paths() -> None:
-    s = Settings(root=ROOT)
-    argv = argv_for("keepalived", s)
-    # Line-buffered through stdbuf: its log reaches supervisord through a pipe.
-    assert argv[:argv.index("keepalived")] == ["stdbuf", "-oL", "-eL"]
-    daemon = argv[argv.index("keepalived"):]
-    # In the foreground (supervisord watches it), VRRP only, logging to its console.
-    for flag in ("--dont-fork", "--log-console", "--vrrp"):
-        assert flag in daemon
-    assert "--use-file=/srv/r1/etc/vragent/keepalived.conf" in daemon
-    assert "--pid=/srv/r1/run/vragent/keepalived.pid" in daemon
-    assert "--vrrp_pid=/srv/r1/run/vragent/keepalived_vrrp.pid" in daemon
+@pytest.mark.parametrize("name", ["conntrackd", "keepalived", "dnsmasq", "metadata"])
+def test_launch_removes_stale_files_and_execs(name: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    d = registry(Settings(root=tmp_path)).get(name)
+    for path in d.stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("stale\n")
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(os, "execvp", lambda f, argv: calls.append((f, argv)))
+    launch.main(["--root", str(tmp_path), name])
+    assert calls == [(d.argv[0], list(d.argv))]
+    assert not any(p.exists() for p in d.stale)
 
 
-def test_two_roots_share_no_path() -> None:
-    # Two routers side by side on one host (the pair lab) must not collide.
-    for name in ("conntrackd", "keepalived"):
-        one = [a for a in argv_for(name, Settings(root=Path("/srv/r1"))) if "/" in a]
-        two = argv_for(name, Settings(root=Path("/srv/r2")))
-        assert one and all("/srv/r1/" in a for a in one)
-        assert not set(one) & set(two)
-
-
-@pytest.mark.parametrize("name", ["dnsmasq", "", "Keepalived"])
-def test_unknown_daemon(name: str) -> None:
-    with pytest.raises(ValueError, match="unknown daemon"):
-        argv_for(name, Settings(root=ROOT))
-
-
-def test_stale_files() -> None:
-    s = Settings(root=ROOT)
-    assert stale_files("conntrackd", s) == [
-        Path("/srv/r1/run/vragent/conntrackd.lock"), Path("/srv/r1/run/vragent/conntrackd.sock")]
-    assert stale_files("keepalived", s) == [
-        Path("/srv/r1/run/vragent/keepalived.pid"),
-        Path("/srv/r1/run/vragent/keepalived_vrrp.pid")]
-
-
-def test_stale_files_are_what_the_daemons_are_told_to_use() -> None:
-    s = Settings(root=ROOT)
-    conntrackd = stale_files("conntrackd", s)
-    assert conntrackd == [s.conntrackd_lock, s.conntrackd_socket]
-    keepalived = argv_for("keepalived", s)
-    for path in stale_files("keepalived", s):
-        assert any(arg.endswith(f"={path}") for arg in keepalived), path
+def test_unknown_daemon_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        launch.main(["--root", str(tmp_path), "sshd"])
+    assert exc.value.code == 2

@@ -81,7 +81,8 @@ def test_merge_leaves_other_types_alone() -> None:
 def test_sample_merges_to_expected_keys() -> None:
     docs = sample_docs()
     assert sorted(docs) == sorted(["cmdline", "ips", "guestnetwork", "networkacl",
-                                   "forwardrules", "staticnatrules", "staticroutes"])
+                                   "forwardrules", "staticnatrules", "staticroutes",
+                                   "dhcpentry", "vmdata", "vmpassword"])
     assert _addresses(docs) == {
         "eth1": ["100.64.10.10", "100.64.10.11", "100.64.10.12"],
         "eth2": ["10.10.1.1"],
@@ -364,7 +365,7 @@ def test_merge_dispatches_on_type() -> None:
     assert merge({}, "staticroutes", bag) == {"staticroutes": {
         "10.99.0.0/24": bag.routes[0].model_dump(exclude_unset=True)}}  # type: ignore[attr-defined]
     with pytest.raises(KeyError):
-        merge({}, "dhcpentry", bag)
+        merge({}, "bgppeers", bag)
 
 
 def test_guestnetwork_resent_with_a_new_address_replaces_the_old_one() -> None:

@@ -163,15 +163,16 @@ def test_apply_dry_run(tmp_path: Path) -> None:
     s = settings(root=tmp_path)
     cfg, topo = pair_topology()
     d = conntrack.desired(cfg, topo, s)
-    assert conntrack.apply(d, s, dry_run=True) == [
-        "conntrack: conntrackd configuration written"]
+    assert conntrack.apply(d, conntrack.render(d), s, dry_run=True) == [
+        "conntrack: conntrackd.conf written"]
     assert not s.conntrackd_conf.exists()  # a dry run writes nothing
     s.conntrackd_conf.parent.mkdir(parents=True)
     s.conntrackd_conf.write_text(conntrack.render(d))
-    assert conntrack.apply(d, s, dry_run=True) == []
+    assert conntrack.apply(d, conntrack.render(d), s, dry_run=True) == []
     s.conntrackd_conf.write_text("old\n")
-    assert conntrack.apply(d, s, dry_run=True) == [
-        "conntrack: conntrackd configuration updated"]
-    assert conntrack.apply(conntrack.Desired(enabled=False), s, dry_run=True) == [
-        "conntrack: conntrackd configuration removed (not redundant)"]
+    assert conntrack.apply(d, conntrack.render(d), s, dry_run=True) == [
+        "conntrack: conntrackd.conf updated"]
+    off = conntrack.Desired(enabled=False)
+    assert conntrack.apply(off, conntrack.render(off), s, dry_run=True) == [
+        "conntrack: conntrackd.conf removed"]
     assert s.conntrackd_conf.read_text() == "old\n"

@@ -1,9 +1,11 @@
 """The resident agent: one long-lived process per router, run by supervisord.
 
 It owns what must outlive a single command:
-- the daemons' lifecycle: conntrackd is started before keepalived, a changed
-  keepalived configuration is reloaded (SIGHUP) at most once per
-  1.5 x advert_int, never restarted;
+- every supervised daemon's lifecycle, as ``supervised`` describes it:
+  started in order once its configuration exists (keepalived after
+  conntrackd answers), reloaded or restarted as the changed file asks
+  (keepalived's reloads coalesced to one per 1.5 x advert_int), and the
+  master-only ones (dnsmasq, metadata) run by the master alone;
 - keepalived's transitions, read in order from its notify FIFO by this one
   reader, each running its conntrackd sequence (see ``transitions``);
 - the persisted pair state, and a report of every transition pushed to the
@@ -30,12 +32,14 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from .. import supervised
 from ..agent import Agent
 from ..config import HaParams, RouterConfig
 from ..errors import VragentError
 from ..settings import Settings
 from ..store import Store
 from ..subsystems import vrrp
+from ..supervised import registry
 from ..system import arp, iproute
 from ..system.cmd import spawn
 from ..system.supervisor import RUNNING_STATES, Supervisor
@@ -44,7 +48,6 @@ from . import fifo, transitions
 from .report import Pusher, Report, Spool
 from .state import HaState
 
-PRIMARY_GROUP = "primary-only"
 TICK = 1.0
 
 
@@ -61,6 +64,19 @@ def _digest(path: Path) -> str | None:
         return None
 
 
+def _write_loaded(path: Path, digests: dict[str, str]) -> None:
+    # sha256sum's format: an operator can compare it with the files by hand.
+    path.write_text("".join(f"{d}  {name}\n" for name, d in digests.items()))
+
+
+def _read_loaded(path: Path) -> dict[str, str]:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return {name: d for d, _, name in (ln.partition("  ") for ln in lines)}
+
+
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -75,8 +91,8 @@ class Daemon:
         self.boot_nics: list[str] = []  # NICs the boot parameters name (control, sync link)
         self.boot_macs: dict[str, str] = {}  # their MACs, as last seen
         self.pusher: Pusher | None = None
-        self.last_reload = 0.0
-        self.reload_due: float | None = None
+        self.last_reload: dict[str, float] = {}  # by daemon
+        self.reload_due: dict[str, float] = {}  # coalesced reloads waiting, by daemon
         self.stopping = threading.Event()
         self.buffer = fifo.LineBuffer()
 
@@ -105,8 +121,9 @@ class Daemon:
         log(f"running (state {self.state.status})")
         while not self.stopping.is_set():
             timeout = TICK
-            if self.reload_due is not None:
-                timeout = max(0.0, min(timeout, self.reload_due - time.monotonic()))
+            if self.reload_due:
+                due = min(self.reload_due.values())
+                timeout = max(0.0, min(timeout, due - time.monotonic()))
             woken = False
             try:
                 ready = sel.select(timeout)
@@ -297,13 +314,7 @@ class Daemon:
                 if proc.returncode != 0:
                     log(f"conntrackd {' '.join(step.args)}: {proc.stderr.strip()}")
         elif step.action == "primary-services":
-            for name, info in self.supervisor.processes().items():
-                if info["group"] != PRIMARY_GROUP:
-                    continue
-                if step.args[0] == "start":
-                    self.supervisor.start(name)
-                else:
-                    self.supervisor.stop(name, wait=False)
+            self._master_services(step.args[0] == "start")
         elif step.action == "garp":
             for ip, dev in self.excluded:
                 with contextlib.suppress(OSError, ValueError):
@@ -330,67 +341,94 @@ class Daemon:
             return False
 
     def _ensure_daemons(self) -> None:
-        s = self.settings
-        conntrackd_conf = _digest(s.conntrackd_conf)
-        keepalived_conf = _digest(s.keepalived_conf)
-        loaded_file = s.run_dir / "keepalived.loaded"
-        if keepalived_conf is None and self._running("keepalived"):
-            log("not redundant any more: stopping keepalived")
-            self.supervisor.stop("keepalived")
-            loaded_file.unlink(missing_ok=True)
-            # keepalived took its addresses with it; a standalone router owns them.
-            Agent(s).reconcile()
-        started_file = s.conntrackd_started
-        if conntrackd_conf is None:
-            # Not a pair, or (CloudStack mode) no tier yet to replicate state on.
-            if self._running("conntrackd"):
-                self.supervisor.stop("conntrackd")
-            started_file.unlink(missing_ok=True)
-        elif not self._running("conntrackd"):
-            log("starting conntrackd")
-            self.supervisor.start("conntrackd")
-            started_file.write_text(conntrackd_conf)
-        elif started_file.exists() and started_file.read_text() != conntrackd_conf:
-            log("conntrackd configuration changed: restarting it")
-            self.supervisor.stop("conntrackd")
-            self.supervisor.start("conntrackd")
-            started_file.write_text(conntrackd_conf)
-            if self.state.status == "BACKUP":
-                # Its cache started empty: have the master send everything again.
-                self._run_step(transitions.Step("conntrackd", ("-n",)))
-        if keepalived_conf is None:
-            return
-        if not self._running("keepalived"):
-            # A takeover commits conntrackd's cache: keepalived waits for it.
-            if conntrackd_conf is None or self._conntrackd_answers():
-                log("starting keepalived")
-                self.supervisor.start("keepalived")
-                loaded_file.write_text(keepalived_conf)
-                self.last_reload = time.monotonic()
-            return
-        loaded = loaded_file.read_text() if loaded_file.exists() else None
-        if loaded == keepalived_conf:
-            self.reload_due = None
-            return
-        spacing = self.settings.reload_spacing_adverts * (self.ha.advert_int if self.ha else 1)
-        now = time.monotonic()
-        if now - self.last_reload < spacing:
-            self.reload_due = self.last_reload + spacing
-            return
-        log("reloading keepalived")
-        self.supervisor.signal("keepalived", "HUP")
-        loaded_file.write_text(keepalived_conf)
-        self.last_reload = now
-        self.reload_due = None
+        """Bring every supervised daemon to what its description and files ask for."""
+        for daemon in registry(self.settings):
+            self._ensure(daemon)
 
-    def _conntrackd_answers(self) -> bool:
+    def _wanted(self, daemon: supervised.Daemon) -> bool:
+        if not daemon.conf.exists():
+            return False  # nothing to do: not a pair, no tier yet...
+        return not daemon.master_only or self.ha is None or self.state.status == "PRIMARY"
+
+    def _ensure(self, daemon: supervised.Daemon) -> None:
+        s = self.settings
+        loaded_file = s.daemon_loaded(daemon.name)
+        running = self._running(daemon.name)
+        if not self._wanted(daemon):
+            if running:
+                why = "not master" if daemon.conf.exists() else "no configuration"
+                log(f"stopping {daemon.name} ({why})")
+                self.supervisor.stop(daemon.name)
+                if daemon.owns_addresses:
+                    # Its addresses went with it; a standalone router owns them.
+                    Agent(s).reconcile()
+            loaded_file.unlink(missing_ok=True)
+            return
+        digests = {f.path.name: _digest(f.path) or "-" for f in daemon.files}
+        if not running:
+            if not all(self._ready(name) for name in daemon.needs):
+                return
+            log(f"starting {daemon.name}")
+            self.supervisor.start(daemon.name)
+            _write_loaded(loaded_file, digests)
+            self.last_reload[daemon.name] = time.monotonic()
+            return
+        loaded = _read_loaded(loaded_file)
+        if loaded == digests:
+            self.reload_due.pop(daemon.name, None)
+            return
+        restart = [f.path.name for f in daemon.files
+                   if f.on_change == "restart" and loaded.get(f.path.name) != digests[f.path.name]]
+        if restart:
+            log(f"{', '.join(restart)} changed: restarting {daemon.name}")
+            self.supervisor.stop(daemon.name)
+            self.supervisor.start(daemon.name)
+            _write_loaded(loaded_file, digests)
+            if daemon.resync_on_backup and self.state.status == "BACKUP":
+                proc = spawn(list(daemon.resync_on_backup))
+                if proc.returncode != 0:
+                    log(f"{' '.join(daemon.resync_on_backup)}: {proc.stderr.strip()}")
+            return
+        spacing = daemon.reload_spacing_adverts * (self.ha.advert_int if self.ha else 1)
+        now = time.monotonic()
+        last = self.last_reload.get(daemon.name, 0.0)
+        if now - last < spacing:
+            self.reload_due[daemon.name] = last + spacing
+            return
+        log(f"reloading {daemon.name}")
+        self.supervisor.signal(daemon.name, daemon.reload_signal)
+        _write_loaded(loaded_file, digests)
+        self.last_reload[daemon.name] = now
+        self.reload_due.pop(daemon.name, None)
+
+    def _ready(self, name: str) -> bool:
+        """Daemon ``name`` serves (or is not configured, so nothing waits for it)."""
+        daemon = registry(self.settings).get(name)
+        if not daemon.conf.exists():
+            return True
+        if daemon.ready_socket is None:
+            return self._running(name)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(0.5)
             try:
-                sock.connect(str(self.settings.conntrackd_socket))
+                sock.connect(str(daemon.ready_socket))
             except OSError:
                 return False
         return True
+
+    def _master_services(self, start: bool) -> None:
+        """Start (or stop) at once what only a master runs: part of a transition."""
+        for daemon in registry(self.settings):
+            if not daemon.master_only or not daemon.conf.exists():
+                continue
+            if start:
+                if not self._running(daemon.name):
+                    self.supervisor.start(daemon.name)
+                    _write_loaded(self.settings.daemon_loaded(daemon.name),
+                                  {f.path.name: _digest(f.path) or "-" for f in daemon.files})
+            else:
+                self.supervisor.stop(daemon.name, wait=False)
+                self.settings.daemon_loaded(daemon.name).unlink(missing_ok=True)
 
     # -- dual master -----------------------------------------------------------
     def _dual_master_loop(self) -> None:

@@ -12,12 +12,16 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import BagError
 from .cmdline import CmdLine
+from .dhcpentry import DhcpEntry
 from .firewallrules import FirewallRule, FirewallRules
 from .forwardrules import ForwardRule, ForwardRules, StaticNatRule, StaticNatRules
 from .guestnetwork import GuestNetwork
+from .ipaliases import IpAlias, IpAliases
 from .ips import IpAddress, Ips
 from .networkacl import AclRule, NetworkAcl
 from .staticroutes import StaticRoute, StaticRoutes
+from .vmdata import VmData
+from .vmpassword import VmPassword
 
 BAG_MODELS: dict[str, type[BaseModel]] = {
     "cmdline": CmdLine,
@@ -28,12 +32,20 @@ BAG_MODELS: dict[str, type[BaseModel]] = {
     "forwardrules": ForwardRules,
     "staticnatrules": StaticNatRules,
     "staticroutes": StaticRoutes,
+    "dhcpentry": DhcpEntry,
+    "vmdata": VmData,
+    "vmpassword": VmPassword,
+    "ipaliases": IpAliases,
 }
 
+# Fields whose values are secrets: never echoed in an error.
+SECRET_FIELDS = frozenset({"password", "router_password"})
+
 __all__ = [
-    "AclRule", "BAG_MODELS", "CmdLine", "FirewallRule", "FirewallRules", "ForwardRule",
-    "ForwardRules", "GuestNetwork", "IpAddress", "Ips", "NetworkAcl", "StaticNatRule",
-    "StaticNatRules", "StaticRoute", "StaticRoutes", "parse_bag", "describe_errors",
+    "AclRule", "BAG_MODELS", "CmdLine", "DhcpEntry", "FirewallRule", "FirewallRules",
+    "ForwardRule", "ForwardRules", "GuestNetwork", "IpAddress", "IpAlias", "IpAliases", "Ips",
+    "NetworkAcl", "StaticNatRule", "StaticNatRules", "StaticRoute", "StaticRoutes", "VmData",
+    "VmPassword", "describe_errors", "parse_bag",
 ]
 
 
@@ -72,6 +84,8 @@ def describe_errors(exc: ValidationError) -> list[str]:
             problems.append(f"{path}: required field is missing")
             continue
         value = repr(err.get("input"))
+        if SECRET_FIELDS & {str(p) for p in err["loc"]}:
+            value = "(secret, not shown)"
         if len(value) > 80:
             value = value[:77] + "..."
         problems.append(f"{path}: {msg} (got {value})")

@@ -127,8 +127,15 @@ def _ifname(value: str) -> str:
 
 
 def _hostname(value: str) -> str:
-    if value and not _HOSTNAME.match(value):
+    if value and not _HOSTNAME.fullmatch(value):
         raise ValueError("not a domain name")
+    return value
+
+
+def _rfc1123(value: str) -> str:
+    if not _HOSTNAME.fullmatch(value) or value.endswith("."):
+        raise ValueError("not a host name (RFC 1123: letters, digits and '-', "
+                         "labels of 1-63 separated by '.')")
     return value
 
 
@@ -144,6 +151,7 @@ Netmask = Annotated[str, BeforeValidator(_netmask)]
 Mac = Annotated[StrictStr, AfterValidator(_mac)]
 IfName = Annotated[StrictStr, AfterValidator(_ifname)]
 DomainName = Annotated[StrictStr, AfterValidator(_hostname)]
+Hostname = Annotated[StrictStr, AfterValidator(_rfc1123)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 # ACL ports: 0 occurs, "0"-"0" being how the management server says "every port".
 AclPort = Annotated[int, Field(ge=0, le=65535)]

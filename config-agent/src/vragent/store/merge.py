@@ -15,14 +15,18 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..models import (
+    DhcpEntry,
     FirewallRule,
     ForwardRule,
     GuestNetwork,
     IpAddress,
+    IpAliases,
     Ips,
     NetworkAcl,
     StaticNatRule,
     StaticRoutes,
+    VmData,
+    VmPassword,
 )
 from ..models.firewallrules import FirewallRules
 from ..models.forwardrules import ForwardRules, StaticNatRules, forward_key
@@ -176,6 +180,62 @@ def merge_staticroutes(docs: Docs, bag: BaseModel) -> Docs:
     return {**docs, "staticroutes": routes}
 
 
+def dhcp_key(entry: dict[str, Any]) -> str:
+    """Entries are filed by IPv4 address (cs_dhcp.py); one without, by its MAC."""
+    return str(entry.get("ipv4_address") or f"mac-{entry['mac_address']}")
+
+
+def merge_dhcpentry(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, DhcpEntry)
+    # A shallow copy: a batch of thousands of entries merges one by one, and
+    # the entries themselves are never changed in place.
+    entries = dict(docs.get("dhcpentry", {}))
+    raw = _raw(bag)
+    key = dhcp_key(raw)
+    # One lease per NIC: a MAC re-sent with a new address loses its old one.
+    stale = [k for k, e in entries.items() if e["mac_address"] == bag.mac_address]
+    for k in stale:
+        del entries[k]
+    if bag.remove:
+        entries.pop(key, None)
+    else:
+        entries[key] = raw
+    return {**docs, "dhcpentry": entries}
+
+
+def merge_vmdata(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, VmData)
+    vms = dict(docs.get("vmdata", {}))
+    # The bag is the VM's whole data (cs_vmdata.merge replaces the list); an
+    # empty value means that file is gone (CsVmMetadata deletes it).
+    vm: dict[str, dict[str, str]] = {}
+    for folder, name, data in bag.files():
+        if data:
+            vm.setdefault(folder, {})[name] = data
+    if vm:
+        vms[bag.vm_ip_address] = vm
+    else:
+        vms.pop(bag.vm_ip_address, None)
+    return {**docs, "vmdata": vms}
+
+
+def merge_vmpassword(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, VmPassword)
+    return {**docs, "vmpassword": {**docs.get("vmpassword", {}), bag.ip_address: bag.password}}
+
+
+def merge_ipaliases(docs: Docs, bag: BaseModel) -> Docs:
+    assert isinstance(bag, IpAliases)
+    aliases = dict(docs.get("ipaliases", {}))
+    for alias in bag.aliases:
+        # In order: a bag revokes and re-adds the same address (the example does).
+        if alias.revoke:
+            aliases.pop(alias.ip_address, None)
+        else:
+            aliases[alias.ip_address] = _raw(alias)
+    return {**docs, "ipaliases": aliases}
+
+
 MERGERS: dict[str, Callable[[Docs, BaseModel], Docs]] = {
     "cmdline": merge_cmdline,
     "ips": merge_ips,
@@ -185,6 +245,10 @@ MERGERS: dict[str, Callable[[Docs, BaseModel], Docs]] = {
     "forwardrules": merge_forwardrules,
     "staticnatrules": merge_staticnatrules,
     "staticroutes": merge_staticroutes,
+    "dhcpentry": merge_dhcpentry,
+    "vmdata": merge_vmdata,
+    "vmpassword": merge_vmpassword,
+    "ipaliases": merge_ipaliases,
 }
 
 __all__ = ["MERGERS", "Docs", "FirewallRule", "ForwardRule", "StaticNatRule"]

@@ -1,18 +1,27 @@
-"""One module per subsystem, each with the same four steps.
+"""One module per subsystem, each implementing ``base.Subsystem``.
 
-``desired(cfg, topology, settings)`` -> Desired   what the box should look like (pure)
-``verify(desired)``                  -> [problem] what cannot be realised (pure)
-``render(desired)``                  -> text/Ruleset, golden-tested (pure)
-``apply(rendered, settings, dry_run)`` -> [change] the only step touching the system
-
-``ORDER`` is the order they are applied in: filtering is in force before any
-address comes up, and routes follow the addresses they depend on.
+``REGISTRY`` is the one list of them, in the order they are applied:
+filtering is in force before any address comes up, routes follow the
+addresses they depend on, and daemons come last, conntrackd's configuration
+before keepalived's (a takeover always has a state cache to commit). The CLI's
+``render`` choices and the golden tests are derived from it.
 """
 
-from . import conntrack, interfaces, netfilter, routes, sysctl, vrrp
+from __future__ import annotations
 
-# conntrackd's configuration before keepalived's: the resident agent starts
-# conntrackd first, so a takeover always has a state cache to commit.
-ORDER = (sysctl, netfilter, interfaces, routes, conntrack, vrrp)
+from . import conntrack, dhcp, interfaces, netfilter, routes, sysctl, vmdata, vrrp
+from .base import Subsystem
 
-__all__ = ["ORDER", "conntrack", "interfaces", "netfilter", "routes", "sysctl", "vrrp"]
+REGISTRY: tuple[Subsystem, ...] = (sysctl, netfilter, interfaces, routes, conntrack, vrrp,
+                                   dhcp, vmdata)
+NAMES: tuple[str, ...] = tuple(m.NAME for m in REGISTRY)
+
+
+def by_name(name: str) -> Subsystem:
+    for module in REGISTRY:
+        if module.NAME == name:
+            return module
+    raise KeyError(f"unknown subsystem {name!r} (known: {', '.join(NAMES)})")
+
+
+__all__ = ["NAMES", "REGISTRY", "Subsystem", "by_name"]

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from .. import templates
 from ..config import RouterConfig
 from ..settings import Settings
+from ..supervised import registry
 from ..topology import Topology
+from .base import Text
 
 NAME = "conntrack"
 
@@ -60,15 +62,15 @@ def verify(d: Desired) -> list[str]:
     return []  # every value was checked with the boot parameters (see vrrp.verify)
 
 
-def render(d: Desired) -> str:
+def render(d: Desired) -> Text:
     if not d.enabled:
-        return ""
-    return templates.render("conntrack/conntrackd.conf.j2", d=d)
+        return Text("")
+    return Text(templates.render("conntrack/conntrackd.conf.j2", d=d))
 
 
-def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
+def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..system import daemons
 
-    what = daemons.sync_config(settings.conntrackd_conf, render(d), settings, dry_run=dry_run,
-                               removed="removed (not redundant)")
-    return [f"conntrack: conntrackd configuration {what}"] if what else []
+    daemon = registry(settings).of_subsystem(NAME)
+    changes = daemons.sync(daemon, {daemon.conf: rendered}, settings, dry_run)
+    return [f"{NAME}: {c}" for c in changes]

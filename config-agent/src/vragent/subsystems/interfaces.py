@@ -8,12 +8,13 @@ keepalived owns (tier gateways, public IPs) are left to keepalived.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import RouterConfig
 from ..models.common import prefixlen
 from ..settings import Settings
 from ..topology import Topology
+from .base import Text
 
 NAME = "interfaces"
 
@@ -72,6 +73,13 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
             # The own address is the gateway (the pair's bags did not tell them apart).
             links[g.ifname] = LinkSpec(g.ifname, anchor, g.mtu, protected=own,
                                        vrrp_owned=True, link_scope=anchor)
+    target = topo.alias_guest
+    if target is not None and cfg.aliases and target.ifname in links:
+        # IP aliases: more of the router's own addresses on the first guest
+        # NIC (merge.py process_ipaliases files them as guest addresses).
+        spec = links[target.ifname]
+        extra = frozenset(f"{a.ip_address}/{prefixlen(a.netmask)}" for a in cfg.aliases)
+        links[target.ifname] = replace(spec, addresses=spec.addresses | extra)
     return Desired(tuple(sorted(links.values(), key=lambda s: s.ifname)), topo.missing)
 
 
@@ -79,7 +87,7 @@ def verify(d: Desired) -> list[str]:
     return list(d.problems)
 
 
-def render(d: Desired) -> str:
+def render(d: Desired) -> Text:
     lines = []
     for s in d.links:
         mtu = f" mtu {s.mtu}" if s.mtu else ""
@@ -90,10 +98,10 @@ def render(d: Desired) -> str:
         if s.link_scope:
             keep += f" link-scope {' '.join(sorted(s.link_scope))}"
         lines.append(f"link {s.ifname} up{mtu} addresses {addrs}{keep}")
-    return "\n".join(lines) + ("\n" if lines else "")
+    return Text("\n".join(lines) + ("\n" if lines else ""))
 
 
-def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
+def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..system import iproute
     from ..system.cmd import run
 

@@ -454,6 +454,9 @@ def render(d: Desired) -> Ruleset:
     if guests:
         inp.append(f"iifname {_ifset(guests)} udp dport {{ 53, 67 }} accept")
         inp.append(f"iifname {_ifset(guests)} tcp dport 53 accept")
+        # Metadata and user data (80) and the password server (8080):
+        # CsAddress.fw_router / fw_vpcrouter.
+        inp.append(f"iifname {_ifset(guests)} tcp dport {{ 80, 8080 }} accept")
     inp.append("counter drop")
     base.append(Chain("input", tuple(inp),
                       "type filter hook input priority filter; policy drop;"))
@@ -543,7 +546,8 @@ def _trusted_record(table: str, settings: Settings) -> dict[str, Any] | None:
     return None
 
 
-def apply(rs: Ruleset, settings: Settings, dry_run: bool = False) -> list[str]:
+def apply(d: Desired, rendered: Ruleset, settings: Settings, dry_run: bool = False) -> list[str]:
+    rs = rendered
     from ..store import atomic_write
     from ..system import nft
 

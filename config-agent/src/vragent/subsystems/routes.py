@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from ..config import RouterConfig
 from ..settings import Settings
 from ..topology import Topology
+from .base import Text
 
 NAME = "routes"
 
@@ -121,10 +122,10 @@ def rule_argv(r: Rule) -> list[str]:
     return argv
 
 
-def render(d: Desired) -> str:
+def render(d: Desired) -> Text:
     lines = ["route " + " ".join(route_argv(r)) for r in sorted(d.routes)]
     lines += ["rule " + " ".join(rule_argv(r)) for r in sorted(d.rules)]
-    return "\n".join(lines) + ("\n" if lines else "")
+    return Text("\n".join(lines) + ("\n" if lines else ""))
 
 
 def _live_routes(proto: int) -> set[Route]:
@@ -162,7 +163,7 @@ def _live_rules(proto: int) -> set[Rule]:
     return found
 
 
-def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
+def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..system.cmd import run
 
     proto = str(settings.route_protocol)

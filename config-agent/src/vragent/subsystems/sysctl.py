@@ -9,6 +9,7 @@ from ..config import RouterConfig
 from ..errors import ApplyError
 from ..settings import Settings
 from ..topology import Topology
+from .base import Text
 
 NAME = "sysctl"
 
@@ -49,11 +50,11 @@ def verify(d: Desired) -> list[str]:
     return []
 
 
-def render(d: Desired) -> str:
-    return "".join(f"{k} = {v}\n" for k, v in d.values)
+def render(d: Desired) -> Text:
+    return Text("".join(f"{k} = {v}\n" for k, v in d.values))
 
 
-def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
+def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
     changes = []
     for key, value in d.values:
         path = PROC / key

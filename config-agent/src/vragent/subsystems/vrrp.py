@@ -19,7 +19,9 @@ from .. import templates
 from ..config import SYNC_LINK, RouterConfig
 from ..models.common import prefixlen
 from ..settings import Settings
+from ..supervised import registry
 from ..topology import Topology
+from .base import Text
 
 NAME = "vrrp"
 
@@ -133,16 +135,15 @@ def verify(d: Desired) -> list[str]:
     return list(d.problems)
 
 
-def render(d: Desired) -> str:
+def render(d: Desired) -> Text:
     if not d.enabled:
-        return ""
-    return templates.render("vrrp/keepalived.conf.j2", d=d)
+        return Text("")
+    return Text(templates.render("vrrp/keepalived.conf.j2", d=d))
 
 
-def apply(d: Desired, settings: Settings, dry_run: bool = False) -> list[str]:
+def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..system import daemons
 
-    what = daemons.sync_config(settings.keepalived_conf, render(d), settings,
-                               ["keepalived", "--config-test", "--use-file"], dry_run,
-                               removed="removed (not redundant)")
-    return [f"vrrp: keepalived configuration {what}"] if what else []
+    daemon = registry(settings).of_subsystem(NAME)
+    changes = daemons.sync(daemon, {daemon.conf: rendered}, settings, dry_run)
+    return [f"{NAME}: {c}" for c in changes]

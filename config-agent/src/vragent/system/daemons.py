@@ -1,9 +1,9 @@
 """Installing daemon configuration, and nudging the resident agent.
 
-A generated file replaces the old one only after the daemon's own checker
-accepted it, so a bad render never reaches a running daemon. Reloads are not
-done here: the resident agent owns keepalived's and conntrackd's lifecycle
-(and coalesces reloads), so a command only wakes it up.
+A generated main file replaces the old one only after the daemon's own
+checker accepted it, so a bad render never reaches a running daemon. Reloads
+and restarts are not done here: the resident agent owns every daemon's
+lifecycle (see ``supervised``), so a command only wakes it up.
 """
 
 from __future__ import annotations
@@ -16,54 +16,60 @@ from pathlib import Path
 from ..errors import ApplyError
 from ..settings import Settings
 from ..store.store import atomic_write
+from ..supervised import ConfigFile, Daemon
 from .cmd import spawn
 
 WAKE = b"wake"
 
 
-def install_checked(path: Path, text: str, check: list[str]) -> str | None:
-    """Check ``text`` with ``check + [candidate]``; install it if accepted.
-
-    Returns the checker's complaint, or None once the file is in place.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    candidate = path.with_name(f".{path.name}.candidate.{os.getpid()}")
-    candidate.write_text(text)
+def check(daemon: Daemon, f: ConfigFile, text: str) -> str | None:
+    """The daemon's checker on ``text`` as ``f``: its complaint, or None if accepted."""
+    f.path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = f.path.with_name(f".{f.path.name}.candidate.{os.getpid()}")
+    atomic_write(candidate, text.encode(), f.mode)
     try:
-        proc = spawn([*check, str(candidate)])
+        proc = spawn([*daemon.check, str(candidate)])
         if proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip().replace(str(candidate), path.name)
+            detail = (proc.stderr or proc.stdout).strip().replace(str(candidate), f.path.name)
             return detail or f"exit {proc.returncode}"
-        atomic_write(path, text.encode())
         return None
     finally:
         candidate.unlink(missing_ok=True)
 
 
-def sync_config(path: Path, text: str, settings: Settings, check: list[str] | None = None,
-                dry_run: bool = False, removed: str = "removed") -> str | None:
-    """Make ``path`` hold ``text`` ("" means no file) and wake the resident agent.
+def sync(daemon: Daemon, texts: dict[Path, str], settings: Settings,
+         dry_run: bool = False) -> list[str]:
+    """Make each of the daemon's files hold its text ("" means no file), then wake the agent.
 
-    Returns what happened ("written", "updated", or ``removed``), or None if the
-    file already matched. A checker's complaint raises ``ApplyError`` and changes nothing.
+    Returns one "<file> written|updated|removed" per file that changed. A
+    checker's complaint raises ``ApplyError`` before anything is written.
+    Files the main one refers to are written first, so a daemon (re)started
+    on the new main file finds them.
     """
-    current = path.read_text() if path.exists() else None
-    if text == (current or ""):
-        return None
-    what = removed if not text else "updated" if current is not None else "written"
-    if dry_run:
-        return what
-    if not text:
-        path.unlink()
-    elif check is not None:
-        problem = install_checked(path, text, check)
-        if problem:
-            raise ApplyError(f"{check[0]} rejected the generated {path.name}: {problem}")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, text.encode())
+    changed: list[tuple[ConfigFile, str, str]] = []
+    for f in daemon.files:
+        text = texts.get(f.path, "")
+        current = f.path.read_text() if f.path.exists() else None
+        if text == (current or ""):
+            continue
+        what = "removed" if not text else "updated" if current is not None else "written"
+        changed.append((f, text, what))
+    if dry_run or not changed:
+        return [f"{f.path.name} {what}" for f, _, what in changed]
+    for f, text, _ in changed:
+        if text and f.checked and daemon.check:
+            problem = check(daemon, f, text)
+            if problem:
+                raise ApplyError(f"{daemon.check[0]} rejected the generated {f.path.name}: "
+                                 f"{problem}")
+    for f, text, _ in reversed(changed):
+        if not text:
+            f.path.unlink()
+        else:
+            f.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(f.path, text.encode(), f.mode)
     wake(settings)
-    return what
+    return [f"{f.path.name} {what}" for f, _, what in changed]
 
 
 def wake(settings: Settings) -> bool:

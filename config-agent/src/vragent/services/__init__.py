@@ -1,0 +1,1 @@
+"""Router services written in Python, each run by supervisord like any daemon."""

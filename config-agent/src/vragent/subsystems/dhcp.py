@@ -1,0 +1,210 @@
+"""DHCP and DNS for the VMs: one dnsmasq per router.
+
+From the ``dhcpentry`` bags (static leases by MAC, the entry's host name),
+the guest networks (tier domain, DNS servers) and the boot parameters
+(``dns1``/``dns2``, ``domain``); apache/cloudstack cs/CsDhcp.py does the same
+with a restart per change. Here the tier-level configuration (interfaces,
+ranges, domains) is the main file, which dnsmasq reads at start; everything
+per VM is in three files dnsmasq re-reads on SIGHUP (``dhcp-hostsfile``,
+``dhcp-optsfile``, ``addn-hosts``), so adding or removing an entry costs one
+reload, never a restart, however many entries there are. The ranges are
+``static``: a MAC without an entry gets no offer. On a pair only the master
+runs dnsmasq, answering on the tier gateways keepalived gives it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, replace
+
+from .. import templates
+from ..config import RouterConfig
+from ..models import DhcpEntry
+from ..settings import Settings
+from ..supervised import registry
+from ..topology import Topology
+from .base import Files
+
+NAME = "dhcp"
+
+# merge.py processGuestNetwork's default.
+DEFAULT_DOMAIN = "cloudnine.internal"
+DEFAULT_LEASE = "infinite"
+# Tags in dnsmasq's files. An entry is in exactly one option class:
+GW_TAG = "vr-gw"  # the VM's default NIC, with its tier's gateway and DNS
+NOGW_TAG = "vr-nogw"  # another NIC of the VM: no default route, no DNS server
+# ...or its own tag ("vm-<address>") when it has options of its own.
+
+
+@dataclass(frozen=True)
+class Tier:
+    ifname: str
+    tag: str
+    gateway: str  # DHCP server, default router and DNS server for the tier's VMs
+    network: str
+    network_address: str
+    netmask: str
+    domain: str
+    dns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Host:
+    mac: str
+    ip: str
+    name: str
+    fqdn: str
+    lease: str
+    tags: tuple[str, ...]
+    options: tuple[str, ...]  # dhcp-optsfile lines of its own tag
+
+
+@dataclass(frozen=True)
+class Desired:
+    enabled: bool
+    router: str = ""
+    tiers: tuple[Tier, ...] = ()
+    hosts: tuple[Host, ...] = ()
+    upstream: tuple[str, ...] = ()
+    lease_time: str = DEFAULT_LEASE
+    leases: str = ""
+    hosts_file: str = ""
+    opts_file: str = ""
+    names_file: str = ""
+    gw_tag: str = GW_TAG
+    nogw_tag: str = NOGW_TAG
+    removed: tuple[tuple[str, str, str], ...] = ()  # (ifname, ip, mac) no longer configured
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
+    cmd = cfg.cmdline
+    tiers: list[Tier] = []
+    for g in topo.guests:
+        if g.private_gateway:
+            continue
+        bag = cfg.guests.get(g.key)
+        domain = (bag.domain_name if bag else None) or cmd.get("domain") or DEFAULT_DOMAIN
+        servers = [s.strip() for s in ((bag.dns or "") if bag else "").split(",")
+                   if s.strip() and ":" not in s]
+        # CsGuestNetwork.get_dns: the router first (it forwards), then the
+        # tier's own servers; with useextdns=true only those.
+        dns = servers if cmd.flag("useextdns") and servers else [g.gateway, *servers]
+        tiers.append(Tier(
+            ifname=g.ifname,
+            tag=f"tier-{g.ifname}",
+            gateway=g.gateway,
+            network=str(g.network),
+            network_address=str(g.network.network_address),
+            netmask=str(g.network.netmask),
+            domain=domain.rstrip("."),
+            dns=tuple(dict.fromkeys(dns)),
+        ))
+    if not tiers:
+        return Desired(enabled=False)
+    target = topo.alias_guest
+    for alias in cfg.aliases if target is not None else ():
+        # An alias's subnet is served like a tier, on the NIC that holds it
+        # (CsDhcp finds it among the NIC's addresses).
+        assert target is not None
+        net = ipaddress.IPv4Network(f"{alias.ip_address}/{alias.netmask}", strict=False)
+        if any(ipaddress.IPv4Network(t.network).overlaps(net) for t in tiers):
+            continue
+        first = tiers[0]
+        tiers.append(replace(first, ifname=target.ifname,
+                             tag=f"alias-{alias.ip_address.replace('.', '-')}",
+                             gateway=alias.ip_address, network=str(net),
+                             network_address=str(net.network_address),
+                             netmask=str(net.netmask),
+                             dns=(alias.ip_address, *first.dns[1:])))
+    # Forwarding as upstream's resolv-file: the boot parameters' servers, never
+    # one of the router's own addresses (a tier's DNS is often the router itself).
+    own = {t.gateway for t in tiers} | {g.ip for g in topo.guests}
+    upstream = [cmd.get(k) for k in ("internaldns1", "internaldns2", "dns1", "dns2")
+                if cmd.get(k) and cmd.get(k) not in own]
+    nets = [(t, ipaddress.IPv4Network(t.network)) for t in tiers]
+    hosts: list[Host] = []
+    warnings: list[str] = []
+    for e in cfg.dhcp:
+        if e.ipv4_address is None:
+            continue  # IPv6 only: DHCPv6 and RAs are not served yet
+        addr = ipaddress.IPv4Address(e.ipv4_address)
+        tier = next((t for t, net in nets if addr in net), None)
+        if tier is None:
+            warnings.append(f"dhcpentry {e.ipv4_address} ({e.host_name}): on no guest tier of "
+                            f"this router: no lease until its tier is added")
+            continue
+        hosts.append(_host(e, tier))
+    return Desired(
+        enabled=True,
+        router=cmd.get("name", "router"),
+        tiers=tuple(tiers),
+        hosts=tuple(hosts),
+        upstream=tuple(dict.fromkeys(upstream)),
+        leases=str(settings.dnsmasq_leases),
+        hosts_file=str(settings.dnsmasq_dhcp_hosts),
+        opts_file=str(settings.dnsmasq_dhcp_opts),
+        names_file=str(settings.dnsmasq_hosts),
+        warnings=tuple(warnings),
+    )
+
+
+def _host(e: DhcpEntry, tier: Tier) -> Host:
+    assert e.ipv4_address is not None
+    lease = str(e.lease_time) if e.lease_time is not None else DEFAULT_LEASE
+    gateway = e.default_gateway or tier.gateway
+    dns = tuple(e.dns) or tier.dns
+    routes = e.routes
+    own = f"vm-{e.ipv4_address.replace('.', '-')}"
+    options: list[str] = []
+    if e.default_entry and gateway == tier.gateway and dns == tier.dns and not routes:
+        tags: tuple[str, ...] = (GW_TAG,)
+    elif e.default_entry:
+        tags = (own,)
+        options += [f"tag:{own},option:router,{gateway}",
+                    f"tag:{own},option:dns-server,{','.join(dns)}"]
+    else:
+        tags = (NOGW_TAG, own) if routes else (NOGW_TAG,)
+    if routes:
+        # A client that takes option 121 ignores option 3 (RFC 3442): the
+        # default route must be among the classless ones.
+        pairs = [*routes, *([("0.0.0.0/0", gateway)] if e.default_entry else [])]
+        options.append(f"tag:{own},option:classless-static-route,"
+                       + ",".join(f"{net},{gw}" for net, gw in pairs))
+    short = e.host_name.split(".")[0]
+    return Host(mac=e.mac_address, ip=e.ipv4_address, name=short,
+                fqdn=f"{short}.{tier.domain}", lease=lease, tags=tags, options=tuple(options))
+
+
+def verify(d: Desired) -> list[str]:
+    return list(d.problems)
+
+
+def render(d: Desired) -> Files:
+    if not d.enabled:
+        return Files((("dnsmasq.conf", ""), ("dnsmasq.dhcp-hosts", ""),
+                      ("dnsmasq.dhcp-opts", ""), ("dnsmasq.hosts", "")))
+    hosts = "".join(
+        f"{h.mac},{''.join(f'set:{t},' for t in h.tags)}{h.ip},{h.name},{h.lease}\n"
+        for h in d.hosts)
+    opts = "".join(f"{line}\n" for h in d.hosts for line in h.options)
+    names = "".join(f"{t.gateway} data-server\n" for t in d.tiers)
+    names += "".join(f"{h.ip} {h.fqdn} {h.name}\n" for h in d.hosts)
+    return Files((
+        ("dnsmasq.conf", templates.render("dhcp/dnsmasq.conf.j2", d=d)),
+        ("dnsmasq.dhcp-hosts", hosts),
+        ("dnsmasq.dhcp-opts", opts),
+        ("dnsmasq.hosts", names),
+    ))
+
+
+def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False) -> list[str]:
+    from ..system import daemons, dnsmasq
+
+    daemon = registry(settings).of_subsystem(NAME)
+    texts = {f.path: rendered[f.path.name] for f in daemon.files}
+    released = [] if dry_run else dnsmasq.release_removed(
+        settings, {(h.mac, h.ip) for h in d.hosts}, [(t.ifname, t.network) for t in d.tiers])
+    changes = daemons.sync(daemon, texts, settings, dry_run)
+    return [f"{NAME}: {c}" for c in changes] + [f"{NAME}: released {r}" for r in released]

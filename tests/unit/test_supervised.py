@@ -1,0 +1,99 @@
+"""The supervised daemons, each described once (vragent.supervised)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from vragent import subsystems
+from vragent.settings import Settings
+from vragent.supervised import registry
+
+ROOT = Path("/srv/r1")
+SUPERVISORD_CONF = Path(__file__).parents[2] / "services/supervisord.conf"
+
+
+def test_conntrackd_argv_uses_the_settings_config() -> None:
+    d = registry(Settings(root=ROOT)).get("conntrackd")
+    assert d.argv == ("conntrackd", "-C", "/srv/r1/etc/vragent/conntrackd.conf")
+
+
+def test_keepalived_argv_uses_the_settings_paths() -> None:
+    argv = list(registry(Settings(root=ROOT)).get("keepalived").argv)
+    # Line-buffered through stdbuf: its log reaches supervisord through a pipe.
+    assert argv[:argv.index("keepalived")] == ["stdbuf", "-oL", "-eL"]
+    daemon = argv[argv.index("keepalived"):]
+    # In the foreground (supervisord watches it), VRRP only, logging to its console.
+    for flag in ("--dont-fork", "--log-console", "--vrrp"):
+        assert flag in daemon
+    assert "--use-file=/srv/r1/etc/vragent/keepalived.conf" in daemon
+    assert "--pid=/srv/r1/run/vragent/keepalived.pid" in daemon
+    assert "--vrrp_pid=/srv/r1/run/vragent/keepalived_vrrp.pid" in daemon
+
+
+def test_dnsmasq_reads_its_main_file_and_stays_in_the_foreground() -> None:
+    d = registry(Settings(root=ROOT)).get("dnsmasq")
+    assert "--keep-in-foreground" in d.argv
+    assert "--conf-file=/srv/r1/etc/vragent/dnsmasq.conf" in d.argv
+    # Interfaces and ranges only at start; per-VM files on SIGHUP.
+    assert [f.on_change for f in d.files] == ["restart", "reload", "reload", "reload"]
+    assert d.reload_signal == "HUP" and d.master_only
+
+
+def test_two_roots_share_no_path() -> None:
+    # Two routers side by side on one host (the pair lab) must not collide.
+    for one_d, two_d in zip(registry(Settings(root=Path("/srv/r1"))),
+                            registry(Settings(root=Path("/srv/r2"))), strict=True):
+        one = [a for a in one_d.argv if "/" in a] + [str(f.path) for f in one_d.files]
+        two = [a for a in two_d.argv if "/" in a] + [str(f.path) for f in two_d.files]
+        assert one and all("/srv/r1" in a for a in one)
+        assert not set(one) & set(two)
+
+
+@pytest.mark.parametrize("name", ["", "Keepalived", "haproxy"])
+def test_unknown_daemon(name: str) -> None:
+    with pytest.raises(KeyError, match="unknown daemon"):
+        registry(Settings(root=ROOT)).get(name)
+
+
+def test_stale_files_are_what_the_daemons_are_told_to_use() -> None:
+    s = Settings(root=ROOT)
+    reg = registry(s)
+    assert reg.get("conntrackd").stale == (s.conntrackd_lock, s.conntrackd_socket)
+    for name in ("keepalived", "dnsmasq"):
+        d = reg.get(name)
+        assert d.stale
+        for path in d.stale:
+            assert any(arg.endswith(f"={path}") for arg in d.argv), path
+
+
+def test_every_daemon_is_rendered_by_a_subsystem() -> None:
+    for d in registry(Settings(root=ROOT)):
+        assert d.subsystem in subsystems.NAMES, d.name
+        assert d.files, d.name
+
+
+def test_start_order_keepalived_after_what_it_needs() -> None:
+    reg = registry(Settings(root=ROOT))
+    order = [d.name for d in reg]
+    for d in reg:
+        for need in d.needs:
+            assert order.index(need) < order.index(d.name)
+
+
+def test_checkers_are_given_for_every_checked_file() -> None:
+    for d in registry(Settings(root=ROOT)):
+        if any(f.checked for f in d.files):
+            assert d.check, d.name
+
+
+def test_supervisord_runs_every_described_daemon_through_the_launcher() -> None:
+    """One [program:] per description, started by vragent-launch and never by supervisord."""
+    text = SUPERVISORD_CONF.read_text()
+    programs = dict(re.findall(r"\[program:([\w-]+)\]\ncommand=([^\n]+)", text))
+    for d in registry(Settings(root=ROOT)):
+        assert programs.get(d.name) == \
+            f"vragent-launch --root %(ENV_VRAGENT_ROOT)s {d.name}", d.name
+        block = text.split(f"[program:{d.name}]")[1].split("[program:")[0]
+        assert "autostart=false" in block, d.name
