@@ -9,6 +9,7 @@ VENV  := $(CURDIR)/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
+         dnsmasq-base dnsmasq-utils busybox bind9-dnsutils curl cloud-init \
          docker.io docker-compose mmdebstrap iptables
 PYTEST_ARGS ?=
 

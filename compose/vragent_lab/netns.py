@@ -79,6 +79,8 @@ ROUTER_MACS = {
     "eth3": "02:00:0a:00:00:03",
     "eth4": "02:00:0a:00:00:04",
 }
+# The VMs' MACs, as the sample DHCP entries name them.
+VM_MACS = {"vm1": "02:00:0a:01:00:0a", "vm2": "02:00:0a:02:00:0a"}
 OUTSIDE = "100.64.10.1"
 OUTSIDE_FAR = "100.64.99.1"  # a host beyond the outside gateway
 VM1 = "10.10.1.10"
@@ -100,6 +102,8 @@ def sample_vpc(prefix: str) -> Lab:
     lab.link("r", "eth4", "pgw", "eth0", ROUTER_MACS["eth4"])
     lab.host("out", "eth0", f"{OUTSIDE}/24", None)
     in_ns(lab.ns("out"), ["ip", "addr", "add", f"{OUTSIDE_FAR}/32", "dev", "lo"])
+    for vm, mac in VM_MACS.items():
+        in_ns(lab.ns(vm), ["ip", "link", "set", "eth0", "address", mac])
     lab.host("vm1", "eth0", f"{VM1}/24", "10.10.1.1")
     lab.host("vm2", "eth0", f"{VM2}/24", "10.10.2.1")
     lab.host("pgw", "eth0", f"{PGW_PEER}/24", "172.30.0.1")

@@ -37,7 +37,7 @@ def test_dnsmasq_reads_its_main_file_and_stays_in_the_foreground() -> None:
     assert "--keep-in-foreground" in d.argv
     assert "--conf-file=/srv/r1/etc/vragent/dnsmasq.conf" in d.argv
     # Interfaces and ranges only at start; per-VM files on SIGHUP.
-    assert [f.on_change for f in d.files] == ["restart", "reload", "reload", "reload"]
+    assert [f.on_change for f in d.files] == ["restart", "reload", "reload"]
     assert d.reload_signal == "HUP" and d.master_only
 
 
@@ -97,3 +97,11 @@ def test_supervisord_runs_every_described_daemon_through_the_launcher() -> None:
             f"vragent-launch --root %(ENV_VRAGENT_ROOT)s {d.name}", d.name
         block = text.split(f"[program:{d.name}]")[1].split("[program:")[0]
         assert "autostart=false" in block, d.name
+
+
+def test_checker_argv_places_the_candidate() -> None:
+    reg = registry(Settings(root=ROOT))
+    cand = Path("/tmp/c")
+    assert reg.get("dnsmasq").check_argv(cand) == ["dnsmasq", "--test", "--conf-file=/tmp/c"]
+    assert reg.get("keepalived").check_argv(cand) == [
+        "keepalived", "--config-test", "--use-file", "/tmp/c"]

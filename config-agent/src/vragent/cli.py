@@ -92,7 +92,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             raise out.error
         return 0
     if args.command == "show":
-        docs = agent.store.load(args.rev)
+        from .models import redact
+
+        docs = redact(agent.store.load(args.rev))
         print(json.dumps(docs.get(args.type, {}) if args.type else docs, indent=2,
                          sort_keys=True))
         return 0

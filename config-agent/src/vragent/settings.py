@@ -120,11 +120,6 @@ class Settings:
         return self.conf_dir / "dnsmasq.dhcp-hosts"
 
     @property
-    def dnsmasq_dhcp_opts(self) -> Path:
-        """Per-VM options (dhcp-optsfile): re-read on SIGHUP."""
-        return self.conf_dir / "dnsmasq.dhcp-opts"
-
-    @property
     def dnsmasq_hosts(self) -> Path:
         """VM names for DNS (addn-hosts): re-read on SIGHUP."""
         return self.conf_dir / "dnsmasq.hosts"

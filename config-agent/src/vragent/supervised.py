@@ -11,12 +11,13 @@ renders its files.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from .settings import Settings
+from .system import dnsmasq as dnsmasq_state
 
 OnChange = Literal["reload", "restart"]
 
@@ -41,7 +42,9 @@ class Daemon:
     # does not run (nothing to do: not a pair, no tier yet…).
     files: tuple[ConfigFile, ...]
     start_order: int
-    check: tuple[str, ...] = ()  # the daemon's own checker; the candidate's path is appended
+    # The daemon's own checker: "{}" in an argument stands for the candidate
+    # file's path; without one, the path is appended.
+    check: tuple[str, ...] = ()
     reload_signal: str = "HUP"
     # Reloads are coalesced to at most one per this many VRRP adverts (0: at once).
     reload_spacing_adverts: float = 0.0
@@ -56,6 +59,15 @@ class Daemon:
     owns_addresses: bool = False
     # Run (the daemon's control command) after a restart while this router is backup.
     resync_on_backup: tuple[str, ...] = ()
+    # Drops from the daemon's own state what its configuration no longer has
+    # (dnsmasq: leases of removed entries): called with running=False before
+    # it starts and running=True after each reload. Returns what it dropped.
+    prune: Callable[[Settings, bool], list[str]] | None = None
+
+    def check_argv(self, candidate: Path) -> list[str]:
+        if any("{}" in a for a in self.check):
+            return [a.replace("{}", str(candidate)) for a in self.check]
+        return [*self.check, str(candidate)]
 
     @property
     def conf(self) -> Path:
@@ -127,15 +139,16 @@ def registry(s: Settings) -> Registry:
         files=(
             # Interfaces, ranges and domains: dnsmasq reads them only at start.
             ConfigFile(s.dnsmasq_conf, "restart", checked=True),
-            # Hosts and options: re-read on SIGHUP, so entries cost no restart.
+            # Hosts and names: re-read on SIGHUP, so entries cost no restart.
             ConfigFile(s.dnsmasq_dhcp_hosts),
-            ConfigFile(s.dnsmasq_dhcp_opts),
             ConfigFile(s.dnsmasq_hosts),
         ),
-        check=("dnsmasq", "--test", "--conf-file"),
+        # Its optional-argument options take "=value" only.
+        check=("dnsmasq", "--test", "--conf-file={}"),
         start_order=40,
         master_only=True,
         stale=(s.dnsmasq_pid,),
+        prune=dnsmasq_state.prune,
     )
     metadata = Daemon(
         name="metadata",

@@ -49,6 +49,8 @@ from .report import Pusher, Report, Spool
 from .state import HaState
 
 TICK = 1.0
+# After a reload signal, before a daemon's stale state is dropped (Daemon.prune).
+PRUNE_DELAY = 0.3
 
 
 def log(message: str) -> None:
@@ -93,6 +95,7 @@ class Daemon:
         self.pusher: Pusher | None = None
         self.last_reload: dict[str, float] = {}  # by daemon
         self.reload_due: dict[str, float] = {}  # coalesced reloads waiting, by daemon
+        self.prune_due: dict[str, float] = {}  # stale state to drop after a reload
         self.stopping = threading.Event()
         self.buffer = fifo.LineBuffer()
 
@@ -121,8 +124,8 @@ class Daemon:
         log(f"running (state {self.state.status})")
         while not self.stopping.is_set():
             timeout = TICK
-            if self.reload_due:
-                due = min(self.reload_due.values())
+            if self.reload_due or self.prune_due:
+                due = min([*self.reload_due.values(), *self.prune_due.values()])
                 timeout = max(0.0, min(timeout, due - time.monotonic()))
             woken = False
             try:
@@ -141,6 +144,7 @@ class Daemon:
                 self._load_config()
             self._readopt_boot_nics()
             self._heartbeat()
+            self._prune_due()
             try:
                 self._ensure_daemons()
             except (OSError, VragentError, ConnectionError) as exc:
@@ -369,6 +373,7 @@ class Daemon:
             if not all(self._ready(name) for name in daemon.needs):
                 return
             log(f"starting {daemon.name}")
+            self._prune(daemon, running=False)
             self.supervisor.start(daemon.name)
             _write_loaded(loaded_file, digests)
             self.last_reload[daemon.name] = time.monotonic()
@@ -382,6 +387,7 @@ class Daemon:
         if restart:
             log(f"{', '.join(restart)} changed: restarting {daemon.name}")
             self.supervisor.stop(daemon.name)
+            self._prune(daemon, running=False)
             self.supervisor.start(daemon.name)
             _write_loaded(loaded_file, digests)
             if daemon.resync_on_backup and self.state.status == "BACKUP":
@@ -400,6 +406,32 @@ class Daemon:
         _write_loaded(loaded_file, digests)
         self.last_reload[daemon.name] = now
         self.reload_due.pop(daemon.name, None)
+        if daemon.prune is not None:
+            # The signal is handled asynchronously: give it time to re-read.
+            self.prune_due[daemon.name] = now + PRUNE_DELAY
+
+    def _prune(self, daemon: supervised.Daemon, running: bool) -> bool:
+        """True if something was dropped (and should be checked again)."""
+        if daemon.prune is None:
+            return False
+        try:
+            dropped = daemon.prune(self.settings, running)
+        except (OSError, ValueError, VragentError) as exc:
+            log(f"{daemon.name}: releasing stale state: {exc}")
+            return False
+        for item in dropped:
+            log(f"{daemon.name}: released {item}")
+        return bool(dropped)
+
+    def _prune_due(self) -> None:
+        now = time.monotonic()
+        for name, due in list(self.prune_due.items()):
+            if due > now:
+                continue
+            del self.prune_due[name]
+            daemon = registry(self.settings).get(name)
+            if self._running(name) and self._prune(daemon, running=True):
+                self.prune_due[name] = now + 1.0  # released: see that it took
 
     def _ready(self, name: str) -> bool:
         """Daemon ``name`` serves (or is not configured, so nothing waits for it)."""
@@ -423,6 +455,7 @@ class Daemon:
                 continue
             if start:
                 if not self._running(daemon.name):
+                    self._prune(daemon, running=False)
                     self.supervisor.start(daemon.name)
                     _write_loaded(self.settings.daemon_loaded(daemon.name),
                                   {f.path.name: _digest(f.path) or "-" for f in daemon.files})

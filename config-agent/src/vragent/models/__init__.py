@@ -49,6 +49,21 @@ __all__ = [
 ]
 
 
+REDACTED = "(secret, not shown)"
+
+
+def redact(docs: dict[str, Any]) -> dict[str, Any]:
+    """The stored configuration as it may be shown: every secret replaced."""
+    out = dict(docs)
+    if "vmpassword" in out:
+        out["vmpassword"] = {ip: REDACTED for ip in out["vmpassword"]}
+    config = out.get("cmdline", {}).get("config")
+    if isinstance(config, dict) and SECRET_FIELDS & set(config):
+        out["cmdline"] = {**out["cmdline"], "config": {
+            k: REDACTED if k in SECRET_FIELDS else v for k, v in config.items()}}
+    return out
+
+
 def parse_bag(raw: Any, type_hint: str = "") -> BaseModel:
     if not isinstance(raw, dict):
         raise BagError(type_hint, [f"the bag must be a JSON object, got {type(raw).__name__}"])
@@ -85,7 +100,7 @@ def describe_errors(exc: ValidationError) -> list[str]:
             continue
         value = repr(err.get("input"))
         if SECRET_FIELDS & {str(p) for p in err["loc"]}:
-            value = "(secret, not shown)"
+            value = REDACTED
         if len(value) > 80:
             value = value[:77] + "..."
         problems.append(f"{path}: {msg} (got {value})")

@@ -23,6 +23,7 @@ import http.server
 import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -35,6 +36,8 @@ from ..models.vmdata import decode_userdata
 from ..settings import Settings
 from ..store.store import atomic_write
 
+# EC2-style API versions ("2009-04-04", "1.0"): answered like "latest".
+_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|1\.0")
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # linux/in.h; missing from typeshed
 # A client gets this long per request: a stalled one cannot hold a thread.
 REQUEST_TIMEOUT = 10.0
@@ -177,13 +180,9 @@ class MetadataHandler(_Handler):
         vm = self.server.service.vm(self.client_address[0])
         path = self.path.split("?", 1)[0]
         parts = [p for p in path.split("/") if p]
-        if not parts or parts[0] != "latest":
-            # CloudStack's router answers the same under any version name.
-            if parts and parts[0][:1].isdigit():
-                parts[0] = "latest"
-            else:
-                self._send(404, b"not found\n")
-                return
+        if not parts or not (parts[0] == "latest" or _VERSION.fullmatch(parts[0])):
+            self._send(404, b"not found\n")
+            return
         rest = parts[1:]
         meta = vm.get("metadata", {})
         if not rest:

@@ -5,9 +5,13 @@ the guest networks (tier domain, DNS servers) and the boot parameters
 (``dns1``/``dns2``, ``domain``); apache/cloudstack cs/CsDhcp.py does the same
 with a restart per change. Here the tier-level configuration (interfaces,
 ranges, domains) is the main file, which dnsmasq reads at start; everything
-per VM is in three files dnsmasq re-reads on SIGHUP (``dhcp-hostsfile``,
-``dhcp-optsfile``, ``addn-hosts``), so adding or removing an entry costs one
-reload, never a restart, however many entries there are. The ranges are
+per VM is in two files dnsmasq re-reads on SIGHUP (``dhcp-hostsfile``,
+``addn-hosts``), so adding or removing an entry costs one reload, never a
+restart, however many entries there are. The exception is an entry with
+options of its own (a VM's other NIC, its own DNS servers or routes): it
+needs a tag, and dnsmasq 2.90 crashes (SIGSEGV) on the next SIGHUP once a
+host tagged from a hosts file holds a lease; those few are in the main file,
+and changing one restarts dnsmasq (leases persist). The ranges are
 ``static``: a MAC without an entry gets no offer. On a pair only the master
 runs dnsmasq, answering on the tier gateways keepalived gives it.
 """
@@ -30,10 +34,9 @@ NAME = "dhcp"
 # merge.py processGuestNetwork's default.
 DEFAULT_DOMAIN = "cloudnine.internal"
 DEFAULT_LEASE = "infinite"
-# Tags in dnsmasq's files. An entry is in exactly one option class:
-GW_TAG = "vr-gw"  # the VM's default NIC, with its tier's gateway and DNS
-NOGW_TAG = "vr-nogw"  # another NIC of the VM: no default route, no DNS server
-# ...or its own tag ("vm-<address>") when it has options of its own.
+# The tag of every host with options of its own (a VM's other NIC, custom
+# DNS servers or routes): the tiers' defaults skip it.
+CUSTOM_TAG = "vr-custom"
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,13 @@ class Host:
     name: str
     fqdn: str
     lease: str
-    tags: tuple[str, ...]
-    options: tuple[str, ...]  # dhcp-optsfile lines of its own tag
+    tag: str = ""  # set when it has options of its own
+    options: tuple[str, ...] = ()  # "option:…,value" for its own tag
+
+    def line(self) -> str:
+        """Its dhcp-host line (without "dhcp-host=")."""
+        tags = f"set:{CUSTOM_TAG},set:{self.tag}," if self.tag else ""
+        return f"{self.mac},{tags}{self.ip},{self.name},{self.lease}"
 
 
 @dataclass(frozen=True)
@@ -64,16 +72,14 @@ class Desired:
     enabled: bool
     router: str = ""
     tiers: tuple[Tier, ...] = ()
-    hosts: tuple[Host, ...] = ()
+    hosts: tuple[Host, ...] = ()  # in the hosts file, re-read on SIGHUP
+    custom: tuple[Host, ...] = ()  # with options of their own: in the main file
     upstream: tuple[str, ...] = ()
     lease_time: str = DEFAULT_LEASE
     leases: str = ""
     hosts_file: str = ""
-    opts_file: str = ""
     names_file: str = ""
-    gw_tag: str = GW_TAG
-    nogw_tag: str = NOGW_TAG
-    removed: tuple[tuple[str, str, str], ...] = ()  # (ifname, ip, mac) no longer configured
+    custom_tag: str = CUSTOM_TAG
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -140,11 +146,11 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         enabled=True,
         router=cmd.get("name", "router"),
         tiers=tuple(tiers),
-        hosts=tuple(hosts),
+        hosts=tuple(h for h in hosts if not h.tag),
+        custom=tuple(h for h in hosts if h.tag),
         upstream=tuple(dict.fromkeys(upstream)),
         leases=str(settings.dnsmasq_leases),
         hosts_file=str(settings.dnsmasq_dhcp_hosts),
-        opts_file=str(settings.dnsmasq_dhcp_opts),
         names_file=str(settings.dnsmasq_hosts),
         warnings=tuple(warnings),
     )
@@ -156,25 +162,25 @@ def _host(e: DhcpEntry, tier: Tier) -> Host:
     gateway = e.default_gateway or tier.gateway
     dns = tuple(e.dns) or tier.dns
     routes = e.routes
-    own = f"vm-{e.ipv4_address.replace('.', '-')}"
-    options: list[str] = []
+    short = e.host_name.split(".")[0]
+    host = Host(mac=e.mac_address, ip=e.ipv4_address, name=short,
+                fqdn=f"{short}.{tier.domain}", lease=lease)
     if e.default_entry and gateway == tier.gateway and dns == tier.dns and not routes:
-        tags: tuple[str, ...] = (GW_TAG,)
-    elif e.default_entry:
-        tags = (own,)
-        options += [f"tag:{own},option:router,{gateway}",
-                    f"tag:{own},option:dns-server,{','.join(dns)}"]
+        return host  # the tier's defaults
+    if e.default_entry:
+        options = [f"option:router,{gateway}", f"option:dns-server,{','.join(dns)}",
+                   f"option:domain-name,{tier.domain}"]
     else:
-        tags = (NOGW_TAG, own) if routes else (NOGW_TAG,)
+        # A VM's other NIC: no default route, DNS server or domain (CsDhcp.add's
+        # per-address tag); an option without a value is not sent at all.
+        options = ["option:router", "option:dns-server", "option:domain-name"]
     if routes:
         # A client that takes option 121 ignores option 3 (RFC 3442): the
         # default route must be among the classless ones.
         pairs = [*routes, *([("0.0.0.0/0", gateway)] if e.default_entry else [])]
-        options.append(f"tag:{own},option:classless-static-route,"
+        options.append("option:classless-static-route,"
                        + ",".join(f"{net},{gw}" for net, gw in pairs))
-    short = e.host_name.split(".")[0]
-    return Host(mac=e.mac_address, ip=e.ipv4_address, name=short,
-                fqdn=f"{short}.{tier.domain}", lease=lease, tags=tags, options=tuple(options))
+    return replace(host, tag=f"vm-{e.ipv4_address.replace('.', '-')}", options=tuple(options))
 
 
 def verify(d: Desired) -> list[str]:
@@ -183,28 +189,25 @@ def verify(d: Desired) -> list[str]:
 
 def render(d: Desired) -> Files:
     if not d.enabled:
-        return Files((("dnsmasq.conf", ""), ("dnsmasq.dhcp-hosts", ""),
-                      ("dnsmasq.dhcp-opts", ""), ("dnsmasq.hosts", "")))
-    hosts = "".join(
-        f"{h.mac},{''.join(f'set:{t},' for t in h.tags)}{h.ip},{h.name},{h.lease}\n"
-        for h in d.hosts)
-    opts = "".join(f"{line}\n" for h in d.hosts for line in h.options)
+        return Files((("dnsmasq.conf", ""), ("dnsmasq.dhcp-hosts", ""), ("dnsmasq.hosts", "")))
+    # Never empty while dnsmasq runs: an empty text means "no file", and a
+    # file missing at a reload is an error to dnsmasq.
+    head = "# generated by vragent: re-read on SIGHUP\n"
+    hosts = "".join(f"{h.line()}\n" for h in d.hosts)
     names = "".join(f"{t.gateway} data-server\n" for t in d.tiers)
-    names += "".join(f"{h.ip} {h.fqdn} {h.name}\n" for h in d.hosts)
+    names += "".join(f"{h.ip} {h.fqdn} {h.name}\n" for h in (*d.hosts, *d.custom))
     return Files((
         ("dnsmasq.conf", templates.render("dhcp/dnsmasq.conf.j2", d=d)),
-        ("dnsmasq.dhcp-hosts", hosts),
-        ("dnsmasq.dhcp-opts", opts),
-        ("dnsmasq.hosts", names),
+        ("dnsmasq.dhcp-hosts", head + hosts),
+        ("dnsmasq.hosts", head + names),
     ))
 
 
 def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False) -> list[str]:
-    from ..system import daemons, dnsmasq
+    from ..system import daemons
 
+    # Leases of removed entries are released by the resident agent once
+    # dnsmasq has re-read its hosts (supervised.Daemon.prune).
     daemon = registry(settings).of_subsystem(NAME)
     texts = {f.path: rendered[f.path.name] for f in daemon.files}
-    released = [] if dry_run else dnsmasq.release_removed(
-        settings, {(h.mac, h.ip) for h in d.hosts}, [(t.ifname, t.network) for t in d.tiers])
-    changes = daemons.sync(daemon, texts, settings, dry_run)
-    return [f"{NAME}: {c}" for c in changes] + [f"{NAME}: released {r}" for r in released]
+    return [f"{NAME}: {c}" for c in daemons.sync(daemon, texts, settings, dry_run)]

@@ -28,7 +28,7 @@ def check(daemon: Daemon, f: ConfigFile, text: str) -> str | None:
     candidate = f.path.with_name(f".{f.path.name}.candidate.{os.getpid()}")
     atomic_write(candidate, text.encode(), f.mode)
     try:
-        proc = spawn([*daemon.check, str(candidate)])
+        proc = spawn(daemon.check_argv(candidate))
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().replace(str(candidate), f.path.name)
             return detail or f"exit {proc.returncode}"

@@ -1,15 +1,19 @@
 """dnsmasq's lease database: releasing the leases of removed entries.
 
 A removed entry must stop answering at once, and its address must be free
-for the next VM: a running dnsmasq is told with ``dhcp_release`` (a
-DHCPRELEASE on the client's behalf, as cs/CsDhcp.py does); a stopped one
-(the backup of a pair) has its lease file edited, since nothing else writes it.
+for the next VM. A running dnsmasq is told with ``dhcp_release`` (a
+DHCPRELEASE on the client's behalf, as cs/CsDhcp.py does), and only after it
+re-read its hosts file: dnsmasq 2.90 crashes (SIGSEGV) on the next SIGHUP
+when a lease whose ``dhcp-host`` line sets a tag was released while that line
+was still loaded. A stopped dnsmasq (the backup of a pair, or before a
+restart) has its lease file edited, since nothing else writes it.
+
+Stateless: what is stale is read from the hosts file in force and the lease file.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 
 from ..settings import Settings
 from ..store.store import atomic_write
@@ -30,26 +34,46 @@ def leases(settings: Settings) -> list[tuple[str, str]]:
     return found
 
 
-def running(settings: Settings) -> bool:
+def configured(settings: Settings) -> set[tuple[str, str]]:
+    """(mac, ip) of every dhcp-hosts line: "mac,[set:tag,]…ip,name,lease"."""
     try:
-        pid = int(settings.dnsmasq_pid.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return True
+        lines = settings.dnsmasq_dhcp_hosts.read_text().splitlines()
+    except FileNotFoundError:
+        return set()
+    found = set()
+    for line in lines:
+        if line.startswith("#") or not line.strip():
+            continue
+        fields = line.split(",")
+        ips = [f for f in fields[1:] if f.count(".") == 3 and f[0].isdigit()]
+        if ips:
+            found.add((fields[0].lower(), ips[0]))
+    return found
 
 
-def release_removed(settings: Settings, wanted: set[tuple[str, str]],
-                    tiers: list[tuple[str, str]]) -> list[str]:
-    """Release every lease whose (mac, ip) is not ``wanted``; returns "ip (mac)" of each.
+def _networks(settings: Settings) -> list[tuple[str, ipaddress.IPv4Network]]:
+    """(interface, network) of every dhcp-range, from the main file."""
+    try:
+        text = settings.dnsmasq_conf.read_text()
+    except FileNotFoundError:
+        return []
+    nets = []
+    dev = ""
+    for line in text.splitlines():
+        if line.startswith("# tier ") or line.startswith("# alias "):
+            _, _, dev, net = line.split()[:4]
+            nets.append((dev, ipaddress.IPv4Network(net)))
+    return nets
 
-    ``tiers`` are (ifname, network): where each address is served.
-    """
+
+def prune(settings: Settings, running: bool) -> list[str]:
+    """Release every lease the hosts file in force no longer holds; "ip (mac)" of each."""
+    wanted = configured(settings)
     stale = [(mac, ip) for mac, ip in leases(settings) if (mac, ip) not in wanted]
     if not stale:
         return []
-    nets = [(dev, ipaddress.IPv4Network(net)) for dev, net in tiers]
-    if running(settings):
+    if running:
+        nets = _networks(settings)
         done = []
         for mac, ip in stale:
             dev = next((n for n, net in nets if ipaddress.IPv4Address(ip) in net), None)
@@ -57,8 +81,11 @@ def release_removed(settings: Settings, wanted: set[tuple[str, str]],
                 done.append(f"{ip} ({mac})")
         return done
     drop = set(stale)
-    kept = [ln for ln in settings.dnsmasq_leases.read_text().splitlines(keepends=True)
-            if tuple(x.lower() if i == 0 else x for i, x in enumerate(ln.split()[1:3]))
-            not in drop]
+    kept = []
+    for line in settings.dnsmasq_leases.read_text().splitlines(keepends=True):
+        parts = line.split()
+        if len(parts) >= 3 and (parts[1].lower(), parts[2]) in drop:
+            continue
+        kept.append(line)
     atomic_write(settings.dnsmasq_leases, "".join(kept).encode(), 0o644)
     return [f"{ip} ({mac})" for mac, ip in stale]
