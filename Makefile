@@ -14,7 +14,7 @@ DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
 PYTEST_ARGS ?=
 
 .PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \
-        bench-apply bench-failover bench-lab stress clean
+        bench-apply bench-failover bench-lab bench-services stress clean
 
 setup: $(STAMP)
 
@@ -73,6 +73,10 @@ test: lint typecheck image
 
 bench-apply: setup
 	$(PY) bench/bench_apply.py
+
+# 2,000 DHCP entries at once, then one more, against dnsmasq's own reload.
+bench-services: setup
+	$(PY) bench/bench_services.py $(BENCH_ARGS)
 
 # 20 hard-kill failovers at advert_int 1.0 and 0.2 (BENCH_ARGS=--quick for a smoke run).
 bench-failover: setup
