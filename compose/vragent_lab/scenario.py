@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -89,14 +90,74 @@ def sample_bags(lab: Lab, router: str) -> list[dict[str, Any]]:
     return bags
 
 
+def service_bags(lab: Lab) -> list[dict[str, Any]]:
+    """The VMs' DHCP entries (by their containers' MACs) and metadata."""
+    bags: list[dict[str, Any]] = []
+    for net, vm in TIERS.values():
+        ip = f"{net}.10"
+        bags.append({"type": "dhcpentry", "host_name": vm, "mac_address": lab.mac(vm, "eth0"),
+                     "ipv4_address": ip, "default_gateway": f"{net}.1", "default_entry": True,
+                     "remove": False})
+        bags.append({"type": "vmdata", "vm_ip_address": ip, "vm_metadata": [
+            ["userdata", "user-data", base64.b64encode(f"#cloud-config\nhostname: {vm}\n"
+                                                       .encode()).decode()],
+            ["metadata", "instance-id", f"i-{vm}"],
+            ["metadata", "availability-zone", "lab"],
+            ["metadata", "local-hostname", vm],
+            ["metadata", "local-ipv4", ip]]})
+    return bags
+
+
 @step("configuring the sample VPC on every router (public IPs, two tiers, ACLs, "
-      "source NAT, port forward, static NAT)")
+      "source NAT, port forward, static NAT, the VMs' DHCP entries and metadata)")
 def configure(lab: Lab) -> str:
+    services = service_bags(lab)
     for r in lab.routers:
-        lab.apply(r, *sample_bags(lab, r))
+        lab.apply(r, *sample_bags(lab, r), *services)
     master = lab.wait_one_master()
     wait_for(lab.converged, 20, "keepalived to load the configuration on every router")
     return master
+
+
+# -- services ------------------------------------------------------------------------
+
+def _in_vm(lab: Lab, vm: str, *argv: str) -> str:
+    proc = subprocess.run(["ip", "netns", "exec", lab.netns(vm), *argv], capture_output=True,
+                          text=True, check=False)
+    return proc.stdout.strip()
+
+
+@step("checking DNS and metadata from the VMs, through the router")
+def check_services(lab: Lab, within: float = 15.0) -> dict[str, bool]:
+    """Each VM resolves the other by name and reads its own metadata, from the
+    tier gateway (on a pair: whichever router is master)."""
+    result: dict[str, bool] = {}
+    vms = [(net, vm) for net, vm in TIERS.values()]
+    for (net, vm), (other_net, other) in zip(vms, vms[1:] + vms[:1], strict=True):
+        gw = f"{net}.1"
+        name, want = f"{other}.vpc.lab", f"{other_net}.10"
+        resolved = f"{vm}_resolves_{other}"
+        meta = f"{vm}_reads_its_metadata"
+        try:
+            wait_for(lambda gw=gw, name=name, want=want, vm=vm: _in_vm(  # type: ignore[misc]
+                lab, vm, "dig", f"@{gw}", name, "+short", "+time=1", "+tries=1") == want,
+                within, f"{vm} to resolve {name}")
+            result[resolved] = True
+        except LabError:
+            result[resolved] = False
+        try:
+            wait_for(lambda gw=gw, vm=vm: _in_vm(  # type: ignore[misc]
+                lab, vm, "curl", "-s", "-m", "2",
+                f"http://{gw}/latest/meta-data/instance-id") == f"i-{vm}",
+                within, f"{vm}'s metadata")
+            result[meta] = True
+        except LabError:
+            result[meta] = False
+    failed = [k for k, ok in result.items() if not ok]
+    if failed:
+        raise LabError(f"service checks failed: {', '.join(failed)} (look at: docker exec "
+                       f"{lab.project}_r1_1 tail /var/log/vragent/dnsmasq.log)")
+    return result
 
 
 # -- traffic -------------------------------------------------------------------------
@@ -269,10 +330,12 @@ def main_job(lab: Lab) -> int:
         step(f"bringing up the {lab.topology} topology")(lab.up)()
         master = configure(lab)
         traffic = check_traffic(lab, master)
+        traffic["services"] = check_services(lab)
         if len(lab.routers) == 1:
             print(f"\ntraffic checks: {traffic}")
             return 0
         result = failover(lab, "kill")
+        traffic["services_after_failover"] = check_services(lab)
         write_report(lab, traffic, result)
     except (LabError, ToolError, subprocess.CalledProcessError, OSError) as exc:
         print(f"\nlab failed: {exc}\n  containers: docker ps -a --filter "

@@ -8,6 +8,7 @@ from vragent_lab.scenario import (
     CONNECTIONS,
     ECHO_UDP,
     FailoverResult,
+    check_services,
     check_traffic,
     failover,
     sample_bags,
@@ -25,6 +26,19 @@ def test_sample_vpc_end_to_end(lab: Lab) -> None:
     master = lab.wait_one_master()
     result = check_traffic(lab, master)
     assert all(result.values()), result
+
+
+def test_vms_resolve_each_other_and_read_their_metadata_across_a_failover(lab: Lab) -> None:
+    """DHCP/DNS (dnsmasq) and metadata run on the master only and follow the
+    tier gateways to the new master."""
+    assert all(check_services(lab).values())
+    master = lab.wait_one_master()
+    result = failover(lab, "kill")
+    assert result.master_after != master
+    assert all(check_services(lab).values())
+    for r in lab.routers:
+        running = bool(lab.exec(r, "pgrep", "-x", "dnsmasq", check=False).strip())
+        assert running is (r == result.master_after), r
 
 
 def test_hard_kill_keeps_every_connection(lab: Lab) -> None:
