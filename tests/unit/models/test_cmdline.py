@@ -167,3 +167,12 @@ def test_every_bad_pair_value_is_listed() -> None:
         raw = mutated(raw, ("cmd_line", key), value)
     assert_rejected(raw, "cmd_line", "router_pr='255'", "vrrp_version='4'", "sync_dev='foo'",
                     "sync_peer='bad'", "report_url='ftp://x'")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("domain", "vpc.lab\nserver=6.6.6.6"), ("domain", "bad_domain"), ("name", "r-1\nx"),
+    ("name", ""), ("internaldns1", "8.8.8"), ("useextdns", "yes")])
+def test_values_that_reach_dnsmasq_are_checked(key: str, value: str) -> None:
+    raw = {"type": "cmdline", "cmd_line": {"type": "vpcrouter", "name": "r-1-VM", key: value}}
+    with pytest.raises(BagError, match=key):
+        parse_bag(raw)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from vragent.config import RouterConfig
+from vragent.errors import BagError
 from vragent.subsystems import vrrp
 from vragent.topology import resolve
 
@@ -214,8 +215,11 @@ def test_advert_int_text(value: str, expected: str) -> None:
 
 
 def test_router_id_is_one_word() -> None:
-    assert _desired(name="r 4/VM").router_id == "r_4_VM"
+    assert _desired(name="r-4-VM.pod_1").router_id == "r-4-VM.pod_1"
     assert _desired(drop=("name",)).router_id == "router"
+    # Anything else never gets this far: the boot parameters reject it.
+    with pytest.raises(BagError, match="not a router name"):
+        _desired(name="r 4/VM")
 
 
 # -- VRRP version and authentication ----------------------------------------------

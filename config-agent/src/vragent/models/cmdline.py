@@ -17,7 +17,12 @@ from .common import Bag
 ROUTER_TYPES = ("router", "vpcrouter", "dhcpsrvr")
 _ETH_KEY = re.compile(r"^eth(\d+)(ip|mask)$")
 _ETH_DEV = re.compile(r"^eth\d+$")
-_IP_KEYS = ("gateway", "dns1", "dns2", "guestgw", "localgw", "sync_peer", "sync_vip")
+_IP_KEYS = ("gateway", "dns1", "dns2", "internaldns1", "internaldns2", "guestgw", "localgw",
+            "sync_peer", "sync_vip")
+# Both reach daemon configuration files (dnsmasq's domain, its header).
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MTU_KEYS = ("publicMtu", "privateMtu")
 _URL = re.compile(r"^https?://[A-Za-z0-9.\[\]:-]+(:\d{1,5})?(/[A-Za-z0-9._~%/?&=+-]*)?$")
 _BOOL_VALUES = ("0", "1", "true", "false")
@@ -44,7 +49,11 @@ class CmdLine(Bag):
                     ipaddress.IPv4Network(text, strict=False)
                 elif key == "type" and text not in ROUTER_TYPES:
                     raise ValueError(f"expected one of {', '.join(ROUTER_TYPES)}")
-                elif key in ("redundant_router", "disable_rp_filter") and (
+                elif key == "domain" and text and not _DOMAIN.fullmatch(text):
+                    raise ValueError("not a domain name")
+                elif key == "name" and not _NAME.fullmatch(text):
+                    raise ValueError("not a router name (letters, digits, '.', '_' and '-')")
+                elif key in ("redundant_router", "disable_rp_filter", "useextdns") and (
                     text.lower() not in _BOOL_VALUES
                 ):
                     raise ValueError("expected 0, 1, true or false")
