@@ -99,3 +99,26 @@ def test_reload_follows_the_listen_list(service: Service) -> None:
     service.settings.metadata_conf.write_text("{")
     service.reload()
     assert get(service, "/latest/instance-id") == (200, b"i-1")
+
+
+def test_binding_never_asks_dns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """http.server looks its address up (getfqdn): with no resolver answering,
+    that held every listener for seconds."""
+    def no_dns(*args: object) -> str:
+        raise AssertionError("DNS lookup while binding")
+
+    monkeypatch.setattr(socket, "getfqdn", no_dns)
+    s = Settings(root=tmp_path)
+    s.conf_dir.mkdir(parents=True)
+    s.metadata_conf.write_text(json.dumps({
+        "listen": [{"address": CLIENT, "interface": "lo"}], "metadata_port": _free_port(),
+        "password_port": _free_port(), "vmdata_dir": str(s.vmdata_dir),
+        "passwords_file": str(s.passwords_file), "served_file": str(s.passwords_served)}))
+    svc = Service(s)
+    svc.listen()
+    try:
+        assert len(svc.servers) == 2
+    finally:
+        for server in svc.servers.values():
+            server.shutdown()
+            server.server_close()

@@ -26,6 +26,7 @@ import os
 import re
 import signal
 import socket
+import socketserver
 import sys
 import threading
 from pathlib import Path
@@ -150,7 +151,10 @@ class _Server(http.server.ThreadingHTTPServer):
         # A pair's tier gateway is keepalived's: bind to it before it arrives.
         self.socket.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
         try:
-            self.server_bind()
+            # Not HTTPServer.server_bind: it looks the address up in DNS
+            # (socket.getfqdn), which blocks for seconds when no resolver answers.
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = address
             self.server_activate()
         except OSError:
             self.server_close()
