@@ -9,7 +9,6 @@ leaves both the store and the system as they were.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,10 +16,11 @@ from dataclasses import dataclass, field
 from .config import RouterConfig
 from .errors import ApplyError, BagError, VerifyError, VragentError
 from .models import parse_bag
+from .models.limits import load_json
 from .reconcile import Plan, execute, plan
 from .settings import Settings
 from .store import Store, merge
-from .store.batch import Command
+from .store.batch import Command, read_limited
 from .system import iproute
 
 
@@ -111,10 +111,7 @@ class Agent:
         with self.store.locked():
             docs = self.store.load()
             if path.exists():
-                try:
-                    raw = json.loads(path.read_text())
-                except ValueError as exc:
-                    raise VerifyError([f"{path}: not valid JSON ({exc})"]) from None
+                raw = load_json(read_limited(path), str(path), duplicates_allowed=True)
                 bag = parse_bag(raw, "cmdline")
                 docs = merge(docs, "cmdline", bag)
                 self.store.commit(docs, "boot parameters")

@@ -18,7 +18,7 @@ from .models import GuestNetwork, IpAddress
 from .models.common import prefixlen
 from .system.iproute import Link
 
-_ETH = re.compile(r"^eth(\d+)$")
+_ETH = re.compile(r"^eth(\d+)$", re.ASCII)
 
 
 def _nic_order(g: GuestIf) -> tuple[int, str]:

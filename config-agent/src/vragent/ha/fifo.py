@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_LINE = re.compile(r'^(INSTANCE|GROUP|VS|RS|MONITOR)\s+"([^"]*)"\s+(\S+)(?:\s+(\d+))?\s*$')
+_LINE = re.compile(r'^(INSTANCE|GROUP|VS|RS|MONITOR)\s+"([^"]*)"\s+(\S+)(?:\s+(\d+))?\s*$',
+                   re.ASCII)
 
 # keepalived's states, as CloudStack's management server names them.
 STATUS = {

@@ -18,6 +18,7 @@ from .forwardrules import ForwardRule, ForwardRules, StaticNatRule, StaticNatRul
 from .guestnetwork import GuestNetwork
 from .ipaliases import IpAlias, IpAliases
 from .ips import IpAddress, Ips
+from .limits import escape
 from .networkacl import AclRule, NetworkAcl
 from .staticroutes import StaticRoute, StaticRoutes
 from .vmdata import VmData
@@ -98,10 +99,13 @@ def describe_errors(exc: ValidationError) -> list[str]:
         if err["type"] == "missing":
             problems.append(f"{path}: required field is missing")
             continue
-        value = repr(err.get("input"))
-        if SECRET_FIELDS & {str(p) for p in err["loc"]}:
-            value = REDACTED
-        if len(value) > 80:
-            value = value[:77] + "..."
+        given = err.get("input")
+        if isinstance(given, dict) or (isinstance(given, list)
+                                       and any(isinstance(x, (dict, list)) for x in given)):
+            # A whole object or list: the message names what is wrong in it,
+            # and echoing it could show megabytes, or a secret next to it.
+            problems.append(f"{path}: {msg}")
+            continue
+        value = REDACTED if SECRET_FIELDS & {str(p) for p in err["loc"]} else escape(given)
         problems.append(f"{path}: {msg} (got {value})")
     return problems

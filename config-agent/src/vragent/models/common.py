@@ -22,10 +22,10 @@ from pydantic import (
     StrictStr,
 )
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$", re.ASCII)
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$", re.ASCII)
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$", re.ASCII)
 
 PROTOCOLS = ("tcp", "udp", "icmp", "all")
 
@@ -39,8 +39,14 @@ class Bag(BaseModel):
 # Regexes rather than ipaddress: bags carry tens of thousands of these, and a
 # single compiled match is several times cheaper than building an object.
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-_CIDR_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?\d))?")
+_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
+_CIDR_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?\d))?", re.ASCII)
+
+
+def _is_ascii_int(text: str) -> bool:
+    """Digits 0-9 only: str.isdigit() and int() also take other scripts' digits
+    ("²", "٣"), which nft, ip and the daemons do not."""
+    return text.isascii() and text.isdigit()
 
 
 def _ipv4(value: str) -> str:
@@ -115,13 +121,13 @@ def _netmask(value: Any) -> str:
 
 
 def _mac(value: str) -> str:
-    if not _MAC.match(value.lower()):
+    if not _MAC.fullmatch(value.lower()):
         raise ValueError("not a MAC address")
     return value.lower()
 
 
 def _ifname(value: str) -> str:
-    if not _IFNAME.match(value):
+    if not _IFNAME.fullmatch(value):
         raise ValueError("not an interface name")
     return value
 
@@ -165,7 +171,7 @@ def prefixlen(netmask: str) -> int:
 def parse_port_range(value: str) -> tuple[int, int]:
     """CloudStack's "first:last" port range; "0:0" means every port."""
     parts = value.split(":")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 2 or not all(_is_ascii_int(p.strip()) for p in parts):
         raise ValueError("port range must look like 'first:last'")
     first, last = int(parts[0]), int(parts[1])
     if (first, last) == (0, 0):
@@ -181,6 +187,6 @@ def check_protocol(value: str, allowed: tuple[str, ...] = PROTOCOLS) -> str:
     low = value.lower()
     if low in allowed:
         return low
-    if low.isdigit() and 0 <= int(low) <= 255:
+    if _is_ascii_int(low) and 0 <= int(low) <= 255:
         return low
     raise ValueError(f"unknown protocol (expected one of {', '.join(allowed)} or 0-255)")

@@ -15,9 +15,9 @@ from pydantic import Field, field_validator
 
 from .common import Bag, Bool, Hostname, Mac, OptionalIPv4, Str
 
-_DUID = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){1,127}$")
+_DUID = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){1,127}$", re.ASCII)
 # dnsmasq's lease times: seconds, or with a unit, or "infinite".
-_LEASE = re.compile(r"^(infinite|[0-9]{1,9}[smhdw]?)$")
+_LEASE = re.compile(r"^(infinite|[0-9]{1,9}[smhdw]?)$", re.ASCII)
 
 
 class DhcpEntry(Bag):

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, StrictStr, field_validator
 from .common import Bag, Bool, IPv4
 
 FOLDERS = ("userdata", "metadata")
-_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
 
 
 def _segment(value: str) -> str:

@@ -7,12 +7,12 @@ a file written earlier), processed in order.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import BagError
+from ..models.limits import MAX_COMMANDS, MAX_FILE_BYTES, escape, load_json
 
 SCRIPTS = ("update_config.py", "vragent")
 
@@ -24,17 +24,27 @@ class Command:
 
 
 def _decode(text: str, source: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise BagError("", [f"{source}: not valid JSON ({exc})"]) from None
+    return load_json(text.encode(), source)
 
 
 def read_commands(path: Path) -> list[Command]:
-    text = path.read_text()
-    if text.lstrip().startswith(("{", "[")):
-        return [Command(path.name, _decode(text, path.name))]
+    data = read_limited(path)
+    if data.lstrip().startswith((b"{", b"[")):
+        return [Command(path.name, load_json(data, path.name, MAX_FILE_BYTES))]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BagError("", [f"{path.name}: not valid UTF-8 (byte {exc.start})"]) from None
     return parse_batch(text, path.name)
+
+
+def read_limited(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes, refusing one larger than ``limit`` before reading it."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BagError("", [f"{path.name}: more than the limit of {limit} bytes"])
+    return data
 
 
 def parse_batch(text: str, source: str) -> list[Command]:
@@ -64,11 +74,14 @@ def parse_batch(text: str, source: str) -> list[Command]:
                     break
             where = f"{source}#{len(commands) + 1}"
             if not script or Path(script[0]).name not in SCRIPTS or len(script) < 2:
-                raise BagError("", [f"{where}: unsupported script {' '.join(script)!r}"])
+                raise BagError("", [f"{where}: unsupported script {escape(' '.join(script))}"])
             name = Path(script[-1]).name
             if name not in files:
-                raise BagError("", [f"{where}: script refers to {name!r}, no such <file> block"])
+                raise BagError("", [f"{where}: script refers to {escape(name)}, no such <file> "
+                                    f"block"])
             commands.append(Command(f"{source}:{name}", _decode(files[name], name)))
+            if len(commands) > MAX_COMMANDS:
+                raise BagError("", [f"{source}: more than {MAX_COMMANDS} commands"])
         else:
-            raise BagError("", [f"{source}: unexpected line {line[:60]!r}"])
+            raise BagError("", [f"{source}: unexpected line {escape(line, 60)}"])
     return commands

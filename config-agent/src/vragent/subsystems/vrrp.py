@@ -26,8 +26,8 @@ from .base import Text
 NAME = "vrrp"
 
 INSTANCE = "vpc"
-_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
-_AUTH = re.compile(r"^[A-Za-z0-9]+$")
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$", re.ASCII)
+_AUTH = re.compile(r"^[A-Za-z0-9]+$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,12 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     if ha.version == 2 and ha.password:
         # VRRPv2 simple auth carries at most 8 characters; v3 has no auth at all.
         auth = ha.password[:8]
-        if not _AUTH.match(auth):
+        if not _AUTH.fullmatch(auth):
             problems.append("router_password: only letters and digits can be carried in "
                             "VRRP authentication")
     root = str(settings.root)
     for label, value in (("state root", root), ("health command", settings.health_command)):
-        if not _SAFE_PATH.match(value):
+        if not _SAFE_PATH.fullmatch(value):
             problems.append(f"{label} {value!r}: keepalived scripts cannot take this path")
 
     advert_vip = f"{link.vip}/{link.vip_prefix}"

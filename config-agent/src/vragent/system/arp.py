@@ -28,8 +28,8 @@ ZERO_MAC = "00:00:00:00:00:00"
 
 _SIOCGIFHWADDR = 0x8927
 _PACKET_OUTGOING = 4
-_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$", re.ASCII)
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$", re.ASCII)
 # Ethernet header, then the fixed part of an ARP packet for Ethernet/IPv4.
 _ETH = struct.Struct("!6s6sH")
 _ARP = struct.Struct("!HHBBH6s4s6s4s")
@@ -46,7 +46,7 @@ class ArpPacket:
 
 
 def _check_ifname(ifname: str) -> str:
-    if not isinstance(ifname, str) or not _IFNAME.match(ifname):
+    if not isinstance(ifname, str) or not _IFNAME.fullmatch(ifname):
         raise ValueError(f"invalid interface name: {ifname!r}")
     return ifname
 
@@ -70,7 +70,7 @@ def _unicast_ipv4(ip: str) -> ipaddress.IPv4Address:
 
 
 def _mac_bytes(mac: str) -> bytes:
-    if not isinstance(mac, str) or not _MAC.match(mac):
+    if not isinstance(mac, str) or not _MAC.fullmatch(mac):
         raise ValueError(f"invalid MAC address: {mac!r}")
     return bytes.fromhex(mac.replace(":", ""))
 
