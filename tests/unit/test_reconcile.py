@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from vragent.config import RouterConfig
 from vragent.reconcile import plan
 from vragent.subsystems import (
     REGISTRY,
@@ -43,3 +46,31 @@ def test_missing_nic_reported_once_with_consequences_as_warnings() -> None:
         ("staticroutes.10.99.0.0/24: gateway 172.30.0.254 is not on a "
          "connected network yet; route not installed"),
     ]
+
+
+def test_boot_and_reconcile_never_install_what_verify_rejected(tmp_path: Path) -> None:
+    """A step whose own configuration failed verification is skipped (the file
+    in force stays); the others still apply."""
+    from vragent.reconcile import execute
+
+    from tests.unit.builders import pair_docs, pair_links
+
+    s = settings(root=tmp_path)
+    cfg = RouterConfig.from_docs(pair_docs(advert_int="0.5", vrrp_version="2"))
+    p = plan(cfg, s, pair_links())
+    assert any("vrrp_version=3" in x for x in p.problems)
+    p.steps = [st for st in p.steps if st.subsystem in (conntrack, vrrp)]
+    skipped: list[str] = []
+    changes = execute(p, s, dry_run=True, skipped=skipped)
+    assert changes == ["conntrack: conntrackd.conf written"]
+    assert skipped == ["vrrp: not applied, the previous configuration stays in force: "
+                       "advert_int=0.5: sub-second adverts need vrrp_version=3"]
+    # Without ``skipped`` (a command's apply) nothing is skipped: it was refused before.
+    assert "vrrp: keepalived.conf written" in execute(p, s, dry_run=True)
+
+
+def test_a_missing_nic_is_not_a_reason_to_skip(tmp_path: Path) -> None:
+    links = sample_links()
+    del links["eth4"]
+    p = plan(sample_config(), settings(root=tmp_path), links)
+    assert p.problems and all(not st.invalid for st in p.steps)

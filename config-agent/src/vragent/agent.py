@@ -102,8 +102,10 @@ class Agent:
             p = self._plan(docs)
             if strict and p.problems:
                 raise VerifyError(p.problems)
-            changes = execute(p, self.settings, dry_run=dry_run)
-            return Outcome(self.store.current_rev(), changes, p.problems + p.warnings)
+            skipped: list[str] = []
+            changes = execute(p, self.settings, dry_run=dry_run, skipped=skipped)
+            return Outcome(self.store.current_rev(), changes,
+                           _unskipped(p.problems, skipped) + skipped + p.warnings)
 
     def boot(self) -> Outcome:
         """Boot parameters into the store, then the whole stored configuration onto the box."""
@@ -116,8 +118,10 @@ class Agent:
                 docs = merge(docs, "cmdline", bag)
                 self.store.commit(docs, "boot parameters")
             p = self._plan(docs)
-            changes = execute(p, self.settings)
-            return Outcome(self.store.current_rev(), changes, p.problems + p.warnings)
+            skipped: list[str] = []
+            changes = execute(p, self.settings, skipped=skipped)
+            return Outcome(self.store.current_rev(), changes,
+                           _unskipped(p.problems, skipped) + skipped + p.warnings)
 
     def rollback(self, rev: int | None) -> Outcome:
         """Make an earlier revision current again (as a new revision) and apply it."""
@@ -128,3 +132,8 @@ class Agent:
             if p.problems:
                 raise VerifyError(p.problems)
             return self._commit_and_apply(docs, p, f"rollback to {target}", dry_run=False)
+
+
+def _unskipped(problems: list[str], skipped: list[str]) -> list[str]:
+    """Problems not already named by a skipped step's message."""
+    return [x for x in problems if not any(x in s for s in skipped)]

@@ -24,6 +24,9 @@ class Step:
     subsystem: Subsystem
     desired: Any
     rendered: Rendered
+    # What this subsystem's verify found wrong with its own configuration
+    # (a NIC that is not there yet is the box's state, not the configuration's).
+    invalid: tuple[str, ...] = ()
 
 
 @dataclass
@@ -40,17 +43,27 @@ def plan(cfg: RouterConfig, settings: Settings, links: dict[str, Link]) -> Plan:
     seen: set[str] = set()
     for module in REGISTRY:
         desired = module.desired(cfg, topo, settings)
-        for problem in module.verify(desired):
+        problems = module.verify(desired)
+        for problem in problems:
             if problem not in seen:  # several subsystems notice a missing NIC
                 seen.add(problem)
                 result.problems.append(problem)
         result.warnings += list(getattr(desired, "warnings", ()))
-        result.steps.append(Step(module, desired, module.render(desired)))
+        invalid = tuple(x for x in problems if x not in topo.missing)
+        result.steps.append(Step(module, desired, module.render(desired), invalid))
     return result
 
 
-def execute(p: Plan, settings: Settings, dry_run: bool = False) -> list[str]:
+def execute(p: Plan, settings: Settings, dry_run: bool = False,
+            skipped: list[str] | None = None) -> list[str]:
+    """Apply every step. With ``skipped`` (boot, reconcile: nothing may be refused
+    as a whole), a step whose own configuration failed verification is not
+    applied: what is in force stays, and why is appended to ``skipped``."""
     changes: list[str] = []
     for step in p.steps:
+        if skipped is not None and step.invalid:
+            skipped.append(f"{step.subsystem.NAME}: not applied, the previous configuration "
+                           f"stays in force: {'; '.join(step.invalid)}")
+            continue
         changes += step.subsystem.apply(step.desired, step.rendered, settings, dry_run=dry_run)
     return changes
