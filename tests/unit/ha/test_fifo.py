@@ -107,3 +107,17 @@ def test_line_buffer_skips_blank_lines_and_survives_bad_bytes() -> None:
     lines = buf.feed(b'INSTANCE "vpc\xff" MASTER 100\n')
     assert len(lines) == 1 and "\ufffd" in lines[0]  # replaced, not raised
     assert buf.feed(b"") == []
+
+
+def test_an_overlong_line_is_dropped_and_never_buffered() -> None:
+    from vragent.ha.fifo import MAX_LINE, LineBuffer
+
+    buf = LineBuffer()
+    assert buf.feed(b"x" * (MAX_LINE + 10)) == []
+    assert len(buf._partial) == 0  # nothing held
+    assert buf.feed(b"y" * 100_000) == []
+    assert buf.feed(b'tail\nINSTANCE "vpc" MASTER 100\n') == ['INSTANCE "vpc" MASTER 100']
+    assert buf.dropped == 1
+    assert buf.feed(b"z" * (MAX_LINE + 1) + b'\nINSTANCE "vpc" BACKUP 100\n') == [
+        'INSTANCE "vpc" BACKUP 100']
+    assert buf.dropped == 2

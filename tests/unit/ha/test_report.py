@@ -318,3 +318,78 @@ def test_stop_interrupts_backoff(tmp_path: Path, harness: Harness) -> None:
     pusher.stop(timeout=5.0)
     assert time.monotonic() - started < 1.0
     assert len(spool.pending()) == 1
+
+
+class RawServer:
+    """One-connection-at-a-time server that answers every request with ``answer``."""
+
+    def __init__(self, answer: Callable[[socket.socket], None]) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/report"
+        self.answer = answer
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                try:
+                    self.answer(conn)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def test_a_trickling_server_cannot_hold_the_reports(tmp_path: Path) -> None:
+    def trickle(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100):  # a header byte every 0.2 s: each read is "in time"
+            conn.sendall(b"X")
+            time.sleep(0.2)
+
+    server = RawServer(trickle)
+    spool = Spool(tmp_path)
+    pusher = Pusher(spool, server.url, timeout=0.5, backoff=0.05, backoff_max=0.1)
+    pusher.start()
+    try:
+        put(spool, pusher, 1)
+        wait_for(lambda: pusher.last_error is not None, 5)
+        assert pusher.last_error == "report 1: TimeoutError: no answer within 1 s"
+        assert pusher.delivered == 0 and len(spool.pending()) == 1
+    finally:
+        pusher.stop()
+        server.close()
+
+
+def test_a_huge_answer_is_not_read(tmp_path: Path) -> None:
+    sent = []
+
+    def huge(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+        chunk = b"x" * 65536
+        for _ in range(200):
+            conn.sendall(chunk)
+            sent.append(len(chunk))
+
+    server = RawServer(huge)
+    spool = Spool(tmp_path)
+    pusher = Pusher(spool, server.url, timeout=1.0)
+    pusher.start()
+    try:
+        put(spool, pusher, 1)
+        wait_for(lambda: pusher.delivered == 1, 5)  # the 200 is the acknowledgement
+        assert not spool.pending()
+        assert sum(sent) < 200 * 65536  # it stopped reading: the server was cut off
+    finally:
+        pusher.stop()
+        server.close()

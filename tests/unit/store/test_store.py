@@ -250,3 +250,17 @@ def test_lock_released_on_exit_and_on_error(tmp_path: Path) -> None:
         store.commit(_doc(1), "x")
     assert store.settings.lock_file.exists()
     assert store.load() == _doc(1)
+
+
+def test_atomic_write_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
+    import os
+
+    from vragent.store.store import atomic_write
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    target = tmp_path / "doc.json"
+    (tmp_path / f".doc.json.{os.getpid()}.tmp").symlink_to(victim)
+    atomic_write(target, b"new")
+    assert target.read_bytes() == b"new" and victim.read_text() == "keep"
+    assert target.stat().st_mode & 0o777 == 0o600

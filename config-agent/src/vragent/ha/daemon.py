@@ -163,16 +163,30 @@ class Daemon:
         self.settings.agent_heartbeat.touch()
 
     def _open_fifo(self) -> int:
+        """The notify FIFO, only if it is ours: a FIFO, owned by us, mode 0600.
+
+        Anything else at that path (a file, a symlink, someone else's FIFO)
+        is replaced: transitions must come from keepalived alone.
+        """
         path = self.settings.notify_fifo
         try:
-            if not stat.S_ISFIFO(path.stat().st_mode):
+            st = os.lstat(path)
+            if not (stat.S_ISFIFO(st.st_mode) and st.st_uid == os.geteuid()
+                    and stat.S_IMODE(st.st_mode) & 0o077 == 0):
+                log(f"{path}: not our FIFO (mode {stat.filemode(st.st_mode)}, uid "
+                    f"{st.st_uid}): replacing it")
                 path.unlink()
                 os.mkfifo(path, 0o600)
         except FileNotFoundError:
             os.mkfifo(path, 0o600)
         # Read-write: keepalived's exit or restart never gives us EOF, and the
         # events it wrote while we were down are still there, in order.
-        return os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW)
+        st = os.fstat(fd)
+        if not stat.S_ISFIFO(st.st_mode) or st.st_uid != os.geteuid():
+            os.close(fd)
+            raise VragentError(f"{path}: replaced while being opened")
+        return fd
 
     def _bind(self) -> socket.socket:
         path = self.settings.agent_socket

@@ -44,11 +44,38 @@ def parse(line: str) -> Event | None:
     return Event(kind, name, state, int(prio) if prio is not None else None)
 
 
+# keepalived's lines are under 100 bytes; anything longer is not one of them.
+MAX_LINE = 4096
+
+
 class LineBuffer:
+    """Whole lines out of arbitrary reads; never more than MAX_LINE bytes held."""
+
     def __init__(self) -> None:
         self._partial = b""
+        self._skipping = False  # inside an over-long line, until its newline
+        self.dropped = 0  # over-long lines thrown away
 
     def feed(self, data: bytes) -> list[str]:
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        return [line.decode(errors="replace") for line in lines if line.strip()]
+        buf = self._partial + data
+        if self._skipping:
+            newline = buf.find(b"\n")
+            if newline < 0:
+                self._partial = b""
+                return []
+            buf = buf[newline + 1:]
+            self._skipping = False
+        lines = buf.split(b"\n")
+        partial = lines.pop()
+        if len(partial) > MAX_LINE:
+            partial = b""
+            self.dropped += 1
+            self._skipping = True
+        self._partial = partial
+        out = []
+        for line in lines:
+            if len(line) > MAX_LINE:
+                self.dropped += 1
+            elif line.strip():
+                out.append(line.decode(errors="replace"))
+        return out

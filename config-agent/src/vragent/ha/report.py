@@ -19,17 +19,17 @@ memory, and temp files found when the spool is opened are taken as torn writes.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import os
+import socket
 import threading
-import urllib.error
-import urllib.request
+import urllib.parse
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from email.message import Message
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..store.store import atomic_write, fsync_dir
 
@@ -191,24 +191,26 @@ class Spool:
             self._path(seq).unlink(missing_ok=True)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Turn a 3xx into an error instead of following it.
+# The management server's answer is not used: at most this much is read.
+MAX_RESPONSE = 64 * 1024
 
-    urllib would re-send a POST redirected by 301/302/303 as a bodiless GET and take
-    the answer to that for an acknowledgement of a report the server never got.
-    """
 
-    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int,
-                         msg: str, headers: Message, newurl: str,
-                         ) -> urllib.request.Request | None:
-        return None
+class _Rejected(Exception):
+    """A non-2xx answer (a redirect included: it is no acknowledgement)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status} {reason}")
+
+
+class _Unreachable(Exception):
+    pass
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        return f"cannot reach: {exc.reason}"
+    if isinstance(exc, _Rejected):
+        return str(exc)
+    if isinstance(exc, _Unreachable):
+        return f"cannot reach: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -231,10 +233,8 @@ class Pusher:
         self.last_error: str | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        # No proxy: proxy variables the agent inherits (from systemd, keepalived)
-        # are meant for other traffic; the management server is reached directly.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                   _NoRedirect())
+        # Each POST, from connecting to the end of the answer, within this.
+        self.deadline = max(self.timeout * 2, 1.0)
         self._thread = threading.Thread(target=self._run, name="vragent-reports", daemon=True)
 
     def start(self) -> None:
@@ -275,13 +275,48 @@ class Pusher:
                 delay = self.backoff
 
     def _send(self, url: str, report: Report) -> None:
+        """POST one report; a 2xx is the acknowledgement, anything else an error.
+
+        http.client rather than urllib: nothing is followed (a 3xx is not an
+        acknowledgement), no proxy is used (proxy variables the agent inherits
+        are meant for other traffic), at most ``MAX_RESPONSE`` bytes are read,
+        and the whole exchange has a deadline: a server that trickles bytes
+        cannot hold the reports behind it.
+        """
         body = json.dumps(report.to_json(), separators=(",", ":")).encode()
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        parts = urllib.parse.urlsplit(url)
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else \
+            http.client.HTTPConnection
+        conn = cls(parts.hostname or "", parts.port, timeout=self.timeout)
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(self.deadline, expire)
+        timer.daemon = True
+        timer.start()
         try:
-            # urllib raises for anything but a 2xx, redirects included (_NoRedirect).
-            with self._opener.open(request, timeout=self.timeout) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise
+            path = parts.path or "/"
+            conn.request("POST", f"{path}?{parts.query}" if parts.query else path, body,
+                         {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read(MAX_RESPONSE)
+            if expired.is_set():
+                # Cut off mid-answer: what was parsed may be a truncated one.
+                raise TimeoutError(f"no answer within {self.deadline:g} s")
+            if not 200 <= response.status < 300:
+                raise _Rejected(response.status, response.reason)
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set():
+                raise TimeoutError(f"no answer within {self.deadline:g} s") from None
+            if isinstance(exc, http.client.HTTPException):
+                raise
+            raise _Unreachable(str(exc.strerror or exc)) from None
+        finally:
+            timer.cancel()
+            conn.close()

@@ -55,7 +55,10 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     The file has ``mode`` from its first byte (umask aside: it is set explicitly).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover of a killed writer with our pid, or a planted symlink: removed
+    # (unlink never follows), then created afresh, never opened through a link.
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         if mode != 0o600:
             os.fchmod(fd, mode)
@@ -87,7 +90,7 @@ class Store:
         from ..system.cmd import children_hold
 
         self.ensure()
-        fd = os.open(self.settings.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.settings.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._remove_torn_writes()
