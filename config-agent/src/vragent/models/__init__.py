@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -91,10 +92,19 @@ _MESSAGES = {
 }
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+
+
+def _segment(part: object) -> str:
+    """One step of a field path; an unknown key may hold anything."""
+    text = str(part)
+    return text if _PLAIN.fullmatch(text) else escape(text, 40)
+
+
 def describe_errors(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False):
-        path = ".".join(str(p) for p in err["loc"]) or "(bag)"
+        path = ".".join(_segment(p) for p in err["loc"]) or "(bag)"
         msg = _MESSAGES.get(err["type"]) or err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             problems.append(f"{path}: required field is missing")
