@@ -218,6 +218,11 @@ def test_cloudstack_mode_pair_in_containers(lab: Lab) -> None:
         assert result.connections == {"source_nat": [CONNECTIONS, CONNECTIONS],
                                       "port_forward": [1, 1]}
         assert result.returned_as == "BACKUP"
+    except Exception:
+        for r in lab.routers:  # what the routers did, for the failure report
+            print(f"--- {r} agent.log\n" + cloudstack.exec(
+                r, "tail", "-40", "/var/log/vragent/agent.log", check=False))
+        raise
     finally:
         for r in lab.routers:
             lab.container(r).remove(force=True)

@@ -74,3 +74,15 @@ def test_a_missing_nic_is_not_a_reason_to_skip(tmp_path: Path) -> None:
     del links["eth4"]
     p = plan(sample_config(), settings(root=tmp_path), links)
     assert p.problems and all(not st.invalid for st in p.steps)
+
+
+def test_kernel_state_is_never_skipped_for_a_reference_to_something_absent() -> None:
+    """A stale ACL (its tier gone) is a problem for a command, but at boot the
+    rest of the ruleset must still be loaded: no filtering and no NAT is worse."""
+    from tests.unit.builders import apply_bags, sample_bag, sample_docs
+
+    acl = {**sample_bag("network_acl_tier1.json"), "device": "eth9"}
+    cfg = RouterConfig.from_docs(apply_bags([acl], sample_docs()))
+    p = plan(cfg, settings(), sample_links())
+    assert any("networkacl.eth9" in x for x in p.problems)
+    assert all(not st.invalid for st in p.steps)

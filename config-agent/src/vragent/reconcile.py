@@ -15,6 +15,7 @@ from .config import RouterConfig
 from .settings import Settings
 from .subsystems import REGISTRY, Subsystem
 from .subsystems.base import Rendered
+from .supervised import registry
 from .system.iproute import Link
 from .topology import Topology, resolve
 
@@ -24,8 +25,11 @@ class Step:
     subsystem: Subsystem
     desired: Any
     rendered: Rendered
-    # What this subsystem's verify found wrong with its own configuration
-    # (a NIC that is not there yet is the box's state, not the configuration's).
+    # What verify found wrong with the files this subsystem gives a daemon.
+    # Only daemons' files: the kernel-state subsystems (netfilter, addresses,
+    # routes) report references to what is absent (a tier, a public IP, a
+    # NIC) and render without them; skipping those at boot would leave the
+    # router with no filtering and no NAT at all.
     invalid: tuple[str, ...] = ()
 
 
@@ -40,6 +44,7 @@ class Plan:
 def plan(cfg: RouterConfig, settings: Settings, links: dict[str, Link]) -> Plan:
     topo = resolve(cfg, links)
     result = Plan(topo)
+    daemon_subsystems = {d.subsystem for d in registry(settings)}
     seen: set[str] = set()
     for module in REGISTRY:
         desired = module.desired(cfg, topo, settings)
@@ -49,7 +54,8 @@ def plan(cfg: RouterConfig, settings: Settings, links: dict[str, Link]) -> Plan:
                 seen.add(problem)
                 result.problems.append(problem)
         result.warnings += list(getattr(desired, "warnings", ()))
-        invalid = tuple(x for x in problems if x not in topo.missing)
+        invalid = tuple(x for x in problems if x not in topo.missing) \
+            if module.NAME in daemon_subsystems else ()
         result.steps.append(Step(module, desired, module.render(desired), invalid))
     return result
 

@@ -209,6 +209,8 @@ class Daemon:
                 marker.touch()
             for change in outcome.changes:
                 log(change)
+            for warning in outcome.warnings:
+                log(f"warning: {warning}")
         except VragentError as exc:
             log(f"boot: {exc}")
         self._load_config()
