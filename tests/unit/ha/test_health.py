@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vragent.ha.health import HEARTBEAT_STALE, main, problems
+from vragent.ha.health import HEARTBEAT_STALE, STARTUP_GRACE, main, problems
 from vragent.settings import Settings
 
 
@@ -23,7 +23,7 @@ def _heartbeat(root: Path, age: float = 0.0) -> Path:
     return path
 
 
-def _conntrackd_conf(root: Path, started: bool = True) -> None:
+def _conntrackd_conf(root: Path, started: bool = True, age: float = 60.0) -> None:
     path = root / "etc/vragent/conntrackd.conf"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("Sync {}\n")
@@ -31,6 +31,8 @@ def _conntrackd_conf(root: Path, started: bool = True) -> None:
         marker = Settings(root=root).conntrackd_started
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("digest")
+        then = time.time() - age
+        os.utime(marker, (then, then))
 
 
 def test_conntrackd_configured_but_not_yet_started_is_not_a_problem(tmp_path: Path) -> None:
@@ -39,6 +41,15 @@ def test_conntrackd_configured_but_not_yet_started_is_not_a_problem(tmp_path: Pa
     _heartbeat(tmp_path)
     _conntrackd_conf(tmp_path, started=False)
     assert problems(Settings(root=tmp_path)) == []
+
+
+def test_conntrackd_just_started_gets_time_to_answer(tmp_path: Path) -> None:
+    # Started a moment ago, not answering yet: not a reason to leave mastership.
+    _heartbeat(tmp_path)
+    _conntrackd_conf(tmp_path, age=1.0)
+    assert problems(Settings(root=tmp_path)) == []
+    _conntrackd_conf(tmp_path, age=STARTUP_GRACE + 1)
+    assert [p for p in problems(Settings(root=tmp_path)) if "conntrackd" in p]
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import time
 from ..settings import Settings
 
 HEARTBEAT_STALE = 5.0
+# How long conntrackd may take to answer after the agent started it.
+STARTUP_GRACE = 5.0
 
 
 def problems(settings: Settings) -> list[str]:
@@ -25,9 +27,15 @@ def problems(settings: Settings) -> list[str]:
             found.append(f"agent heartbeat is {age:.1f}s old")
     except OSError:
         found.append("agent is not running (no heartbeat)")
-    # Only once the agent has started it: a tier that brings conntrackd's
-    # first configuration must not take the master down before it runs.
-    if settings.conntrackd_conf.exists() and settings.conntrackd_started.exists():
+    # Only once the agent has started it, and given time to come up: a tier
+    # that brings conntrackd's first configuration (and with it dnsmasq and
+    # the metadata service, all starting at once on a busy host) must not take
+    # the master down before conntrackd runs.
+    try:
+        started_age = time.time() - settings.conntrackd_started.stat().st_mtime
+    except OSError:
+        started_age = -1.0
+    if settings.conntrackd_conf.exists() and started_age > STARTUP_GRACE:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(1.0)
             try:
