@@ -19,6 +19,7 @@ from .errors import BagError
 from .models import parse_bag
 from .settings import Settings
 from .store import atomic_write
+from .store.store import private_dir
 
 ENV_CMDLINE = "VRAGENT_CMDLINE"
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{settings.cmdline_file}): booting from the stored configuration only",
               file=sys.stderr)
     shutil.rmtree(settings.run_dir, ignore_errors=True)
-    settings.run_dir.mkdir(parents=True)
+    private_dir(settings.run_dir)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     command = ["supervisord", "--nodaemon", "-c", str(settings.supervisord_conf)]
     os.execvp(command[0], command)

@@ -264,3 +264,14 @@ def test_atomic_write_never_writes_through_a_planted_symlink(tmp_path: Path) -> 
     atomic_write(target, b"new")
     assert target.read_bytes() == b"new" and victim.read_text() == "keep"
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_state_directory_is_root_only(tmp_path: Path) -> None:
+    from vragent.settings import Settings
+    from vragent.store import Store
+
+    s = Settings(root=tmp_path)
+    s.state_dir.mkdir(parents=True, mode=0o755)
+    s.state_dir.chmod(0o755)
+    Store(s).ensure()
+    assert s.state_dir.stat().st_mode & 0o777 == 0o700

@@ -38,6 +38,7 @@ from ..config import HaParams, RouterConfig
 from ..errors import VragentError
 from ..settings import Settings
 from ..store import Store
+from ..store.store import private_dir
 from ..subsystems import vrrp
 from ..supervised import registry
 from ..system import arp, iproute
@@ -102,7 +103,7 @@ class Daemon:
     # -- start and the loop --------------------------------------------------
     def run(self) -> int:
         s = self.settings
-        s.run_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.run_dir)
         s.agent_pid.write_text(f"{os.getpid()}\n")
         self._heartbeat()
         fifo_fd = self._open_fifo()

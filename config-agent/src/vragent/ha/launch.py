@@ -13,6 +13,7 @@ import os
 import sys
 
 from ..settings import Settings
+from ..store.store import private_dir
 from ..supervised import registry
 
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("daemon", choices=[d.name for d in registry(Settings())])
     args = parser.parse_args(argv)
     settings = Settings.from_env(args.root)
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.run_dir)
     daemon = registry(settings).get(args.daemon)
     for path in daemon.stale:
         path.unlink(missing_ok=True)

@@ -49,6 +49,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def private_dir(path: Path) -> None:
+    """``path`` exists and only root enters it: the state and run directories
+    hold secrets and the files daemons trust (a planted link needs write access)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` so a crash leaves the old file or the new one.
 
@@ -81,6 +89,7 @@ class Store:
         self.revisions = settings.state_dir / "revisions"
 
     def ensure(self) -> None:
+        private_dir(self.settings.state_dir)
         for path in (self.objects, self.revisions):
             path.mkdir(parents=True, exist_ok=True)
 
