@@ -38,9 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "compose"))
 
 from vragent_lab.netns import in_ns, sample_vpc, wait_for  # noqa: E402
+from vragent_lab.pair import start_supervisord  # noqa: E402
 
 SAMPLE = REPO / "compose/vragent_lab/sample"
-SUPERVISORD_CONF = REPO / "services/supervisord.conf"
 BAGS = ["ip_associations.json", "guest_network_tier1.json", "guest_network_tier2.json",
         "network_acl_tier1.json", "network_acl_tier2.json"]
 # Tier 2 widened to a /20 so that every entry is on a tier of this router.
@@ -75,7 +75,6 @@ class Router:
         self.ns = f"{prefix}r"
         self.root = root
         self.vm2 = f"{prefix}vm2"
-        self.bindir = Path(sys.executable).parent
 
     def vragent(self, *args: str) -> float:
         start = time.perf_counter()
@@ -90,15 +89,7 @@ class Router:
         (self.root / "var/cache/cloud").mkdir(parents=True)
         (self.root / "var/cache/cloud/cmd_line.json").write_text(
             (SAMPLE / "cmd_line.json").read_text())
-        for sub in ("run/vragent", "var/log/vragent"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        env_path = f"{self.bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        log = (self.root / "var/log/vragent/supervisord.out").open("ab")
-        subprocess.Popen(["ip", "netns", "exec", self.ns, "env", f"VRAGENT_ROOT={self.root}",
-                          f"PATH={env_path}", f"{self.bindir}/supervisord", "-c",
-                          str(SUPERVISORD_CONF)],
-                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        start_supervisord(self.ns, self.root)
         wait_for(lambda: (self.root / "run/vragent/booted").exists(), 30, "the agent to boot")
 
     def resolves(self, name: str, ip: str) -> bool:

@@ -57,6 +57,30 @@ def mac(router: int, dev: str, cloudstack: bool = False) -> str:
     return f"02:00:0a:0{router}:00:0{dev[-1]}"
 
 
+def start_supervisord(ns: str, root: Path) -> subprocess.Popen[bytes]:
+    """Power a router on, as the appliance does: supervisord (services/supervisord.conf)
+    in ``ns`` with every path under ``root``; it starts the agent, which boots the box."""
+    bindir = str(Path(sys.executable).parent)
+    env_path = f"{bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    for sub in ("run/vragent", "var/log/vragent", "etc/vragent/supervisor.d"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    with (root / "var/log/vragent/supervisord.out").open("ab") as log:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", ns, "env", f"VRAGENT_ROOT={root}", f"PATH={env_path}",
+             f"{bindir}/supervisord", "-c", str(SUPERVISORD_CONF)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def supervisorctl(root: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "supervisorctl"), "-s",
+         f"unix://{root}/run/vragent/supervisor.sock", *args],
+        capture_output=True, text=True, check=False,
+    )
+    return proc.stdout + proc.stderr
+
+
 @dataclass
 class PairRouter:
     lab: Lab
@@ -139,13 +163,7 @@ class PairRouter:
             return False
 
     def supervisorctl(self, *args: str) -> str:
-        bindir = Path(sys.executable).parent
-        proc = subprocess.run(
-            [str(bindir / "supervisorctl"), "-s",
-             f"unix://{self.root}/run/vragent/supervisor.sock", *args],
-            capture_output=True, text=True, check=False,
-        )
-        return proc.stdout + proc.stderr
+        return supervisorctl(self.root, *args)
 
     def service_running(self, name: str = "dnsmasq") -> bool:
         return "RUNNING" in self.supervisorctl("status", name)
@@ -171,17 +189,7 @@ class PairRouter:
     # -- life and death ------------------------------------------------------------
     def start(self) -> None:
         """Power on: supervisord starts the agent, which boots the box."""
-        bindir = str(Path(sys.executable).parent)
-        env_path = f"{bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        for sub in ("run/vragent", "var/log/vragent", "etc/vragent/supervisor.d"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-        log = (self.root / "var/log/vragent/supervisord.out").open("ab")
-        self.supervisord = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, "env", f"VRAGENT_ROOT={self.root}",
-             f"PATH={env_path}", f"{bindir}/supervisord", "-c", str(SUPERVISORD_CONF)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
+        self.supervisord = start_supervisord(self.ns, self.root)
 
     def pids(self) -> list[int]:
         out = sh(["ip", "netns", "pids", self.ns], check=False)

@@ -5,7 +5,6 @@ the password server run on the master only)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from vragent_lab.netns import in_ns, wait_for
 from vragent_lab.pair import Pair
 
-from ..services.test_dhcp import SCRIPT
+from ..services.conftest import udhcpc
 from .conftest import ADVERT_INT, Sampler, running_pair
 
 DVM_MAC = "02:00:0a:01:00:32"
@@ -39,20 +38,7 @@ def served_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair
 
 
 def dhcp(pair: Pair, tmp: Path, requested: str | None = None) -> dict[str, str] | None:
-    script = tmp / "udhcpc.sh"
-    script.write_text(SCRIPT)
-    script.chmod(0o755)
-    out = tmp / "lease"
-    out.unlink(missing_ok=True)
-    argv = ["ip", "netns", "exec", pair.lab.ns("dvm"), "env", f"UDHCPC_OUT={out}", "busybox",
-            "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "4", "-T", "1", "-A", "1",
-            "-s", str(script)]
-    if requested:
-        argv += ["-r", requested]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
-    if proc.returncode != 0 or not out.exists():
-        return None
-    return dict(line.split("=", 1) for line in out.read_text().splitlines())
+    return udhcpc(pair.lab.ns("dvm"), tmp, requested, tries=4)
 
 
 def dig(pair: Pair, name: str) -> str:

@@ -7,17 +7,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from vragent_lab.netns import in_ns, sh, wait_for
+from vragent_lab.pair import start_supervisord, supervisorctl
 
 from ..harness import ALL_BAGS, Router, vpc_lab
 
 REPO = Path(__file__).resolve().parents[3]
-SUPERVISORD_CONF = REPO / "services/supervisord.conf"
 SAMPLE_DIR = REPO / "compose/vragent_lab/sample"
 SERVICE_BAGS = ["vm_dhcp_entry_vm1.json", "vm_dhcp_entry_vm2.json", "vm_metadata_vm1.json",
                 "vm_metadata_vm2.json", "vm_password_vm1.json"]
@@ -29,25 +28,10 @@ class Appliance:
         self.supervisord: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        root = self.router.root
-        bindir = str(Path(sys.executable).parent)
-        env_path = f"{bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        for sub in ("run/vragent", "var/log/vragent"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        log = (root / "var/log/vragent/supervisord.out").open("ab")
-        self.supervisord = subprocess.Popen(
-            ["ip", "netns", "exec", self.router.ns, "env", f"VRAGENT_ROOT={root}",
-             f"PATH={env_path}", f"{bindir}/supervisord", "-c", str(SUPERVISORD_CONF)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        self.supervisord = start_supervisord(self.router.ns, self.router.root)
 
     def supervisorctl(self, *args: str) -> str:
-        bindir = Path(sys.executable).parent
-        proc = subprocess.run(
-            [str(bindir / "supervisorctl"), "-s",
-             f"unix://{self.router.root}/run/vragent/supervisor.sock", *args],
-            capture_output=True, text=True, check=False)
-        return proc.stdout + proc.stderr
+        return supervisorctl(self.router.root, *args)
 
     def running(self, name: str) -> bool:
         return " RUNNING " in self.supervisorctl("status", name)
@@ -55,10 +39,6 @@ class Appliance:
     def pid(self, name: str) -> int:
         out = self.supervisorctl("pid", name).strip()
         return int(out) if out.isdigit() else 0
-
-    def loaded(self, name: str) -> str:
-        path = self.router.root / f"run/vragent/{name}.loaded"
-        return path.read_text() if path.exists() else ""
 
     def agent_log(self) -> str:
         path = self.router.root / "var/log/vragent/agent.log"
@@ -96,6 +76,42 @@ def appliance(tmp_path: Path) -> Iterator[Appliance]:
             yield app
         finally:
             app.stop()
+
+
+UDHCPC_SCRIPT = """#!/bin/sh
+# udhcpc's hook: record what the server offered, then configure the address.
+case "$1" in
+  bound|renew)
+    env | grep -E '^(ip|mask|subnet|router|dns|domain|hostname|serverid|lease|staticroutes)=' \\
+      | sort > "$UDHCPC_OUT"
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    ;;
+esac
+exit 0
+"""
+
+
+def udhcpc(ns: str, tmp: Path, requested: str | None = None, tries: int = 3,
+           options: tuple[str, ...] = ()) -> dict[str, str] | None:
+    """One DHCP exchange (busybox udhcpc) from ``ns``'s eth0: what the server
+    offered (udhcpc's variables), or None when nothing answered."""
+    script = tmp / "udhcpc.sh"
+    script.write_text(UDHCPC_SCRIPT)
+    script.chmod(0o755)
+    out = tmp / f"lease-{ns}"
+    out.unlink(missing_ok=True)
+    argv = ["ip", "netns", "exec", ns, "env", f"UDHCPC_OUT={out}", "busybox", "udhcpc",
+            "-i", "eth0", "-f", "-q", "-n", "-t", str(tries), "-T", "1", "-A", "1",
+            "-s", str(script)]
+    for option in options:
+        argv += ["-O", option]
+    if requested:
+        argv += ["-r", requested]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    if proc.returncode != 0 or not out.exists():
+        return None
+    return dict(line.split("=", 1) for line in out.read_text().splitlines())
 
 
 def vm_ns(router: Router, vm: str) -> str:

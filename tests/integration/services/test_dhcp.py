@@ -1,49 +1,31 @@
 """DHCP and DNS from the router's dnsmasq, with a real DHCP client (busybox
-udhcpc) and a real resolver client (dig) in the VM namespaces."""
+udhcpc) and a real resolver client (dig) in the VM namespaces.
+
+The entries are dhcpentry bags as VmDhcpConfig.java builds them (the sample
+bags and ``entry()``). upstream (systemvm/debian/opt/cloud/bin/):
+cs_dhcp.py (merge: by IPv4 address, ``remove``), cs/CsDhcp.py (add: static
+host lines, the per-address tag that empties options 3/6/15 of a non-default
+NIC; configure_server: ``dhcp-range=…,static``, options 3/6/15 per tier;
+delete_leases: ``dhcp_release``; write_hosts: names and ``data-server``),
+cs/CsGuestNetwork.py get_dns (the router first, then the tier's servers).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from vragent_lab.netns import wait_for
 
-from .conftest import Appliance, in_vm, vm_ns
-
-SCRIPT = """#!/bin/sh
-# udhcpc's hook: record what the server offered, then configure the address.
-case "$1" in
-  bound|renew)
-    env | grep -E '^(ip|mask|subnet|router|dns|domain|hostname|serverid|lease|staticroutes)=' \
-      | sort > "$UDHCPC_OUT"
-    ip addr flush dev "$interface"
-    ip addr add "$ip/$mask" dev "$interface"
-    ;;
-esac
-exit 0
-"""
+from .conftest import Appliance, in_vm, udhcpc, vm_ns
 
 
 def dhcp(app: Appliance, vm: str, tmp: Path, requested: str | None = None,
          tries: int = 3) -> dict[str, str] | None:
     """One DHCP exchange from ``vm``'s eth0: what it was offered, or None (no answer)."""
-    script = tmp / "udhcpc.sh"
-    script.write_text(SCRIPT)
-    script.chmod(0o755)
-    out = tmp / f"lease-{vm}-{os.getpid()}"
-    out.unlink(missing_ok=True)
-    argv = ["env", f"UDHCPC_OUT={out}", "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n",
-            "-t", str(tries), "-T", "1", "-A", "1", "-s", str(script), "-O", "staticroutes"]
-    if requested:
-        argv += ["-r", requested]
-    proc = subprocess.run(["ip", "netns", "exec", vm_ns(app.router, vm), *argv],
-                          capture_output=True, text=True, check=False, timeout=30)
-    if proc.returncode != 0 or not out.exists():
-        return None
-    return dict(line.split("=", 1) for line in out.read_text().splitlines())
+    return udhcpc(vm_ns(app.router, vm), tmp, requested, tries, options=("staticroutes",))
 
 
 def dig(app: Appliance, vm: str, server: str, name: str, rtype: str = "A") -> str:

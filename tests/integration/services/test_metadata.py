@@ -1,5 +1,14 @@
 """User data, metadata and the password server, fetched from the VMs with
-curl and with cloud-init's own CloudStack data source."""
+curl and with cloud-init's own CloudStack data source.
+
+The bags are vmdata and vmpassword as VmDataConfigItem / SavePasswordConfigItem
+build them (user data base64). upstream (systemvm/debian/opt/cloud/bin/):
+cs_vmdata.py (the list is the VM's whole data), configure.py CsVmMetadata
+(files per VM, the ``.htaccess`` rewrite rules on REMOTE_ADDR: /latest/user-data,
+/latest/meta-data/, /latest/meta-data/<file>, /latest/<file>; user data
+base64-decoded), cs_vmp.py and passwd_server_ip.py (port 8080,
+``DomU_Request: send_my_password`` / ``saved_password``, ``bad_request``).
+"""
 
 from __future__ import annotations
 

@@ -67,6 +67,11 @@ def _digest(path: Path) -> str | None:
         return None
 
 
+def _digests(daemon: supervised.Daemon) -> dict[str, str]:
+    """What the daemon's files hold now, by file name ("-": no such file)."""
+    return {f.path.name: _digest(f.path) or "-" for f in daemon.files}
+
+
 def _write_loaded(path: Path, digests: dict[str, str]) -> None:
     # sha256sum's format: an operator can compare it with the files by hand.
     path.write_text("".join(f"{d}  {name}\n" for name, d in digests.items()))
@@ -385,7 +390,7 @@ class Daemon:
                     Agent(s).reconcile()
             loaded_file.unlink(missing_ok=True)
             return
-        digests = {f.path.name: _digest(f.path) or "-" for f in daemon.files}
+        digests = _digests(daemon)
         if not running:
             if not all(self._ready(name) for name in daemon.needs):
                 return
@@ -474,8 +479,7 @@ class Daemon:
                 if not self._running(daemon.name):
                     self._prune(daemon, running=False)
                     self.supervisor.start(daemon.name)
-                    _write_loaded(self.settings.daemon_loaded(daemon.name),
-                                  {f.path.name: _digest(f.path) or "-" for f in daemon.files})
+                    _write_loaded(self.settings.daemon_loaded(daemon.name), _digests(daemon))
             else:
                 self.supervisor.stop(daemon.name, wait=False)
                 self.settings.daemon_loaded(daemon.name).unlink(missing_ok=True)

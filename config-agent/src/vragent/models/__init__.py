@@ -19,7 +19,7 @@ from .forwardrules import ForwardRule, ForwardRules, StaticNatRule, StaticNatRul
 from .guestnetwork import GuestNetwork
 from .ipaliases import IpAlias, IpAliases
 from .ips import IpAddress, Ips
-from .limits import escape
+from .limits import REDACTED, SECRET_FIELDS, escape
 from .networkacl import AclRule, NetworkAcl
 from .staticroutes import StaticRoute, StaticRoutes
 from .vmdata import VmData
@@ -40,18 +40,12 @@ BAG_MODELS: dict[str, type[BaseModel]] = {
     "ipaliases": IpAliases,
 }
 
-# Fields whose values are secrets: never echoed in an error.
-SECRET_FIELDS = frozenset({"password", "router_password"})
-
 __all__ = [
     "AclRule", "BAG_MODELS", "CmdLine", "DhcpEntry", "FirewallRule", "FirewallRules",
     "ForwardRule", "ForwardRules", "GuestNetwork", "IpAddress", "IpAlias", "IpAliases", "Ips",
     "NetworkAcl", "StaticNatRule", "StaticNatRules", "StaticRoute", "StaticRoutes", "VmData",
     "VmPassword", "describe_errors", "parse_bag",
 ]
-
-
-REDACTED = "(secret, not shown)"
 
 
 def redact(docs: dict[str, Any]) -> dict[str, Any]:

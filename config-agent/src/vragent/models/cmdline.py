@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import field_validator
 
 from .common import Bag
-from .limits import escape
+from .limits import REDACTED, SECRET_FIELDS, escape
 
 ROUTER_TYPES = ("router", "vpcrouter", "dhcpsrvr")
 _ETH_KEY = re.compile(r"^eth(\d+)(ip|mask)$", re.ASCII)
@@ -35,7 +35,7 @@ _DECIMAL = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?", re.ASCII)
 
 
 def _shown(key: str, text: str) -> str:
-    return "(secret, not shown)" if key in ("router_password",) else escape(text, 60)
+    return REDACTED if key in SECRET_FIELDS else escape(text, 60)
 
 
 def _int(text: str) -> int:

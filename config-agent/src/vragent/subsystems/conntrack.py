@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from .. import templates
 from ..config import RouterConfig
 from ..settings import Settings
-from ..supervised import registry
 from ..topology import Topology
 from .base import Text
 
@@ -71,6 +70,4 @@ def render(d: Desired) -> Text:
 def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..system import daemons
 
-    daemon = registry(settings).of_subsystem(NAME)
-    changes = daemons.sync(daemon, {daemon.conf: rendered}, settings, dry_run)
-    return [f"{NAME}: {c}" for c in changes]
+    return daemons.sync_rendered(NAME, rendered, settings, dry_run)

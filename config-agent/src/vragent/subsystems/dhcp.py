@@ -25,7 +25,6 @@ from .. import templates
 from ..config import RouterConfig
 from ..models import DhcpEntry
 from ..settings import Settings
-from ..supervised import registry
 from ..topology import Topology
 from .base import Files
 
@@ -208,6 +207,4 @@ def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False
 
     # Leases of removed entries are released by the resident agent once
     # dnsmasq has re-read its hosts (supervised.Daemon.prune).
-    daemon = registry(settings).of_subsystem(NAME)
-    texts = {f.path: rendered[f.path.name] for f in daemon.files}
-    return [f"{NAME}: {c}" for c in daemons.sync(daemon, texts, settings, dry_run)]
+    return daemons.sync_rendered(NAME, rendered, settings, dry_run)

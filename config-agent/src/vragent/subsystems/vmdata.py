@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from ..config import RouterConfig
 from ..settings import Settings
-from ..supervised import registry
 from ..topology import Topology
 from .base import Files
 
@@ -83,10 +82,7 @@ def render(d: Desired) -> Files:
 def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..system import daemons, vmfiles
 
-    daemon = registry(settings).of_subsystem(NAME)
     changes = [f"{NAME}: {c}" for c in vmfiles.sync_vms(settings, d.vms, dry_run)]
     if vmfiles.sync_passwords(settings, d.passwords, dry_run):
         changes.append(f"{NAME}: passwords updated")
-    texts = {daemon.conf: rendered["metadata.json"]}
-    changes += [f"{NAME}: {c}" for c in daemons.sync(daemon, texts, settings, dry_run)]
-    return changes
+    return changes + daemons.sync_rendered(NAME, rendered, settings, dry_run)

@@ -19,7 +19,6 @@ from .. import templates
 from ..config import SYNC_LINK, RouterConfig
 from ..models.common import prefixlen
 from ..settings import Settings
-from ..supervised import registry
 from ..topology import Topology
 from .base import Text
 
@@ -144,6 +143,4 @@ def render(d: Desired) -> Text:
 def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
     from ..system import daemons
 
-    daemon = registry(settings).of_subsystem(NAME)
-    changes = daemons.sync(daemon, {daemon.conf: rendered}, settings, dry_run)
-    return [f"{NAME}: {c}" for c in changes]
+    return daemons.sync_rendered(NAME, rendered, settings, dry_run)

@@ -16,7 +16,8 @@ from pathlib import Path
 from ..errors import ApplyError
 from ..settings import Settings
 from ..store.store import atomic_write
-from ..supervised import ConfigFile, Daemon
+from ..subsystems.base import Files, Rendered
+from ..supervised import ConfigFile, Daemon, registry
 from .cmd import spawn
 
 WAKE = b"wake"
@@ -70,6 +71,22 @@ def sync(daemon: Daemon, texts: dict[Path, str], settings: Settings,
             atomic_write(f.path, text.encode(), f.mode)
     wake(settings)
     return [f"{f.path.name} {what}" for f, _, what in changed]
+
+
+def sync_rendered(subsystem: str, rendered: Rendered, settings: Settings,
+                  dry_run: bool = False) -> list[str]:
+    """Install what ``subsystem`` rendered for its daemon (``supervised``): a
+    ``Files`` by file name, any other render as the daemon's main file.
+
+    Returns one "<subsystem>: <file> written|updated|removed" per change.
+    """
+    daemon = registry(settings).of_subsystem(subsystem)
+    if isinstance(rendered, Files):
+        named = dict(rendered.files)
+        texts = {f.path: named.get(f.path.name, "") for f in daemon.files}
+    else:
+        texts = {daemon.conf: rendered.text()}
+    return [f"{subsystem}: {c}" for c in sync(daemon, texts, settings, dry_run)]
 
 
 def wake(settings: Settings) -> bool:
