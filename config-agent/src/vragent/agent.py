@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .config import RouterConfig
+from .config import Memo, RouterConfig
 from .errors import ApplyError, BagError, VerifyError, VragentError
 from .models import parse_bag
 from .models.limits import load_json
@@ -21,6 +21,7 @@ from .reconcile import Plan, execute, plan
 from .settings import Settings
 from .store import Store, merge
 from .store.batch import Command, read_limited
+from .store.merge import stored_model_part
 from .system import iproute
 
 
@@ -30,15 +31,38 @@ class Outcome:
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: VragentError | None = None
+    text: str = ""  # what a read-only command produced (a render)
+
+
+Docs = dict[str, dict[str, object]]
 
 
 class Agent:
+    """Commands on one router. A long-lived Agent (the resident agent's) keeps
+    the current revision's documents and models in memory between commands,
+    so a command validates only what it brings; it still re-reads the store
+    whenever another process committed a revision in between."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store(settings)
+        self.memo = Memo()
+        self._current: tuple[int, Docs] | None = None
 
-    def _plan(self, docs: dict[str, dict[str, object]]) -> Plan:
-        return plan(RouterConfig.from_docs(docs), self.settings, iproute.links())
+    def _plan(self, docs: Docs) -> Plan:
+        return plan(RouterConfig.from_docs(docs, self.memo), self.settings, iproute.links())
+
+    def _load(self) -> Docs:
+        """The current revision's documents (under the store lock)."""
+        rev = self.store.current_rev()
+        if self._current is None or self._current[0] != rev:
+            self._current = (rev, self.store.load(rev))
+        return self._current[1]
+
+    def _commit(self, docs: Docs, cause: str) -> int:
+        rev = self.store.commit(docs, cause)
+        self._current = (rev, docs)
+        return rev
 
     def apply(self, commands: Iterable[Command], dry_run: bool = False) -> Outcome:
         """Apply bags in order, stopping at the first one that fails.
@@ -47,7 +71,7 @@ class Agent:
         the failing one and those after it change nothing.
         """
         with self.store.locked():
-            docs = self.store.load()
+            docs = self._load()
             merged = [docs]
             accepted: list[str] = []
             error: VragentError | None = None
@@ -58,6 +82,9 @@ class Agent:
                     error = BagError(exc.bag_type, exc.problems, cmd.source)
                     break
                 merged.append(merge(merged[-1], bag.type, bag))  # type: ignore[attr-defined]
+                part = stored_model_part(merged[-1], bag)
+                if part is not None:
+                    self.memo.remember(part, bag)
                 accepted.append(cmd.source)
             # Plan once for the whole batch; only when that fails, find the
             # first bag whose result cannot be realised and keep those before it.
@@ -80,13 +107,13 @@ class Agent:
             return Outcome(self.store.current_rev(), execute(p, self.settings, dry_run=True),
                            p.warnings)
         previous = self.store.current_rev()
-        rev = self.store.commit(docs, cause)
+        rev = self._commit(docs, cause)
         try:
             changes = execute(p, self.settings)
         except ApplyError as exc:
             if rev != previous:
                 old = self.store.load(previous)
-                self.store.commit(old, f"revert to {previous}: applying {rev} failed")
+                self._commit(old, f"revert to {previous}: applying {rev} failed")
                 try:
                     execute(self._plan(old), self.settings)
                 except VragentError as again:
@@ -98,7 +125,7 @@ class Agent:
     def reconcile(self, dry_run: bool = False, strict: bool = False) -> Outcome:
         """Re-apply the stored configuration; problems become warnings unless strict."""
         with self.store.locked():
-            docs = self.store.load()
+            docs = self._load()
             p = self._plan(docs)
             if strict and p.problems:
                 raise VerifyError(p.problems)
@@ -111,17 +138,24 @@ class Agent:
         """Boot parameters into the store, then the whole stored configuration onto the box."""
         path = self.settings.cmdline_file
         with self.store.locked():
-            docs = self.store.load()
+            docs = self._load()
             if path.exists():
                 raw = load_json(read_limited(path), str(path), duplicates_allowed=True)
                 bag = parse_bag(raw, "cmdline")
                 docs = merge(docs, "cmdline", bag)
-                self.store.commit(docs, "boot parameters")
+                self._commit(docs, "boot parameters")
             p = self._plan(docs)
             skipped: list[str] = []
             changes = execute(p, self.settings, skipped=skipped)
             return Outcome(self.store.current_rev(), changes,
                            _unskipped(p.problems, skipped) + skipped + p.warnings)
+
+    def render(self, subsystem: str) -> Outcome:
+        """What the stored configuration renders to for one subsystem."""
+        with self.store.locked():
+            p = self._plan(self._load())
+            text = "".join(s.rendered.text() for s in p.steps if s.subsystem.NAME == subsystem)
+            return Outcome(self.store.current_rev(), text=text)
 
     def rollback(self, rev: int | None) -> Outcome:
         """Make an earlier revision current again (as a new revision) and apply it."""

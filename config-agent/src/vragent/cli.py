@@ -1,22 +1,34 @@
-"""``vragent``: the command line the management plane (and operators) use."""
+"""``vragent``: the command line the management plane (and operators) use.
+
+When the resident agent runs, every command that reads or changes the
+configuration is forwarded to it over its unix socket (``api/client.py``)
+and applied by its queue, in order, with the configuration already in
+memory; this module then imports nothing heavy. Only when no agent answers
+(first boot, recovery, a router without supervisord) does the command run
+in this process. Output, exit codes and the store are the same either way.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import VragentError
-from .models import BAG_MODELS
+from .names import BAG_TYPES, SUBSYSTEMS
 from .settings import Settings
-from .subsystems import NAMES
 
 if TYPE_CHECKING:
     from .store.batch import Command
 
+# Commands the resident agent serves when it runs.
+FORWARDED = ("apply", "diff", "show", "history", "rollback", "reconcile", "render", "boot")
+# Read client-side at most this much of a file (the server's limit refuses more).
+MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="dry run: what applying FILEs would change on the system")
     p.add_argument("files", nargs="*", type=Path)
     p = sub.add_parser("show", help="print the stored configuration")
-    p.add_argument("type", nargs="?", choices=sorted(BAG_MODELS))
+    p.add_argument("type", nargs="?", choices=BAG_TYPES)
     p.add_argument("--rev", type=int, help="show an earlier revision")
     sub.add_parser("boot", help="boot parameters plus the stored configuration onto the box")
     sub.add_parser("reconcile", help="re-apply the stored configuration")
@@ -36,10 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="make revision REV (default: the previous) current")
     p.add_argument("rev", nargs="?", type=int)
     p = sub.add_parser("render", help="print what the configuration renders to")
-    p.add_argument("what", choices=NAMES)
+    p.add_argument("what", choices=SUBSYSTEMS)
     p = sub.add_parser("state", help="this router's pair state, as CloudStack polls it")
     p.add_argument("--json", action="store_true", help="the whole persisted state")
     sub.add_parser("daemon", help="run the resident agent (under supervisord)")
+    parser.add_argument("--local", action="store_true",
+                        help="work in this process even when the resident agent runs")
     return parser
 
 
@@ -63,6 +77,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in FORWARDED and not args.local \
+            and not os.environ.get("VRAGENT_LOCAL"):
+        from .api.client import AgentGone, NoAgent
+
+        try:
+            return _forward(args, settings)
+        except NoAgent:
+            pass  # no resident agent: do it here
+        except AgentGone as exc:
+            print(f"vragent: the resident agent went away during the command ({exc}); "
+                  f"`vragent history` shows whether it was committed", file=sys.stderr)
+            return 1
+    return _local(args, settings)
+
+
+def _local(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "state":
         from .ha.state import HaState, agent_alive, status_line
 
@@ -125,6 +155,85 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         out = agent.rollback(args.rev)
     _report(out.changes, out.warnings, out.rev)
     return 0
+
+
+# -- forwarded to the resident agent -----------------------------------------
+
+
+def _forward(args: argparse.Namespace, settings: Settings) -> int:
+    from .api.client import Client, path_segment
+
+    client = Client(settings.api_socket)
+    cmd = args.command
+    if cmd in ("apply", "diff"):
+        files = []
+        for path in args.files:
+            try:
+                with path.open("rb") as f:
+                    files.append((path.name, f.read(MAX_FILE_BYTES + 1)))
+            except OSError as exc:
+                return _fail(f"rejected bag: nothing was changed by it\n  {path}: cannot be "
+                             f"read ({exc.strerror})", 2)
+        header = json.dumps([[name, len(data)] for name, data in files]).encode()
+        status, body = client.json("POST", "/v1/local/apply",
+                                   body=b"\n".join([header, *(d for _, d in files)]),
+                                   query=[("dry_run", "true")] if cmd == "diff" else None,
+                                   content_type="application/octet-stream")
+        return _result(status, body)
+    if cmd in ("reconcile", "boot"):
+        return _result(*client.json("POST", f"/v1/{cmd}"))
+    if cmd == "rollback":
+        payload = json.dumps({"revision": args.rev}).encode()
+        return _result(*client.json("POST", "/v1/rollback", body=payload))
+    if cmd == "render":
+        status, text = client.call("GET", f"/v1/render/{path_segment(args.what)}")
+        if status != 200:
+            return _fail(_detail(text), 5)
+        print(text.decode(), end="")
+        return 0
+    query = [("revision", str(args.rev))] if cmd == "show" and args.rev is not None else None
+    if cmd == "show":
+        path = f"/v1/config/{path_segment(args.type)}" if args.type else "/v1/config"
+        status, data = client.json("GET", path, query=query)
+        if status != 200:
+            return _fail(str(data.get("detail", data)), 5)
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    status, data = client.json("GET", "/v1/revisions")
+    if status != 200:
+        return _fail(str(data.get("detail", data)), 5)
+    previous: dict[str, str] = {}
+    for r in data:
+        docs = r["documents"]
+        changed = sorted(t for t in set(docs) | set(previous) if docs.get(t) != previous.get(t))
+        when = datetime.datetime.fromtimestamp(r["time"]).isoformat(timespec="seconds")
+        print(f"{r['revision']:6d}  {when}  {r['cause']}  [{', '.join(changed) or 'no change'}]")
+        previous = docs
+    return 0
+
+
+def _result(status: int, body: Any) -> int:
+    """Print a command's result exactly as the in-process command does."""
+    if not isinstance(body, dict) or "outcome" not in body:
+        detail = body.get("detail", body) if isinstance(body, dict) else body
+        return _fail(f"the resident agent answered {status}: {detail}", 2 if status < 500 else 1)
+    if body.get("completed", True):
+        _report(body["changes"], body["warnings"], body["revision"])
+    if body.get("error"):
+        return _fail(body["error"]["message"], body["exit_code"])
+    return 0
+
+
+def _detail(data: bytes) -> str:
+    try:
+        return str(json.loads(data).get("detail", ""))
+    except (ValueError, AttributeError):
+        return data.decode("utf-8", "replace")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"vragent: {message}", file=sys.stderr)
+    return code
 
 
 def _read(path: Path) -> list[Command]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import StoreError
 from .models import (
@@ -22,6 +22,39 @@ from .models import (
     StaticRoute,
     describe_errors,
 )
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Memo:
+    """Models by the identity of the stored dict they were validated from.
+
+    The stored documents are never mutated (merges build new dicts for what
+    they change), so the same dict object means the same, already valid,
+    content. Each entry keeps its dict alive, so an id is never reused while
+    it is remembered; only what the last configuration used is kept.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[int, tuple[object, BaseModel]] = {}
+        self._used: dict[int, tuple[object, BaseModel]] = {}
+
+    def validate(self, cls: type[M], raw: Any) -> M:
+        key = id(raw)
+        hit = self._models.get(key)
+        if hit is not None and hit[0] is raw and type(hit[1]) is cls:
+            model = hit[1]
+        else:
+            model = cls.model_validate(raw)
+        self._used[key] = (raw, model)
+        return model
+
+    def remember(self, raw: Any, model: BaseModel) -> None:
+        """``model`` was validated from ``raw`` already (the incoming bag)."""
+        self._models[id(raw)] = (raw, model)
+
+    def done(self) -> None:
+        self._models, self._used = self._used, {}
 
 
 @dataclass(frozen=True)
@@ -41,54 +74,63 @@ class RouterConfig:
     aliases: list[IpAlias] = field(default_factory=list)
 
     @classmethod
-    def from_docs(cls, docs: dict[str, dict[str, Any]]) -> RouterConfig:
+    def from_docs(cls, docs: dict[str, dict[str, Any]], memo: Memo | None = None) -> RouterConfig:
+        """Validate the stored documents into models.
+
+        ``memo`` (the resident agent's) carries the models of the previous
+        call: a part of the configuration whose stored dict is the very same
+        object as last time is not validated again, so one changed ACL among
+        many costs only its own validation.
+        """
+        seen = memo if memo is not None else Memo()
+        v = seen.validate
         try:
             cmd = docs.get("cmdline", {}).get("config", {})
-            return cls(
+            cfg = cls(
                 cmdline=CmdLine.model_validate({"type": "cmdline", "cmd_line": cmd}),
                 ips={
-                    dev: [IpAddress.model_validate(a) for a in addrs]
+                    dev: [v(IpAddress, a) for a in addrs]
                     for dev, addrs in sorted(docs.get("ips", {}).items())
                 },
                 guests={
-                    dev: GuestNetwork.model_validate(g)
+                    dev: v(GuestNetwork, g)
                     for dev, g in sorted(docs.get("guestnetwork", {}).items())
                 },
                 acls={
-                    dev: NetworkAcl.model_validate(a)
+                    dev: v(NetworkAcl, a)
                     for dev, a in sorted(docs.get("networkacl", {}).items())
                 },
                 firewall=[
-                    FirewallRule.model_validate(r)
+                    v(FirewallRule, r)
                     for _, r in sorted(
                         docs.get("firewallrules", {}).get("rules", {}).items(),
                         key=lambda kv: int(kv[0]),
                     )
                 ],
                 forwards=[
-                    ForwardRule.model_validate(r)
+                    v(ForwardRule, r)
                     for _, rules in sorted(docs.get("forwardrules", {}).items())
                     for r in rules
                 ],
                 staticnat=[
-                    StaticNatRule.model_validate(r)
+                    v(StaticNatRule, r)
                     for _, r in sorted(docs.get("staticnatrules", {}).items())
                 ],
                 routes=[
-                    StaticRoute.model_validate(r)
+                    v(StaticRoute, r)
                     for _, r in sorted(docs.get("staticroutes", {}).items())
                 ],
-                dhcp=[DhcpEntry.model_validate(e)
-                      for _, e in sorted(docs.get("dhcpentry", {}).items())],
+                dhcp=[v(DhcpEntry, e) for _, e in sorted(docs.get("dhcpentry", {}).items())],
                 vmdata=dict(sorted(docs.get("vmdata", {}).items())),
                 passwords=dict(sorted(docs.get("vmpassword", {}).items())),
-                aliases=[IpAlias.model_validate(a)
-                         for _, a in sorted(docs.get("ipaliases", {}).items())],
+                aliases=[v(IpAlias, a) for _, a in sorted(docs.get("ipaliases", {}).items())],
             )
         except ValidationError as exc:
             # Only reachable if the state directory was edited by hand.
             problems = "; ".join(describe_errors(exc))
             raise StoreError(f"stored configuration is invalid: {problems}") from None
+        seen.done()
+        return cfg
 
     @property
     def redundant(self) -> bool:

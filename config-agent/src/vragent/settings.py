@@ -27,6 +27,9 @@ class Settings:
     health_command: str = str(Path(sys.executable).parent / "vragent-health")
     # keepalived reloads are coalesced to at most one per this many adverts.
     reload_spacing_adverts: float = 1.5
+    # The API's TCP port on the control address (boot parameter api_port
+    # overrides it); 3922 is CloudStack's SSH port to its routers.
+    api_port: int = 3923
 
     @property
     def state_dir(self) -> Path:
@@ -157,6 +160,16 @@ class Settings:
     def agent_socket(self) -> Path:
         """Datagram socket of the resident agent (wake-ups: reload keepalived)."""
         return self.run_dir / "agent.sock"
+
+    @property
+    def api_socket(self) -> Path:
+        """The resident agent's HTTP API for this host (root-only): the CLI's way in."""
+        return self.run_dir / "api.sock"
+
+    @property
+    def monitor_results(self) -> Path:
+        """Health-check results, CloudStack's layout, one file per kind (basic, advanced)."""
+        return self.state_dir / "monitor"
 
     @property
     def agent_heartbeat(self) -> Path:

@@ -12,8 +12,11 @@ It owns what must outlive a single command:
   management server without ever holding the transition up;
 - while master, a probe for the peer holding the same addresses (dual master).
 
-Commands (``vragent apply``…) stay separate processes; they write the
-configuration files and wake this process through its datagram socket.
+It also takes every command: the API (``api/``) listens on a unix socket
+(the CLI's way in) and, with an ``api_token``, on the control address; one
+queue applies commands in order with the configuration kept in memory. A
+command that changed a daemon's files wakes the loop through the datagram
+socket, as a command run in another process (no agent yet) does.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ from pathlib import Path
 from types import FrameType
 
 from .. import supervised
-from ..agent import Agent
+from ..api.app import create_app
+from ..api.metrics import Metrics
+from ..api.server import ApiServer
+from ..api.service import CommandService
 from ..config import HaParams, RouterConfig
 from ..errors import VragentError
 from ..settings import Settings
@@ -41,7 +47,7 @@ from ..store import Store
 from ..store.store import private_dir
 from ..subsystems import vrrp
 from ..supervised import registry
-from ..system import arp, iproute
+from ..system import arp, iproute, proc
 from ..system.cmd import spawn
 from ..system.supervisor import RUNNING_STATES, Supervisor
 from ..topology import resolve
@@ -50,6 +56,8 @@ from .report import Pusher, Report, Spool
 from .state import HaState
 
 TICK = 1.0
+# What the pair needs from the configuration (see _load_config).
+PAIR_TYPES = ("cmdline", "ips", "guestnetwork")
 # After a reload signal, before a daemon's stale state is dropped (Daemon.prune).
 PRUNE_DELAY = 0.3
 
@@ -104,6 +112,12 @@ class Daemon:
         self.prune_due: dict[str, float] = {}  # stale state to drop after a reload
         self.stopping = threading.Event()
         self.buffer = fifo.LineBuffer()
+        self.api_token: str | None = None
+        self.api_address: tuple[str, int] | None = None
+        self.metrics = Metrics()
+        self.metrics.watch(settings.ha_state, proc.conntrack_count)
+        self.commands = CommandService(settings, self.metrics)
+        self.api: ApiServer | None = None
 
     # -- start and the loop --------------------------------------------------
     def run(self) -> int:
@@ -115,6 +129,12 @@ class Daemon:
         sock = self._bind()
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
+        self.commands.start()
+        self.api = ApiServer(
+            s, create_app(s, self.commands, self.metrics, token=None),
+            create_app(s, self.commands, self.metrics, token=lambda: self.api_token), log)
+        # Listening before the boot: a command sent meanwhile queues behind it.
+        self.api.start()
         self._boot()
         self.pusher = Pusher(self.spool, self.ha.report_url if self.ha else None)
         self.pusher.start()
@@ -158,6 +178,8 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - XML-RPC faults; keep reading the FIFO
                 log(f"managing daemons: {exc!r}")
         self.pusher.stop()
+        self.api.stop()
+        self.commands.stop()
         with contextlib.suppress(OSError):
             s.agent_pid.unlink()
         return 0
@@ -206,19 +228,15 @@ class Daemon:
         """Rebuild the box once per boot (the run dir is empty after a reboot)."""
         marker = self.settings.run_dir / "booted"
         booted = marker.exists()
-        agent = Agent(self.settings)
-        try:
-            if booted:
-                outcome = agent.reconcile()
-            else:
-                outcome = agent.boot()
-                marker.touch()
-            for change in outcome.changes:
-                log(change)
-            for warning in outcome.warnings:
-                log(f"warning: {warning}")
-        except VragentError as exc:
-            log(f"boot: {exc}")
+        result = self.commands.run(self.commands.reconcile() if booted else self.commands.boot())
+        if result.error is not None:
+            log(f"boot: {result.error}")
+        elif not booted:
+            marker.touch()
+        for change in result.changes:
+            log(change)
+        for warning in result.warnings:
+            log(f"warning: {warning}")
         self._load_config()
         if not booted:
             # Whatever this router was before the reboot, it is nothing yet:
@@ -229,11 +247,17 @@ class Daemon:
         # Only what the pair needs: woken by every command, this must stay cheap
         # however many rules the configuration holds.
         try:
-            cfg = RouterConfig.from_docs(Store(self.settings).load())
-            d = vrrp.desired(cfg, resolve(cfg, iproute.links()), self.settings)
+            cfg = RouterConfig.from_docs(Store(self.settings).load(types=PAIR_TYPES))
+            topo = resolve(cfg, iproute.links())
+            d = vrrp.desired(cfg, topo, self.settings)
         except (VragentError, OSError) as exc:
             log(f"reading the configuration: {exc}")
             return
+        self.api_token = cfg.cmdline.get("api_token") or None
+        port = int(cfg.cmdline.get("api_port") or self.settings.api_port)
+        if self.api is not None:
+            self.api.listen_tcp((topo.control_ip, port)
+                                if self.api_token and topo.control_ip else None)
         self.ha = cfg.ha
         self.boot_nics = sorted(cfg.cmdline.interfaces())
         self.router = cfg.cmdline.get("name", "router")
@@ -274,11 +298,9 @@ class Daemon:
                 except VragentError as exc:
                     log(f"renaming {current} to {name}: {exc}")
         if renamed:
-            try:
-                for change in Agent(self.settings).reconcile().changes:
-                    log(change)
-            except VragentError as exc:
-                log(f"reconcile after renaming: {exc}")
+            result = self.commands.run(self.commands.reconcile())
+            if result.error is not None:
+                log(f"reconcile after renaming: {result.error}")
 
     # -- transitions -----------------------------------------------------------
     def _read_fifo(self, fd: int) -> int:
@@ -387,7 +409,7 @@ class Daemon:
                 self.supervisor.stop(daemon.name)
                 if daemon.owns_addresses:
                     # Its addresses went with it; a standalone router owns them.
-                    Agent(s).reconcile()
+                    self.commands.run(self.commands.reconcile())
             loaded_file.unlink(missing_ok=True)
             return
         digests = _digests(daemon)
@@ -397,6 +419,7 @@ class Daemon:
             log(f"starting {daemon.name}")
             self._prune(daemon, running=False)
             self.supervisor.start(daemon.name)
+            self.metrics.daemon(daemon.name, "start")
             _write_loaded(loaded_file, digests)
             self.last_reload[daemon.name] = time.monotonic()
             return
@@ -411,6 +434,7 @@ class Daemon:
             self.supervisor.stop(daemon.name)
             self._prune(daemon, running=False)
             self.supervisor.start(daemon.name)
+            self.metrics.daemon(daemon.name, "restart")
             _write_loaded(loaded_file, digests)
             if daemon.resync_on_backup and self.state.status == "BACKUP":
                 proc = spawn(list(daemon.resync_on_backup))
@@ -425,6 +449,7 @@ class Daemon:
             return
         log(f"reloading {daemon.name}")
         self.supervisor.signal(daemon.name, daemon.reload_signal)
+        self.metrics.daemon(daemon.name, "reload")
         _write_loaded(loaded_file, digests)
         self.last_reload[daemon.name] = now
         self.reload_due.pop(daemon.name, None)

@@ -27,6 +27,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 _MTU_KEYS = ("publicMtu", "privateMtu")
 _URL = re.compile(r"^https?://[A-Za-z0-9.\[\]:-]+(:\d{1,5})?(/[A-Za-z0-9._~%/?&=+-]*)?$", re.ASCII)
 _BOOL_VALUES = ("0", "1", "true", "false")
+# The resident agent's API token: compared in constant time, never shown.
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{32,256}", re.ASCII)
 
 
 _INT = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -94,6 +96,10 @@ class CmdLine(Bag):
                     raise ValueError("expected 2 or 3")
                 elif key == "sync_dev" and not _ETH_DEV.fullmatch(text):
                     raise ValueError("expected a boot interface name such as eth1")
+                elif key == "api_token" and not _TOKEN.fullmatch(text):
+                    raise ValueError("expected 32-256 letters, digits or ._~+/=-")
+                elif key == "api_port" and not 1 <= _int(text) <= 65535:
+                    raise ValueError("must be a TCP port, 1-65535")
                 elif key == "report_url" and not _URL.fullmatch(text):
                     raise ValueError("expected an http:// or https:// URL")
             except ValueError as exc:

@@ -28,14 +28,31 @@ def _decode(text: str, source: str) -> Any:
 
 
 def read_commands(path: Path) -> list[Command]:
-    data = read_limited(path)
-    if data.lstrip().startswith((b"{", b"[")):
-        return [Command(path.name, load_json(data, path.name, MAX_FILE_BYTES))]
+    return commands_from_bytes(read_limited(path), path.name)
+
+
+def commands_from_bytes(data: bytes, source: str,
+                        names: list[str] | None = None) -> list[Command]:
+    """The commands in one file's bytes: a bag (a JSON object), a list of bags
+    (a JSON array, as the API takes a batch; ``names`` its items' sources, as
+    when the CLI sends several files), or an aggregated batch file."""
+    if len(data) > MAX_FILE_BYTES:
+        raise BagError("", [f"{source}: more than the limit of {MAX_FILE_BYTES} bytes"])
+    head = data.lstrip()[:1]
+    if head == b"{":
+        return [Command(source, load_json(data, source, MAX_FILE_BYTES))]
+    if head == b"[":
+        bags = load_json(data, source, MAX_FILE_BYTES)
+        if len(bags) > MAX_COMMANDS:
+            raise BagError("", [f"{source}: more than {MAX_COMMANDS} commands"])
+        if names is not None and len(names) == len(bags):
+            return [Command(name, bag) for name, bag in zip(names, bags, strict=True)]
+        return [Command(f"{source}#{i + 1}", bag) for i, bag in enumerate(bags)]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BagError("", [f"{path.name}: not valid UTF-8 (byte {exc.start})"]) from None
-    return parse_batch(text, path.name)
+        raise BagError("", [f"{source}: not valid UTF-8 (byte {exc.start})"]) from None
+    return parse_batch(text, source)
 
 
 def read_limited(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:

@@ -254,5 +254,15 @@ MERGERS: dict[str, Callable[[Docs, BaseModel], Docs]] = {
 __all__ = ["MERGERS", "Docs", "FirewallRule", "ForwardRule", "StaticNatRule"]
 
 
+def stored_model_part(docs: Docs, bag: BaseModel) -> Any:
+    """The stored dict that ``bag`` itself became, for the bag types stored
+    whole (one ACL, one tier): the configuration's model of it is ``bag``."""
+    if isinstance(bag, NetworkAcl):
+        return docs.get("networkacl", {}).get(bag.device)
+    if isinstance(bag, GuestNetwork) and bag.add:
+        return docs.get("guestnetwork", {}).get(bag.device)
+    return None
+
+
 def merge(docs: Docs, bag_type: str, bag: BaseModel) -> Docs:
     return MERGERS[bag_type](docs, bag)

@@ -144,14 +144,17 @@ class Store:
         numbers = self._revision_numbers()
         return numbers[-1] if numbers else 0
 
-    def load(self, rev: int | None = None) -> Docs:
-        """All documents of a revision (the current one by default)."""
+    def load(self, rev: int | None = None, types: tuple[str, ...] | None = None) -> Docs:
+        """All documents of a revision (the current one by default); only
+        ``types`` when given."""
         number = self.current_rev() if rev is None else rev
         if number == 0:
             return {}
         manifest = self.revision(number)
         docs: Docs = {}
         for bag_type, digest in manifest.docs.items():
+            if types is not None and bag_type not in types:
+                continue
             try:
                 docs[bag_type] = json.loads((self.objects / f"{digest}.json").read_bytes())
             except (OSError, ValueError) as exc:

@@ -198,9 +198,28 @@ def _addr_matches(cidrs: str | list[str] | None, direction: str) -> list[str] | 
     return matches or None
 
 
+# acl_rules is pure and an ACL is re-sent whole for every change: the
+# resident agent renders each distinct item once. Bounded: cleared when full.
+_ACL_MEMO: dict[tuple[object, ...], list[str]] = {}
+_ACL_MEMO_MAX = 200_000
+
+
 def acl_rules(rule: AclRule, ingress: bool) -> list[str]:
     """One ACL item (configure.py CsAcl.AclDevice.AclRule): ingress rules match
     who may reach the tier, egress rules where it may go; first match wins."""
+    cidr = rule.cidr
+    key = (tuple(cidr) if isinstance(cidr, list) else cidr, rule.type, rule.allowed,
+           rule.first_port, rule.last_port, rule.icmp_type, rule.icmp_code, rule.protocol,
+           ingress)
+    lines = _ACL_MEMO.get(key)
+    if lines is None:
+        if len(_ACL_MEMO) >= _ACL_MEMO_MAX:
+            _ACL_MEMO.clear()
+        lines = _ACL_MEMO[key] = _acl_rules(rule, ingress)
+    return lines
+
+
+def _acl_rules(rule: AclRule, ingress: bool) -> list[str]:
     # Ingress rules are about who may reach the tier, egress about where it may go.
     addrs = _addr_matches(rule.cidr, "saddr" if ingress else "daddr") or []
     l4 = _l4(rule.proto, rule.ports, (rule.icmp_type, rule.icmp_code))
