@@ -143,6 +143,13 @@ class RouterConfig:
         """
         return self.ha is not None
 
+    def api_port(self, default: int) -> int | None:
+        """The API's TCP port on the control address; None without a token:
+        then the API is on the unix socket only."""
+        if not self.cmdline.get("api_token"):
+            return None
+        return int(self.cmdline.get("api_port") or default)
+
     @property
     def ha(self) -> HaParams | None:
         return HaParams.from_cmdline(self.cmdline)

@@ -47,9 +47,19 @@ class Settings:
         return self.root / "etc/vragent"
 
     @property
+    def cache_dir(self) -> Path:
+        """Where the management server puts bags and batches (VRScripts.CONFIG_CACHE_LOCATION)."""
+        return self.root / "var/cache/cloud"
+
+    @property
+    def processed_dir(self) -> Path:
+        """Bag files and batches once processed (update_config.py, vr_cfg.sh)."""
+        return self.cache_dir / "processed"
+
+    @property
     def cmdline_file(self) -> Path:
         """Boot parameters, where CloudStack's early boot writes them."""
-        return self.root / "var/cache/cloud/cmd_line.json"
+        return self.cache_dir / "cmd_line.json"
 
     @property
     def supervisord_conf(self) -> Path:
@@ -135,6 +145,12 @@ class Settings:
     @property
     def dnsmasq_pid(self) -> Path:
         return self.run_dir / "dnsmasq.pid"
+
+    @property
+    def release_file(self) -> Path:
+        """The template's release line, where CloudStack's systemvm has it
+        (router_version_check.py compares its first line with templateVersion)."""
+        return self.root / "etc/cloudstack-release"
 
     @property
     def metadata_conf(self) -> Path:

@@ -254,10 +254,10 @@ class Daemon:
             log(f"reading the configuration: {exc}")
             return
         self.api_token = cfg.cmdline.get("api_token") or None
-        port = int(cfg.cmdline.get("api_port") or self.settings.api_port)
+        port = cfg.api_port(self.settings.api_port)
         if self.api is not None:
             self.api.listen_tcp((topo.control_ip, port)
-                                if self.api_token and topo.control_ip else None)
+                                if port is not None and topo.control_ip else None)
         self.ha = cfg.ha
         self.boot_nics = sorted(cfg.cmdline.interfaces())
         self.router = cfg.cmdline.get("name", "router")

@@ -15,6 +15,9 @@ from ..errors import BagError
 from ..models.limits import MAX_COMMANDS, MAX_FILE_BYTES, escape, load_json
 
 SCRIPTS = ("update_config.py", "vragent")
+# configure.py <file> follows a bag to re-converge (SetMonitorServiceConfigItem
+# with reconfigure): here every bag converges the box when it is applied.
+CONVERGE = ("configure.py",)
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,14 @@ def parse_batch(text: str, source: str) -> list[Command]:
                 if inner.strip() == "</script>":
                     break
             where = f"{source}#{len(commands) + 1}"
+            if script and Path(script[0]).name in CONVERGE:
+                continue  # every command converges the box already
             if not script or Path(script[0]).name not in SCRIPTS or len(script) < 2:
                 raise BagError("", [f"{where}: unsupported script {escape(' '.join(script))}"])
-            name = Path(script[-1]).name
+            # update_config.py <file> [false] ("false": do not keep the file);
+            # vragent apply <file>.
+            name = Path(script[1] if Path(script[0]).name == "update_config.py"
+                        else script[-1]).name
             if name not in files:
                 raise BagError("", [f"{where}: script refers to {escape(name)}, no such <file> "
                                     f"block"])

@@ -88,6 +88,7 @@ class Desired:
     forwards: tuple[ForwardRule, ...]
     staticnat: tuple[StaticNatRule, ...]
     problems: tuple[str, ...] = field(default=())
+    api_port: int | None = None  # the resident agent's API, on the control NIC
 
 
 # -- desired --------------------------------------------------------------
@@ -124,6 +125,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         firewall=tuple(cfg.firewall),
         forwards=forwards,
         staticnat=staticnat,
+        api_port=cfg.api_port(settings.api_port),
         problems=tuple(problems),
     )
 
@@ -470,6 +472,8 @@ def render(d: Desired) -> Ruleset:
     if control:
         # Management reaches the router over its link-local control NIC only.
         inp.append(f"iifname {_ifset(control)} tcp dport {SSH_CONTROL_PORT} accept")
+        if d.api_port is not None:
+            inp.append(f"iifname {_ifset(control)} tcp dport {d.api_port} accept")
     if guests:
         inp.append(f"iifname {_ifset(guests)} udp dport {{ 53, 67 }} accept")
         inp.append(f"iifname {_ifset(guests)} tcp dport 53 accept")
@@ -563,6 +567,12 @@ def _trusted_record(table: str, settings: Settings) -> dict[str, Any] | None:
     if live is not None and saved.get("listing") == hashlib.sha256(live.encode()).hexdigest():
         return saved
     return None
+
+
+def applied_in_force(settings: Settings) -> bool:
+    """The live table is still exactly what the agent last loaded (the question
+    ``apply`` asks before a delta; the health checks ask it too)."""
+    return _trusted_record(settings.nft_table, settings) is not None
 
 
 def apply(d: Desired, rendered: Ruleset, settings: Settings, dry_run: bool = False) -> list[str]:

@@ -1,0 +1,120 @@
+"""CloudStack's entry points, so a management server drives this router unchanged.
+
+Installed as ``/opt/cloud/bin/<name>`` in the image, where the management
+server calls them over its usual channel (ssh to port 3922, or the
+hypervisor's router proxy); each hands its work to ``vragent``, so to the
+resident agent's queue, and so to the one validation path.
+
+- ``update_config.py <file> [false]`` (systemvm/debian/opt/cloud/bin/update_config.py,
+  merge.py QueueFile): ``<file>`` is a bare name in the cache directory
+  (/var/cache/cloud). It is applied, then gzipped into ``processed/`` (a name
+  with one dot gets a uuid, as upstream's __moveFile does) or, with ``false``,
+  deleted. A file already processed is a success (exit 0), a missing one exit
+  1. Differences: upstream moves the file before merging it; here it is
+  moved once applied (a crash in between re-applies it, which is harmless).
+  ``cmd_line.json`` is this router's boot parameters file and stays where
+  it is: it is re-read as at boot.
+- ``vr_cfg.sh -c <file>`` (vr_cfg.sh, VirtualRoutingResource AggregationControlCommand):
+  the aggregated batch, in order, stopping at the first failing item; the
+  file then goes to ``processed/`` uncompressed. On a failure upstream
+  prints ``VR config: execution failed: "<line>", ...`` but still exits 0
+  (its ``exit 1`` is inside a pipeline's subshell); here the same line is
+  printed and the exit status is 1, so the server sees it. Upstream's final
+  conntrack flush is not done: it would cut connections on every batch.
+- ``checkrouter.sh`` (checkrouter.sh, CheckRouterAnswer.parseDetails): prints
+  ``Status: PRIMARY|BACKUP|FAULT|UNKNOWN``, from the resident agent's state.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+from .settings import Settings
+
+
+def _cli(args: list[str]) -> int:
+    from .cli import main
+
+    return main(args)
+
+
+def _archive(path: Path, processed: Path, compress: bool) -> None:
+    processed.mkdir(parents=True, exist_ok=True)
+    name = path.name
+    if not compress:
+        os.replace(path, processed / name)
+        return
+    if name.count(".") == 1:
+        name += f".{uuid.uuid4()}"
+    target = processed / f"{name}.gz"
+    tmp = processed / f".{name}.gz.tmp"
+    with path.open("rb") as src, gzip.open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(tmp, target)
+    path.unlink()
+
+
+def update_config(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (1, 2):
+        print(f"[ERROR]: Invalid usage, args passed: {args!r}", file=sys.stderr)
+        return 1
+    name = args[0]
+    keep = not (len(args) == 2 and args[1].lower() == "false")
+    settings = Settings.from_env()
+    if not name or "/" in name or name in (".", "..") or "\0" in name:
+        print(f"[ERROR] update_config.py :: {name!r} is not a file name in "
+              f"{settings.cache_dir}", file=sys.stderr)
+        return 1
+    path = settings.cache_dir / name
+    if not path.is_file():
+        if (settings.processed_dir / f"{name}.gz").is_file():
+            return 0  # already processed: upstream's shortcut
+        print(f"[ERROR] update_config.py :: Unable to read and access {path} to process it",
+              file=sys.stderr)
+        return 1
+    if path == settings.cmdline_file:
+        return _cli(["boot"])
+    code = _cli(["apply", str(path)])
+    try:
+        if keep:
+            _archive(path, settings.processed_dir, compress=True)
+        else:
+            path.unlink()
+    except OSError as exc:
+        print(f"[ERROR] update_config.py :: {path}: cannot be moved to "
+              f"{settings.processed_dir}: {exc.strerror}", file=sys.stderr)
+        return code or 1
+    return code
+
+
+def vr_cfg(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "-c":
+        print("usage: vr_cfg.sh -c <file>", file=sys.stderr)
+        return 1
+    cfg = Path(args[1])
+    settings = Settings.from_env()
+    if not cfg.is_file():
+        print(f"VR config: {cfg}: no such file", file=sys.stderr)
+        return 1
+    code = _cli(["apply", str(cfg)])
+    if code != 0:
+        print(f'VR config: execution failed: "{cfg.name}", check the agent log in VR for '
+              f"details ", file=sys.stderr)
+    try:
+        _archive(cfg, settings.processed_dir, compress=False)
+    except OSError as exc:
+        print(f"VR config: {cfg}: cannot be moved to {settings.processed_dir}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
+    return 0 if code == 0 else 1
+
+
+def checkrouter(argv: list[str] | None = None) -> int:
+    return _cli(["state"])
