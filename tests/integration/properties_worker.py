@@ -38,6 +38,11 @@ REFERENCE = REPO / "tests/fixtures/cloudstack"
 
 from vragent import cli  # noqa: E402
 from vragent.agent import Agent  # noqa: E402
+from vragent.api.app import create_app  # noqa: E402
+from vragent.api.client import Client  # noqa: E402
+from vragent.api.metrics import Metrics  # noqa: E402
+from vragent.api.server import ApiServer  # noqa: E402
+from vragent.api.service import CommandService  # noqa: E402
 from vragent.errors import ApplyError, VragentError  # noqa: E402
 from vragent.models import BAG_MODELS  # noqa: E402
 from vragent.settings import Settings  # noqa: E402
@@ -157,13 +162,39 @@ def hostile_bags(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 class Run:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, api: bool = False) -> None:
         self.root = root
         self.settings = Settings(root=root)
         self.cases = 0
         self.outcomes: dict[str, int] = {}
         self.failures: list[str] = []
         self.n = 0
+        self.api: Client | None = None
+        if api:
+            # The resident agent's command queue and HTTP API, as `vragent
+            # daemon` runs them, on this router's unix socket: every case is
+            # sent as a request body.
+            service = CommandService(self.settings)
+            service.start()
+            server = ApiServer(self.settings, create_app(self.settings, service, Metrics(),
+                                                         token=None),
+                               create_app(self.settings, service, Metrics(),
+                                          token=lambda: None), print)
+            server.start()
+            self.api = Client(self.settings.api_socket)
+
+    def _post(self, raw: bytes, source: str) -> tuple[int, str]:
+        """A case through the API: the exit code its result names, and its message."""
+        assert self.api is not None
+        status, body = self.api.json("POST", "/v1/apply", body=raw,
+                                     query=[("source", source)])
+        if status >= 500 or not isinstance(body, dict) or "exit_code" not in body:
+            return -status, f"HTTP {status}: {body!r}"
+        expected = {0: 200, 2: 422, 3: 409}.get(body["exit_code"])
+        if status != expected:
+            return -status, f"HTTP {status} for exit code {body['exit_code']}: {body!r}"
+        error = body.get("error") or {}
+        return int(body["exit_code"]), str(error.get("message", ""))
 
     def _cli(self, *args: str) -> tuple[int, str]:
         err = io.StringIO()
@@ -196,7 +227,10 @@ class Run:
         path.write_bytes(raw)
         store = Store(self.settings)
         before = store.current_rev()
-        code, err = self._cli("apply", str(path))
+        if self.api is not None:
+            code, err = self._post(raw, path.name)
+        else:
+            code, err = self._cli("apply", str(path))
         path.unlink()
         key = {0: "accepted", 2: "rejected (2)", 3: "not realisable (3)"}.get(code, f"exit {code}")
         self.outcomes[key] = self.outcomes.get(key, 0) + 1
@@ -253,8 +287,11 @@ def pair_boot(draw: st.DrawFn) -> bytes:
 
 def main() -> int:
     root, examples = Path(sys.argv[1]), int(sys.argv[2])
+    api = sys.argv[3:] == ["api"]
     run = Run(root)
     run.setup()
+    if api:
+        run = Run(root, api=True)
     opts = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                     suppress_health_check=list(HealthCheck))
 
@@ -278,7 +315,8 @@ def main() -> int:
         run.boot_file(raw)
 
     bags()
-    boots()
+    if not api:  # the boot file is read by the agent itself, not sent to it
+        boots()
     print(json.dumps({"cases": run.cases, "outcomes": run.outcomes, "failures": run.failures}))
     return 0
 

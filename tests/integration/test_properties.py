@@ -29,3 +29,21 @@ def test_hostile_bags_end_cleanly_and_change_nothing_when_rejected(tmp_path: Pat
     assert result["outcomes"].get("accepted", 0) > 0
     assert result["outcomes"].get("rejected (2)", 0) > 0
     assert result["cases"] >= EXAMPLES
+
+
+def test_hostile_bags_through_the_api_end_cleanly_and_change_nothing_when_rejected(
+        tmp_path: Path) -> None:
+    """The same cases as request bodies to the resident agent's API (its
+    queue, FastAPI app and uvicorn on the router's unix socket): every answer
+    is 200, 422 or 409 as the result's exit code says, never a 5xx."""
+    with vpc_lab(tmp_path) as router:
+        proc = subprocess.run(
+            ["ip", "netns", "exec", router.ns, sys.executable, WORKER, str(router.root),
+             str(EXAMPLES // 2), "api"], capture_output=True, text=True, check=False,
+            timeout=1800)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"\nproperty cases through the API: {result['cases']} {result['outcomes']}")
+    assert result["failures"] == [], "\n\n".join(result["failures"])
+    assert result["outcomes"].get("accepted", 0) > 0
+    assert result["outcomes"].get("rejected (2)", 0) > 0

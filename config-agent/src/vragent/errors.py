@@ -46,3 +46,7 @@ class ApplyError(VragentError):
 
 class StoreError(VragentError):
     exit_code = 5
+
+
+class RevisionNotKept(StoreError):
+    """A revision asked for (show, rollback) is not among those kept."""

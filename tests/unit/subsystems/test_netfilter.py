@@ -565,7 +565,8 @@ def test_delta_deletes_a_removed_regular_chain() -> None:
     old = Ruleset(TABLE, (Chain("acl_in_eth3", ("accept",)), BASE))
     new = Ruleset(TABLE, (BASE,))
     script = _delta(_record(old), new, TABLE)
-    assert script == (f"table inet {TABLE} {{\n}}\ndelete chain inet {TABLE} acl_in_eth3\n")
+    assert script == (f"flush chain inet {TABLE} acl_in_eth3\n"
+                      f"table inet {TABLE} {{\n}}\ndelete chain inet {TABLE} acl_in_eth3\n")
 
 
 def test_record() -> None:

@@ -25,14 +25,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from ..errors import StoreError, VragentError
+from ..errors import BagError, RevisionNotKept, StoreError, VragentError
 from ..ha.state import HaState, agent_alive, status_line
 from ..models import BAG_MODELS, redact
-from ..models.limits import MAX_FILE_BYTES
+from ..models.limits import MAX_FILE_BYTES, escape
 from ..settings import Settings
 from ..store import Store
 from ..subsystems import NAMES
@@ -41,6 +42,8 @@ from .service import CommandService, Job, Result
 
 BODY_DEADLINE = 30.0
 SOURCES = Query(default=["request"], max_length=64)
+TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
 API_VERSION = "1"
 
 
@@ -50,7 +53,8 @@ class ErrorDetail(BaseModel):
 
 
 class CommandResult(BaseModel):
-    outcome: Literal["applied", "rejected", "unrealisable", "failed", "store-unreadable"]
+    outcome: Literal["applied", "rejected", "unrealisable", "not-kept", "failed",
+                     "store-unreadable"]
     revision: int = Field(description="the current revision after the command")
     changes: list[str]
     warnings: list[str]
@@ -108,8 +112,25 @@ def create_app(settings: Settings, service: CommandService, metrics: Metrics,
 
     app = FastAPI(title="vragent router API", version=API_VERSION, docs_url=None,
                   redoc_url=None, openapi_url=None, dependencies=[Depends(authenticated)],
-                  responses={401: {"model": Problem}})
+                  responses={400: {"model": Problem}, 401: {"model": Problem},
+                             422: {"model": CommandResult}})
     store = Store(settings)
+
+    @app.exception_handler(EmptyBody)
+    async def empty(request: Request, exc: EmptyBody) -> JSONResponse:
+        result = Result("apply", store.current_rev(), completed=False, error=BagError(
+            "", ["the request has no body: send a bag, a JSON list of bags or a batch"]))
+        return JSONResponse(result.to_json(), status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A request the API itself cannot read (a query parameter, a rollback's
+        # body) is rejected like a bag: the same result, field by field.
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')} "
+                    f"(got {escape(str(e.get('input')), 60)})" for e in exc.errors()]
+        result = Result("request", store.current_rev(), completed=False,
+                        error=BagError("request", problems))
+        return JSONResponse(result.to_json(), status_code=422)
 
     async def queued(job: Job) -> JSONResponse:
         result: Result = await asyncio.wrap_future(service.submit(job))
@@ -117,6 +138,7 @@ def create_app(settings: Settings, service: CommandService, metrics: Metrics,
 
     results: dict[int | str, dict[str, Any]] = {
         200: {"model": CommandResult, "description": "applied (or nothing to change)"},
+        404: {"model": CommandResult, "description": "no such revision is kept (rollback)"},
         409: {"model": CommandResult, "description": "valid, but not realisable on this router"},
         413: {"model": Problem, "description": "body over the size limit"},
         422: {"model": CommandResult, "description": "rejected: nothing was changed by it"},
@@ -135,7 +157,7 @@ def create_app(settings: Settings, service: CommandService, metrics: Metrics,
         """Bags are applied in order, as one command; in a batch, those before a
         rejected one stay applied (as CloudStack's batches are). ``source``
         names the body in messages; repeated, it names a list's bags in turn."""
-        body = await _body(request)
+        body = await _nonempty(request)
         names = [_name(s) for s in source]
         return await queued(service.apply([(names[0], body)], dry_run=dry_run,
                                           names=names if len(names) > 1 else None))
@@ -196,8 +218,8 @@ def create_app(settings: Settings, service: CommandService, metrics: Metrics,
                            dual_master=st.dual_master, agent_alive=alive,
                            status_line=status_line(settings.ha_state, settings.agent_pid))
 
-    @app.get("/v1/render/{subsystem}", response_class=PlainTextResponse)
-    async def render(subsystem: Literal[tuple(NAMES)]) -> PlainTextResponse:  # type: ignore[valid-type]
+    @app.get("/v1/render/{subsystem}", responses=TEXT)
+    async def render(subsystem: Literal[tuple(NAMES)]) -> Response:  # type: ignore[valid-type]
         """What the stored configuration renders to (secrets included: root's view)."""
         result = await asyncio.wrap_future(service.submit(service.render(subsystem)))
         if result.error is not None:
@@ -209,7 +231,7 @@ def create_app(settings: Settings, service: CommandService, metrics: Metrics,
         """The router's health checks (CloudStack's monitorservice), last results."""
         return health() if health is not None else {}
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.get("/metrics", responses=TEXT)
     def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -224,7 +246,7 @@ def _bag_route(app: FastAPI, bag_type: str, service: CommandService,
                queued: Callable[[Job], Awaitable[JSONResponse]],
                results: dict[int | str, dict[str, Any]]) -> None:
     async def submit(request: Request, dry_run: bool = False) -> JSONResponse:
-        body = await _body(request)
+        body = await _nonempty(request)
         return await queued(service.apply([(f"{bag_type}.json", body)], dry_run=dry_run,
                                           bag_type=bag_type))
 
@@ -247,6 +269,9 @@ def description(app: FastAPI) -> dict[str, Any]:
         for model in BAG_MODELS.values():
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(js.pop("$defs", {}))
+            # Each bag's own endpoint fills in its type when it is left out.
+            if "type" in js.get("required", ()):
+                js["required"] = [f for f in js["required"] if f != "type"]
             components[model.__name__] = js
         schema["components"]["securitySchemes"] = {
             "token": {"type": "http", "scheme": "bearer",
@@ -277,6 +302,17 @@ async def _body(request: Request, limit: int = MAX_FILE_BYTES) -> bytes:
         raise HTTPException(408, f"body not received within {BODY_DEADLINE:.0f} s") from None
 
 
+async def _nonempty(request: Request) -> bytes:
+    body = await _body(request)
+    if not body.strip():
+        raise EmptyBody()
+    return body
+
+
+class EmptyBody(Exception):
+    """A command without a bag: rejected like a bad bag (vragent apply needs a file too)."""
+
+
 def _split_files(body: bytes) -> list[tuple[str, bytes]]:
     header, _, rest = body.partition(b"\n")
     try:
@@ -302,7 +338,9 @@ def _name(source: str) -> str:
 def _load(store: Store, revision: int | None) -> dict[str, Any]:
     try:
         return store.load(revision) if revision is None else store.load_kept(revision)
+    except RevisionNotKept as exc:
+        raise HTTPException(404, str(exc)) from None
     except StoreError as exc:
-        raise HTTPException(404 if revision is not None else 500, str(exc)) from None
+        raise HTTPException(500, str(exc)) from None
     except VragentError as exc:
         raise HTTPException(500, str(exc)) from None

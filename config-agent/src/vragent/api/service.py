@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..agent import Agent, Outcome
-from ..errors import ApplyError, BagError, StoreError, VerifyError, VragentError
+from ..errors import (
+    ApplyError,
+    BagError,
+    RevisionNotKept,
+    StoreError,
+    VerifyError,
+    VragentError,
+)
 from ..models.limits import escape
 from ..settings import Settings
 from ..store.batch import Command, commands_from_bytes
@@ -35,6 +42,7 @@ OUTCOMES: dict[type[VragentError] | None, tuple[str, int]] = {
     BagError: ("rejected", 422),
     VerifyError: ("unrealisable", 409),
     ApplyError: ("failed", 500),
+    RevisionNotKept: ("not-kept", 404),
     StoreError: ("store-unreadable", 500),
     VragentError: ("failed", 500),
 }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import StoreError
+from ..errors import RevisionNotKept, StoreError
 from ..settings import Settings
 
 Docs = dict[str, dict[str, Any]]
@@ -189,7 +189,7 @@ class Store:
     def load_kept(self, rev: int) -> Docs:
         numbers = self._revision_numbers()
         if rev not in numbers:
-            raise StoreError(f"revision {rev} is not kept (kept: {_span(numbers)})")
+            raise RevisionNotKept(f"revision {rev} is not kept (kept: {_span(numbers)})")
         return self.load(rev)
 
     def _prune(self) -> None:

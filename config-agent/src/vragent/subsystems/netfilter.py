@@ -522,7 +522,10 @@ def _delta(old: dict[str, Any], new: Ruleset, table: str) -> str | None:
     removed = [n for n in old_chains if n not in new_by_name]
     if not changed and not removed:
         return ""
-    lines = []
+    # Chains going away are emptied first: a removed chain may still jump to
+    # another removed one (an ACL's parent to its chunks), and nft refuses to
+    # delete a chain some rule refers to, whatever the order in the script.
+    lines = [f"flush chain inet {table} {n}" for n in removed]
     for c in changed:
         if c.name in old_chains:
             lines.append(f"flush chain inet {table} {c.name}")
