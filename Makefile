@@ -71,8 +71,11 @@ e2e: image
 test: lint typecheck image
 	cd tests && $(PY) -m pytest -q unit integration e2e $(PYTEST_ARGS)
 
+# One process per command against raw nft (bench_apply), then commands through the
+# resident agent's API: one change among 12,000 rules, a cold load, a burst on a pair.
 bench-apply: setup
-	$(PY) bench/bench_apply.py
+	$(PY) bench/bench_apply.py $(BENCH_ARGS)
+	cd bench && $(PY) bench_api.py $(BENCH_ARGS)
 
 # 2,000 DHCP entries at once, then one more, against dnsmasq's own reload.
 bench-services: setup

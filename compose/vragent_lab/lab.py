@@ -9,12 +9,12 @@ bridge (see ``allow_bridged``). ``down`` removes exactly those.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,23 +145,24 @@ class Lab:
         return str(links[0]["address"])
 
     def apply(self, router: str, *bags: dict[str, Any]) -> str:
-        """Send bags as a management server does: a file in the cache directory,
-        then the router's entry point on it."""
+        """Send bags as a management server does (AbstractConfigItemFacade): a
+        one-line file named ``<name>.json.<uuid>`` in the cache directory,
+        then ``/opt/cloud/bin/update_config.py`` on it."""
         out = []
         for bag in bags:
-            data = json.dumps(bag, indent=1).encode()
-            name = f"{bag['type']}-{hashlib.sha256(data).hexdigest()[:10]}.json"
+            data = json.dumps(bag, separators=(",", ":")).encode()
+            name = f"{bag['type']}.json.{uuid.uuid4()}"
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / name
                 path.write_bytes(data)
                 run(["docker", "cp", str(path),
                      f"{self.container(router).name}:/var/cache/cloud/{name}"])
-            out.append(self.exec(router, "vragent", "apply", f"/var/cache/cloud/{name}"))
+            out.append(self.exec(router, "/opt/cloud/bin/update_config.py", name))
         return "".join(out)
 
     def status(self, router: str) -> str:
         try:
-            text = self.exec(router, "vragent", "state", check=False).strip()
+            text = self.exec(router, "/opt/cloud/bin/checkrouter.sh", check=False).strip()
         except (LabError, docker.errors.APIError):
             return "DOWN"
         return text.removeprefix("Status: ") or "UNKNOWN"

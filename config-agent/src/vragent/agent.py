@@ -81,7 +81,7 @@ class Agent:
                 except BagError as exc:
                     error = BagError(exc.bag_type, exc.problems, cmd.source)
                     break
-                merged.append(merge(merged[-1], bag.type, bag))  # type: ignore[attr-defined]
+                merged.append(merge(merged[-1], bag.type, bag, cmd.bag))  # type: ignore[attr-defined]
                 part = stored_model_part(merged[-1], bag)
                 if part is not None:
                     self.memo.remember(part, bag)

@@ -4,7 +4,7 @@ agent. tests/unit/test_names.py checks them against the models and the
 subsystem registry."""
 
 BAG_TYPES = ("cmdline", "dhcpentry", "firewallrules", "forwardrules", "guestnetwork",
-             "ipaliases", "ips", "networkacl", "staticnatrules", "staticroutes", "vmdata",
-             "vmpassword")
+             "ipaliases", "ips", "monitorservice", "networkacl", "staticnatrules",
+             "staticroutes", "vmdata", "vmpassword")
 SUBSYSTEMS = ("sysctl", "netfilter", "interfaces", "routes", "conntrack", "vrrp", "dhcp",
               "vmdata")

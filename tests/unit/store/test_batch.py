@@ -74,7 +74,6 @@ def test_empty_batch() -> None:
 @pytest.mark.parametrize(
     ("script", "message"),
     [
-        ("/opt/cloud/bin/configure.py ip_associations.json", "unsupported script"),
         ("/opt/cloud/bin/update_config.py", "unsupported script"),
         ("rm -rf /", "unsupported script 'rm -rf /'"),
     ],
@@ -136,3 +135,20 @@ def test_read_commands_single_bag_and_batch(tmp_path: Path) -> None:
     broken.write_text("{not json")
     with pytest.raises(BagError, match="broken.json: not valid JSON"):
         read_commands(broken)
+
+
+def test_configure_py_after_a_bag_is_no_extra_command() -> None:
+    """SetMonitorServiceConfigItem with reconfigure adds ``configure.py
+    monitor_service.json`` after the bag: every bag converges already."""
+    text = (HEADER + _file("ip_associations.json", IPS)
+            + "<script>\n/opt/cloud/bin/update_config.py ip_associations.json\n</script>\n"
+            + "<script>\n/opt/cloud/bin/configure.py ip_associations.json\n</script>\n")
+    commands = parse_batch(text, "VR-1.cfg")
+    assert [c.source for c in commands] == ["VR-1.cfg:ip_associations.json"]
+
+
+def test_update_config_false_names_the_file_not_false() -> None:
+    text = (HEADER + _file("ip_associations.json.3f0c", IPS)
+            + "<script>\n/opt/cloud/bin/update_config.py ip_associations.json.3f0c false\n"
+              "</script>\n")
+    assert [c.source for c in parse_batch(text, "b")] == ["b:ip_associations.json.3f0c"]

@@ -503,6 +503,9 @@ def _script_parts(script: str) -> dict[str, list[str]]:
             parts["delete"].append(line.split()[-1])
         elif line.startswith("\tchain "):
             parts["body"].append(line.split()[1])
+    # A chain about to be deleted is emptied first (see _delta): not a change.
+    assert all(n in parts["flush"] for n in parts["delete"])
+    parts["flush"] = [n for n in parts["flush"] if n not in parts["delete"]]
     return parts
 
 

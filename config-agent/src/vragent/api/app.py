@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import BagError, RevisionNotKept, StoreError, VragentError
 from ..ha.state import HaState, agent_alive, status_line
+from ..health import results as health_results
 from ..models import BAG_MODELS, redact
 from ..models.limits import MAX_FILE_BYTES, escape
 from ..settings import Settings
@@ -92,8 +93,7 @@ class Problem(BaseModel):
 
 
 def create_app(settings: Settings, service: CommandService, metrics: Metrics,
-               token: Callable[[], str | None] | None,
-               health: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+               token: Callable[[], str | None] | None) -> FastAPI:
     """``token`` None: the unix socket's app (no token); otherwise the TCP
     app, which answers only requests bearing what ``token()`` returns (and
     nothing at all while it returns None)."""
@@ -228,8 +228,18 @@ def create_app(settings: Settings, service: CommandService, metrics: Metrics,
 
     @app.get("/v1/health")
     def health_checks() -> dict[str, Any]:
-        """The router's health checks (CloudStack's monitorservice), last results."""
-        return health() if health is not None else {}
+        """The health checks' last results, CloudStack's format
+        ({"basic": {check: {success, lastUpdate, lastRunDuration, message}},
+        "advanced": {...}, "failing": [...]}); run at the intervals the
+        monitorservice bag sets."""
+        return health_results.results(settings)
+
+    @app.post("/v1/health/{kind}")
+    def run_health_checks(kind: Literal["basic", "advanced"]) -> dict[str, Any]:
+        """Run one kind of checks now (getRouterMonitorResults.sh true); their results."""
+        from ..health import runner
+
+        return runner.run(settings, kind)
 
     @app.get("/metrics", responses=TEXT)
     def prometheus() -> Response:

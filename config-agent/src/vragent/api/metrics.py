@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -30,6 +31,9 @@ class Metrics:
         self.apply_seconds = Histogram("vragent_apply_duration_seconds",
                                        "Time from a command's turn in the queue to its result",
                                        ["kind"], buckets=APPLY_BUCKETS, registry=self.registry)
+        self.health_checks = Gauge("vragent_health_check_success",
+                                   "1 if the health check passed at its last run",
+                                   ["kind", "check"], registry=self.registry)
         self.daemon_events = Counter("vragent_daemon_events",
                                      "Supervised daemons started, restarted and reloaded by "
                                      "the agent", ["daemon", "event"], registry=self.registry)
@@ -37,6 +41,12 @@ class Metrics:
     def command(self, kind: str, outcome: str, seconds: float) -> None:
         self.commands.labels(kind, outcome).inc()
         self.apply_seconds.labels(kind).observe(seconds)
+
+    def health(self, kind: str, outcome: dict[str, Any]) -> None:
+        for name, result in outcome.items():
+            if isinstance(result, dict) and "success" in result:
+                self.health_checks.labels(kind, name).set(
+                    1.0 if result["success"] == "true" else 0.0)
 
     def daemon(self, name: str, event: str) -> None:
         self.daemon_events.labels(name, event).inc()

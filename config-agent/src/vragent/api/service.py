@@ -12,6 +12,7 @@ an acknowledged command survives a crash at any instant.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import queue
 import sys
@@ -105,6 +106,20 @@ class Job:
     run: Callable[[Agent], Outcome]
     describe: dict[str, Any]  # for the log line: never a bag's content
     future: Future[Result] = field(default_factory=Future)
+    size: int = 0  # bytes it brought
+
+
+# After a command this big, the heap its parsing left behind is handed back.
+TRIM_AFTER = 256 * 1024
+
+
+def _trim_heap() -> None:
+    """glibc keeps the arenas a 2 MB bag's parsing and validation filled (tens
+    of MB); a resident process would hold them for ever."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
 
 
 class CommandService:
@@ -117,6 +132,7 @@ class CommandService:
         self.metrics = metrics or Metrics()
         self.on_applied = on_applied
         self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._trim_due = False
         self._thread = threading.Thread(target=self._work, name="vragent-commands", daemon=True)
 
     def start(self) -> None:
@@ -152,7 +168,8 @@ class CommandService:
             return agent.apply(commands, dry_run=dry_run)
 
         kind = "diff" if dry_run else "apply"
-        return Job(kind, run, {"sources": [s for s, _ in payloads]})
+        return Job(kind, run, {"sources": [s for s, _ in payloads]},
+                   size=sum(len(d) for _, d in payloads))
 
     def reconcile(self) -> Job:
         return Job("reconcile", lambda agent: agent.reconcile(), {})
@@ -180,6 +197,10 @@ class CommandService:
                 continue
             result = self._execute(job)
             job.future.set_result(result)
+            del job
+            if self._trim_due:
+                self._trim_due = False
+                _trim_heap()
 
     def _execute(self, job: Job) -> Result:
         started = time.monotonic()
@@ -194,6 +215,7 @@ class CommandService:
             result = Result(job.kind, self._rev(), completed=False,
                             error=VragentError(f"internal error: {type(exc).__name__}: {exc}"))
         result.duration_s = time.monotonic() - started
+        self._trim_due = job.size >= TRIM_AFTER or job.kind in ("boot", "rollback")
         types = sorted({c.split(":", 1)[0] for c in result.changes})
         if job.kind != "render":
             self.metrics.command(job.kind, result.outcome, result.duration_s)

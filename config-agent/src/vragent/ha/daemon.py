@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import selectors
 import signal
@@ -32,7 +31,6 @@ import stat
 import sys
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 
 from .. import supervised
@@ -41,7 +39,9 @@ from ..api.metrics import Metrics
 from ..api.server import ApiServer
 from ..api.service import CommandService
 from ..config import HaParams, RouterConfig
+from ..daemon_state import digests, read_loaded, wanted, write_loaded
 from ..errors import VragentError
+from ..health import runner
 from ..settings import Settings
 from ..store import Store
 from ..store.store import private_dir
@@ -58,6 +58,8 @@ from .state import HaState
 TICK = 1.0
 # What the pair needs from the configuration (see _load_config).
 PAIR_TYPES = ("cmdline", "ips", "guestnetwork")
+# How often the health-check scheduler looks at its intervals (seconds).
+HEALTH_POLL = 10.0
 # After a reload signal, before a daemon's stale state is dropped (Daemon.prune).
 PRUNE_DELAY = 0.3
 
@@ -66,31 +68,6 @@ def log(message: str) -> None:
     now = time.time()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
     print(f"{stamp} vragent-daemon: {message}", file=sys.stderr, flush=True)
-
-
-def _digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
-
-
-def _digests(daemon: supervised.Daemon) -> dict[str, str]:
-    """What the daemon's files hold now, by file name ("-": no such file)."""
-    return {f.path.name: _digest(f.path) or "-" for f in daemon.files}
-
-
-def _write_loaded(path: Path, digests: dict[str, str]) -> None:
-    # sha256sum's format: an operator can compare it with the files by hand.
-    path.write_text("".join(f"{d}  {name}\n" for name, d in digests.items()))
-
-
-def _read_loaded(path: Path) -> dict[str, str]:
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return {}
-    return {name: d for d, _, name in (ln.partition("  ") for ln in lines)}
 
 
 class Daemon:
@@ -112,6 +89,8 @@ class Daemon:
         self.prune_due: dict[str, float] = {}  # stale state to drop after a reload
         self.stopping = threading.Event()
         self.buffer = fifo.LineBuffer()
+        self.states: dict[str, str] | None = None  # supervisord's, during one pass
+        self.pair_docs: dict[str, str] | None = None  # digests _load_config last read
         self.api_token: str | None = None
         self.api_address: tuple[str, int] | None = None
         self.metrics = Metrics()
@@ -143,6 +122,8 @@ class Daemon:
         if not self._read_fifo(fifo_fd):
             self._observe_at_start()
         threading.Thread(target=self._dual_master_loop, name="vragent-dual-master",
+                         daemon=True).start()
+        threading.Thread(target=self._health_loop, name="vragent-health-checks",
                          daemon=True).start()
         sel = selectors.DefaultSelector()
         sel.register(fifo_fd, selectors.EVENT_READ, "fifo")
@@ -246,8 +227,16 @@ class Daemon:
     def _load_config(self) -> None:
         # Only what the pair needs: woken by every command, this must stay cheap
         # however many rules the configuration holds.
+        store = Store(self.settings)
         try:
-            cfg = RouterConfig.from_docs(Store(self.settings).load(types=PAIR_TYPES))
+            rev = store.current_rev()
+            docs = {t: d for t, d in store.revision(rev).docs.items() if t in PAIR_TYPES} \
+                if rev else {}
+            # The links count too: a tier's NIC plugged after its bag changes the pair.
+            docs["links"] = ",".join(iproute.names())
+            if docs == self.pair_docs:
+                return  # a command that changed no boot parameter, address, tier or NIC
+            cfg = RouterConfig.from_docs(store.load(rev, types=PAIR_TYPES))
             topo = resolve(cfg, iproute.links())
             d = vrrp.desired(cfg, topo, self.settings)
         except (VragentError, OSError) as exc:
@@ -258,6 +247,7 @@ class Daemon:
         if self.api is not None:
             self.api.listen_tcp((topo.control_ip, port)
                                 if port is not None and topo.control_ip else None)
+        self.pair_docs = docs
         self.ha = cfg.ha
         self.boot_nics = sorted(cfg.cmdline.interfaces())
         self.router = cfg.cmdline.get("name", "router")
@@ -383,6 +373,8 @@ class Daemon:
 
     # -- daemons ---------------------------------------------------------------
     def _running(self, name: str) -> bool:
+        if self.states is not None:
+            return self.states.get(name) in RUNNING_STATES
         try:
             return self.supervisor.state(name) in RUNNING_STATES
         except (OSError, ConnectionError):
@@ -390,13 +382,21 @@ class Daemon:
 
     def _ensure_daemons(self) -> None:
         """Bring every supervised daemon to what its description and files ask for."""
-        for daemon in registry(self.settings):
-            self._ensure(daemon)
+        # One question to supervisord per pass, not one per daemon: this runs
+        # after every command. Whatever this pass starts or stops, it asks again.
+        try:
+            self.states = {i["name"]: str(i["statename"])
+                           for i in self.supervisor.processes().values()}
+        except (OSError, ConnectionError):
+            self.states = None
+        try:
+            for daemon in registry(self.settings):
+                self._ensure(daemon)
+        finally:
+            self.states = None
 
     def _wanted(self, daemon: supervised.Daemon) -> bool:
-        if not daemon.conf.exists():
-            return False  # nothing to do: not a pair, no tier yet...
-        return not daemon.master_only or self.ha is None or self.state.status == "PRIMARY"
+        return wanted(daemon, self.ha is not None, self.state.status)
 
     def _ensure(self, daemon: supervised.Daemon) -> None:
         s = self.settings
@@ -412,7 +412,7 @@ class Daemon:
                     self.commands.run(self.commands.reconcile())
             loaded_file.unlink(missing_ok=True)
             return
-        digests = _digests(daemon)
+        current = digests(daemon)
         if not running:
             if not all(self._ready(name) for name in daemon.needs):
                 return
@@ -420,22 +420,22 @@ class Daemon:
             self._prune(daemon, running=False)
             self.supervisor.start(daemon.name)
             self.metrics.daemon(daemon.name, "start")
-            _write_loaded(loaded_file, digests)
+            write_loaded(loaded_file, current)
             self.last_reload[daemon.name] = time.monotonic()
             return
-        loaded = _read_loaded(loaded_file)
-        if loaded == digests:
+        loaded = read_loaded(loaded_file)
+        if loaded == current:
             self.reload_due.pop(daemon.name, None)
             return
         restart = [f.path.name for f in daemon.files
-                   if f.on_change == "restart" and loaded.get(f.path.name) != digests[f.path.name]]
+                   if f.on_change == "restart" and loaded.get(f.path.name) != current[f.path.name]]
         if restart:
             log(f"{', '.join(restart)} changed: restarting {daemon.name}")
             self.supervisor.stop(daemon.name)
             self._prune(daemon, running=False)
             self.supervisor.start(daemon.name)
             self.metrics.daemon(daemon.name, "restart")
-            _write_loaded(loaded_file, digests)
+            write_loaded(loaded_file, current)
             if daemon.resync_on_backup and self.state.status == "BACKUP":
                 proc = spawn(list(daemon.resync_on_backup))
                 if proc.returncode != 0:
@@ -450,7 +450,7 @@ class Daemon:
         log(f"reloading {daemon.name}")
         self.supervisor.signal(daemon.name, daemon.reload_signal)
         self.metrics.daemon(daemon.name, "reload")
-        _write_loaded(loaded_file, digests)
+        write_loaded(loaded_file, current)
         self.last_reload[daemon.name] = now
         self.reload_due.pop(daemon.name, None)
         if daemon.prune is not None:
@@ -504,10 +504,38 @@ class Daemon:
                 if not self._running(daemon.name):
                     self._prune(daemon, running=False)
                     self.supervisor.start(daemon.name)
-                    _write_loaded(self.settings.daemon_loaded(daemon.name), _digests(daemon))
+                    write_loaded(self.settings.daemon_loaded(daemon.name), digests(daemon))
             else:
                 self.supervisor.stop(daemon.name, wait=False)
                 self.settings.daemon_loaded(daemon.name).unlink(missing_ok=True)
+
+    # -- health checks (monitorservice) ------------------------------------------
+    def _health_loop(self) -> None:
+        """CloudStack's health checks at the intervals its monitorservice bag
+        sets (cs/CsMonitor.py's cron lines, in minutes; 0: never), in this
+        thread: they read the router, they never queue behind commands."""
+        last: dict[str, float] = {}
+        while not self.stopping.wait(HEALTH_POLL):
+            try:
+                basic, advanced, _ = runner.intervals(self.settings)
+            except (OSError, VragentError) as exc:
+                log(f"health checks: {exc}")
+                continue
+            now = time.monotonic()
+            for kind, minutes in (("basic", basic), ("advanced", advanced)):
+                if minutes <= 0 or now - last.get(kind, -1e9) < minutes * 60:
+                    continue
+                last[kind] = now
+                try:
+                    outcome = runner.run(self.settings, kind)  # type: ignore[arg-type]
+                except Exception as exc:  # noqa: BLE001 - the next run may do better
+                    log(f"health checks ({kind}): {exc!r}")
+                    continue
+                failing = sorted(k for k, v in outcome.items()
+                                 if isinstance(v, dict) and v.get("success") == "false")
+                self.metrics.health(kind, outcome)
+                if failing:
+                    log(f"health checks ({kind}) failing: {', '.join(failing)}")
 
     # -- dual master -----------------------------------------------------------
     def _dual_master_loop(self) -> None:

@@ -20,6 +20,7 @@ from .guestnetwork import GuestNetwork
 from .ipaliases import IpAlias, IpAliases
 from .ips import IpAddress, Ips
 from .limits import REDACTED, SECRET_FIELDS, escape
+from .monitorservice import MonitorService
 from .networkacl import AclRule, NetworkAcl
 from .staticroutes import StaticRoute, StaticRoutes
 from .vmdata import VmData
@@ -38,13 +39,14 @@ BAG_MODELS: dict[str, type[BaseModel]] = {
     "vmdata": VmData,
     "vmpassword": VmPassword,
     "ipaliases": IpAliases,
+    "monitorservice": MonitorService,
 }
 
 __all__ = [
     "AclRule", "BAG_MODELS", "CmdLine", "DhcpEntry", "FirewallRule", "FirewallRules",
     "ForwardRule", "ForwardRules", "GuestNetwork", "IpAddress", "IpAlias", "IpAliases", "Ips",
-    "NetworkAcl", "StaticNatRule", "StaticNatRules", "StaticRoute", "StaticRoutes", "VmData",
-    "VmPassword", "describe_errors", "parse_bag",
+    "MonitorService", "NetworkAcl", "StaticNatRule", "StaticNatRules", "StaticRoute",
+    "StaticRoutes", "VmData", "VmPassword", "describe_errors", "parse_bag",
 ]
 
 

@@ -22,6 +22,7 @@ from ..models import (
     IpAddress,
     IpAliases,
     Ips,
+    MonitorService,
     NetworkAcl,
     StaticNatRule,
     StaticRoutes,
@@ -119,10 +120,13 @@ def merge_guestnetwork(docs: Docs, bag: BaseModel) -> Docs:
     return out
 
 
-def merge_networkacl(docs: Docs, bag: BaseModel) -> Docs:
+def merge_networkacl(docs: Docs, bag: BaseModel, sent: Doc | None = None) -> Docs:
+    """The tier's whole ACL, replaced. ``sent``: the bag as it was sent (and
+    validated into ``bag``), stored as it is; an ACL of 10,000 rules is not
+    dumped back from the model for every change."""
     assert isinstance(bag, NetworkAcl)
     acls = dict(docs.get("networkacl", {}))
-    acls[bag.device] = _raw(bag)
+    acls[bag.device] = sent if sent is not None else _raw(bag)
     return {**docs, "networkacl": acls}
 
 
@@ -236,6 +240,29 @@ def merge_ipaliases(docs: Docs, bag: BaseModel) -> Docs:
     return {**docs, "ipaliases": aliases}
 
 
+# What cs_monitorservice.merge copies into the bag; disable_monitoring and
+# delete_from_processed_cache are not kept.
+MONITOR_KEYS = ("config", "health_checks_enabled", "health_checks_basic_run_interval",
+                "health_checks_advanced_run_interval", "excluded_health_checks",
+                "health_checks_config")
+
+
+def merge_monitorservice(docs: Docs, bag: BaseModel) -> Docs:
+    """systemvm/debian/opt/cloud/bin/cs_monitorservice.py merge: the listed keys
+    overlay the stored ones, so ``config``, sent only at router start, stays
+    when a refresh omits it."""
+    assert isinstance(bag, MonitorService)
+    raw = _raw(bag)
+    # The @06c53e2 server's spelling, kept under the current one.
+    raw.setdefault("health_checks_advanced_run_interval",
+                   raw.get("health_checks_advance_run_interval"))
+    doc = dict(docs.get("monitorservice", {}))
+    for key in MONITOR_KEYS:
+        if raw.get(key) is not None:  # Gson never sends a null; one here means "not sent"
+            doc[key] = raw[key]
+    return {**docs, "monitorservice": doc}
+
+
 MERGERS: dict[str, Callable[[Docs, BaseModel], Docs]] = {
     "cmdline": merge_cmdline,
     "ips": merge_ips,
@@ -249,6 +276,7 @@ MERGERS: dict[str, Callable[[Docs, BaseModel], Docs]] = {
     "vmdata": merge_vmdata,
     "vmpassword": merge_vmpassword,
     "ipaliases": merge_ipaliases,
+    "monitorservice": merge_monitorservice,
 }
 
 __all__ = ["MERGERS", "Docs", "FirewallRule", "ForwardRule", "StaticNatRule"]
@@ -264,5 +292,8 @@ def stored_model_part(docs: Docs, bag: BaseModel) -> Any:
     return None
 
 
-def merge(docs: Docs, bag_type: str, bag: BaseModel) -> Docs:
+def merge(docs: Docs, bag_type: str, bag: BaseModel, sent: Any = None) -> Docs:
+    """``sent``: the bag as it arrived, when the caller has it (see merge_networkacl)."""
+    if bag_type == "networkacl" and isinstance(sent, dict):
+        return merge_networkacl(docs, bag, sent)
     return MERGERS[bag_type](docs, bag)

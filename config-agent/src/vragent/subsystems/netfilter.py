@@ -26,8 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ..config import RouterConfig
 from ..models import AclRule, FirewallRule, ForwardRule, NetworkAcl, StaticNatRule
@@ -35,6 +36,8 @@ from ..models.common import split_cidrs
 from ..settings import Settings
 from ..templates import render as render_template
 from ..topology import Topology
+
+T = TypeVar("T")
 
 NAME = "netfilter"
 
@@ -285,7 +288,39 @@ def _fw_chain_name(ip: str) -> str:
     return "fw_in_" + ip.replace(".", "_")
 
 
+# Models are frozen and the resident agent keeps the unchanged ones (config.Memo):
+# what was rendered from the very same object is reused. Entries keep their
+# object alive, so an id is never reused while remembered; bounded.
+_BY_OBJECT: dict[tuple[int, str], tuple[object, Any]] = {}
+_BY_OBJECT_MAX = 100_000
+
+
+def _once(obj: object, what: str, make: Callable[[], T]) -> T:
+    key = (id(obj), what)
+    hit = _BY_OBJECT.get(key)
+    if hit is not None and hit[0] is obj:
+        return cast(T, hit[1])
+    if len(_BY_OBJECT) >= _BY_OBJECT_MAX:
+        _BY_OBJECT.clear()
+    value = make()
+    _BY_OBJECT[key] = (obj, value)
+    return value
+
+
 def _forward_dnat(rule: ForwardRule) -> list[str]:
+    return _once(rule, "dnat", lambda: _render_dnat(rule))
+
+
+def _acl_chains(acl: NetworkAcl, name: str, ingress: bool) -> list[Chain]:
+    items = acl.ingress_rules if ingress else acl.egress_rules
+
+    def make() -> list[Chain]:
+        return chunked(name, [x for r in items for x in acl_rules(r, ingress)], ["counter drop"])
+
+    return _once(acl, name, make)
+
+
+def _render_dnat(rule: ForwardRule) -> list[str]:
     proto = rule.protocol.lower()
     pub, priv = rule.public_ports, rule.private_ports
     # configure.py forward_vpc: "-s <source_cidr_list>", so one public port can
@@ -407,13 +442,9 @@ def render(d: Desired) -> Ruleset:
             # not allow is dropped (CloudStack's documented ACL default; the
             # 4.x CsAcl.AclDevice: "only if one or more egress rules exist we
             # will drop everything else").
-            chains += chunked(f"acl_out_{g.ifname}",
-                              [x for r in acl.egress_rules for x in acl_rules(r, False)],
-                              ["counter drop"])
+            chains += _acl_chains(acl, f"acl_out_{g.ifname}", ingress=False)
         # Ingress always ends in drop (CsAddress fw_vpcrouter: ACL_INBOUND_<dev> -j DROP).
-        chains += chunked(f"acl_in_{g.ifname}",
-                          [x for r in acl.ingress_rules for x in acl_rules(r, True)],
-                          ["counter drop"])
+        chains += _acl_chains(acl, f"acl_in_{g.ifname}", ingress=True)
 
     stateful = ["ct state established,related accept", "ct state invalid drop"]
     fwd_egress = list(stateful)

@@ -14,6 +14,7 @@ Stateless: what is stale is read from the hosts file in force and the lease file
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from ..settings import Settings
 from ..store.store import atomic_write
@@ -34,21 +35,44 @@ def leases(settings: Settings) -> list[tuple[str, str]]:
     return found
 
 
+def host_fields(value: str) -> tuple[str, str, str] | None:
+    """(mac, ip, name) of a dhcp-host value, "mac,[set:tag,]…ip,name,lease"."""
+    fields = value.split(",")
+    for i, field in enumerate(fields[1:], 1):
+        if field.count(".") == 3 and field[:1].isdigit():
+            name = fields[i + 1] if i + 1 < len(fields) else ""
+            return fields[0].lower(), field, name
+    return None
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
 def configured(settings: Settings) -> set[tuple[str, str]]:
     """(mac, ip) of every dhcp-hosts line: "mac,[set:tag,]…ip,name,lease"."""
-    try:
-        lines = settings.dnsmasq_dhcp_hosts.read_text().splitlines()
-    except FileNotFoundError:
-        return set()
     found = set()
-    for line in lines:
+    for line in _lines(settings.dnsmasq_dhcp_hosts):
         if line.startswith("#") or not line.strip():
             continue
-        fields = line.split(",")
-        ips = [f for f in fields[1:] if f.count(".") == 3 and f[0].isdigit()]
-        if ips:
-            found.add((fields[0].lower(), ips[0]))
+        host = host_fields(line)
+        if host is not None:
+            found.add(host[:2])
     return found
+
+
+def static_hosts(settings: Settings) -> list[tuple[str, str, str]]:
+    """(mac, ip, name) of every static host dnsmasq is given: the hosts file's
+    lines and the main file's ``dhcp-host=`` lines (hosts with options of
+    their own, see subsystems/dhcp.py)."""
+    values = [ln for ln in _lines(settings.dnsmasq_dhcp_hosts)
+              if ln.strip() and not ln.startswith("#")]
+    values += [ln.removeprefix("dhcp-host=") for ln in _lines(settings.dnsmasq_conf)
+               if ln.startswith("dhcp-host=")]
+    return [h for h in map(host_fields, values) if h is not None]
 
 
 def _networks(settings: Settings) -> list[tuple[str, ipaddress.IPv4Network]]:
@@ -67,8 +91,11 @@ def _networks(settings: Settings) -> list[tuple[str, ipaddress.IPv4Network]]:
 
 
 def prune(settings: Settings, running: bool) -> list[str]:
-    """Release every lease the hosts file in force no longer holds; "ip (mac)" of each."""
-    wanted = configured(settings)
+    """Release every lease no static host in force holds any more; "ip (mac)" of each.
+
+    Hosts with options of their own are in the main file, not the hosts file:
+    their leases are not stale."""
+    wanted = {(mac, ip) for mac, ip, _ in static_hosts(settings)}
     stale = [(mac, ip) for mac, ip in leases(settings) if (mac, ip) not in wanted]
     if not stale:
         return []

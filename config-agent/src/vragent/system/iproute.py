@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,3 +53,13 @@ def mac_of(name: str) -> str | None:
         return (Path("/sys/class/net") / name / "address").read_text().strip().lower()
     except OSError:
         return None
+
+
+def names() -> list[str]:
+    """Every link by name and MAC, "eth0=02:..", from sysfs (no command):
+    what tells the resident agent that a NIC came or went."""
+    base = Path("/sys/class/net")
+    try:
+        return sorted(f"{n}={mac_of(n) or ''}" for n in os.listdir(base))
+    except OSError:
+        return []

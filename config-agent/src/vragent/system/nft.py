@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ..errors import ApplyError
 from .cmd import spawn
 
@@ -18,6 +21,19 @@ def list_table(table: str) -> str | None:
     """Stateless listing (no counter values), so it only changes when rules do."""
     proc = spawn(["nft", "-s", "list", "table", "inet", table])
     return proc.stdout if proc.returncode == 0 else None
+
+
+def table_json(table: str) -> list[dict[str, Any]] | None:
+    """The table as ``nft -j`` lists it (stateless): its objects (table,
+    chains, rules...) in order, or None when it does not exist."""
+    proc = spawn(["nft", "-j", "-s", "list", "table", "inet", table])
+    if proc.returncode != 0:
+        return None
+    try:
+        items = json.loads(proc.stdout)["nftables"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else None
 
 
 # nfnetlink: NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN, answered by NFT_MSG_NEWGEN.

@@ -8,6 +8,7 @@ from pathlib import Path
 CONNTRACK_COUNT = Path("/proc/sys/net/netfilter/nf_conntrack_count")
 CONNTRACK_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
 MEMINFO = Path("/proc/meminfo")
+STAT = Path("/proc/stat")
 
 
 def _int(path: Path) -> int | None:
@@ -37,7 +38,35 @@ def memory() -> tuple[int, int]:
     return values.get("MemTotal", 0), values.get("MemAvailable", 0)
 
 
+def _existing(path: Path) -> Path:
+    """``path``, or its nearest parent that exists (the filesystem that would hold it)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def disk(path: Path) -> tuple[int, int]:
     """(total, free) bytes of the filesystem holding ``path``."""
-    st = os.statvfs(path)
+    st = os.statvfs(_existing(path))
     return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
+
+def cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of all CPUs since boot (the "cpu" line of /proc/stat).
+
+    Idle as top's "id": time waiting on I/O is not idle (cpu_usage_check.py
+    reports 100 - id).
+    """
+    for line in STAT.read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            # user nice system idle iowait irq softirq steal [guest guest_nice]:
+            # guest time is already counted in user and nice.
+            ticks = [int(v) for v in fields[1:9]]
+            return ticks[3], sum(ticks)
+    raise OSError(f"{STAT}: no cpu line")
+
+
+def read_only(path: Path) -> bool:
+    """The filesystem holding ``path`` (or its nearest existing parent) is mounted read-only."""
+    return bool(os.statvfs(_existing(path)).f_flag & os.ST_RDONLY)
