@@ -87,6 +87,9 @@ class Store:
         self.settings = settings
         self.objects = settings.state_dir / "objects"
         self.revisions = settings.state_dir / "revisions"
+        # (doc, digest) by id(doc): a long-lived Store (the resident agent's)
+        # does not re-encode the documents a command did not change.
+        self._digests: dict[int, tuple[dict[str, Any], str]] = {}
 
     def ensure(self) -> None:
         private_dir(self.settings.state_dir)
@@ -171,13 +174,21 @@ class Store:
         current = self.current_rev()
         old = self.revision(current).docs if current else {}
         refs: dict[str, str] = {}
+        seen: dict[int, tuple[dict[str, Any], str]] = {}
         for bag_type, doc in sorted(docs.items()):
-            data = _encode(doc)
-            digest = hashlib.sha256(data).hexdigest()
+            hit = self._digests.get(id(doc))
+            data = None
+            if hit is not None and hit[0] is doc:
+                digest = hit[1]
+            else:
+                data = _encode(doc)
+                digest = hashlib.sha256(data).hexdigest()
+            seen[id(doc)] = (doc, digest)
             path = self.objects / f"{digest}.json"
             if not path.exists():
-                atomic_write(path, data)
+                atomic_write(path, data if data is not None else _encode(doc))
             refs[bag_type] = digest
+        self._digests = seen
         if refs == old:
             return current
         rev = current + 1

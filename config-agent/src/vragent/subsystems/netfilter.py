@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,11 +61,15 @@ class Chain:
     hook: str = ""
 
     def digest(self) -> str:
-        h = hashlib.sha256(self.hook.encode())
-        for rule in self.rules:
-            h.update(b"\n")
-            h.update(rule.encode())
-        return h.hexdigest()[:16]
+        # Computed once per chain (frozen; unchanged chains are reused across renders).
+        cached: str | None = self.__dict__.get("_digest")
+        if cached is None:
+            h = hashlib.sha256(self.hook.encode())
+            for rule in self.rules:
+                h.update(b"\n")
+                h.update(rule.encode())
+            cached = self.__dict__["_digest"] = h.hexdigest()[:16]
+        return cached
 
 
 @dataclass(frozen=True)
@@ -203,10 +208,36 @@ def _addr_matches(cidrs: str | list[str] | None, direction: str) -> list[str] | 
     return matches or None
 
 
-# acl_rules is pure and an ACL is re-sent whole for every change: the
-# resident agent renders each distinct item once. Bounded: cleared when full.
-_ACL_MEMO: dict[tuple[object, ...], list[str]] = {}
-_ACL_MEMO_MAX = 200_000
+class _Recent:
+    """What the last render produced, by key: reused by the next one.
+
+    Rendering is pure and an ACL is re-sent whole for every change, so the
+    resident agent renders each distinct item (and each unchanged model: they
+    are frozen, and config.Memo keeps the unchanged ones) once. Only what the
+    render in progress used is kept afterwards, so nothing accumulates.
+    """
+
+    def __init__(self) -> None:
+        self.now: dict[Any, Any] = {}
+        self.before: dict[Any, Any] = {}
+
+    def start(self) -> None:
+        self.before, self.now = self.now, {}
+
+    def finish(self) -> None:
+        self.before = {}
+
+    def get(self, key: Any) -> Any:
+        value = self.now.get(key)
+        if value is None:
+            value = self.before.pop(key, None)
+            if value is not None:
+                self.now[key] = value
+        return value
+
+
+_RECENT = _Recent()
+_RENDERING = threading.Lock()
 
 
 def acl_rules(rule: AclRule, ingress: bool) -> list[str]:
@@ -216,11 +247,9 @@ def acl_rules(rule: AclRule, ingress: bool) -> list[str]:
     key = (tuple(cidr) if isinstance(cidr, list) else cidr, rule.type, rule.allowed,
            rule.first_port, rule.last_port, rule.icmp_type, rule.icmp_code, rule.protocol,
            ingress)
-    lines = _ACL_MEMO.get(key)
+    lines: list[str] | None = _RECENT.get(key)
     if lines is None:
-        if len(_ACL_MEMO) >= _ACL_MEMO_MAX:
-            _ACL_MEMO.clear()
-        lines = _ACL_MEMO[key] = _acl_rules(rule, ingress)
+        lines = _RECENT.now[key] = _acl_rules(rule, ingress)
     return lines
 
 
@@ -288,22 +317,15 @@ def _fw_chain_name(ip: str) -> str:
     return "fw_in_" + ip.replace(".", "_")
 
 
-# Models are frozen and the resident agent keeps the unchanged ones (config.Memo):
-# what was rendered from the very same object is reused. Entries keep their
-# object alive, so an id is never reused while remembered; bounded.
-_BY_OBJECT: dict[tuple[int, str], tuple[object, Any]] = {}
-_BY_OBJECT_MAX = 100_000
-
-
 def _once(obj: object, what: str, make: Callable[[], T]) -> T:
+    """``make()``, or what it gave for this very object in the last render
+    (the entry keeps the object alive, so its id is not reused meanwhile)."""
     key = (id(obj), what)
-    hit = _BY_OBJECT.get(key)
+    hit = _RECENT.get(key)
     if hit is not None and hit[0] is obj:
         return cast(T, hit[1])
-    if len(_BY_OBJECT) >= _BY_OBJECT_MAX:
-        _BY_OBJECT.clear()
     value = make()
-    _BY_OBJECT[key] = (obj, value)
+    _RECENT.now[key] = (obj, value)
     return value
 
 
@@ -337,6 +359,15 @@ def _render_dnat(rule: ForwardRule) -> list[str]:
 
 
 def render(d: Desired) -> Ruleset:
+    with _RENDERING:  # _RECENT is one per process
+        _RECENT.start()
+        try:
+            return _render(d)
+        finally:
+            _RECENT.finish()
+
+
+def _render(d: Desired) -> Ruleset:
     topo = d.topo
     guests = topo.guest_names
     publics = topo.public_names
