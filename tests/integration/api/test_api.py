@@ -5,6 +5,8 @@ server reaches it: TCP to the control address with the router's token."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -208,6 +210,19 @@ def test_metrics_count_commands_and_show_the_pair_state(api_router: ApiRouter) -
     assert 'vragent_vrrp_state{state="UNKNOWN"} 1.0' in text
     assert "vragent_vrrp_transitions_total" in text
     assert "vragent_conntrack_entries" in text
+
+    # dnsmasq started by the agent, then dying: supervisord restarts it, the metrics say so.
+    entry = (SAMPLE / "vm_dhcp_entry_vm1.json").read_bytes()
+    assert r.http("POST", "/v1/apply", entry).status == 200
+    app = r.appliance
+    wait_for(lambda: app.running("dnsmasq"), 20, "dnsmasq to run")
+    wait_for(lambda: 'daemon="dnsmasq",event="start"} 1.0' in r.http("GET", "/metrics")
+             .body.decode(), 10, "the start to be counted")
+    pid = app.pid("dnsmasq")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: app.pid("dnsmasq") not in (0, pid), 20, "supervisord to restart dnsmasq")
+    wait_for(lambda: 'daemon="dnsmasq",event="died"} 1.0' in r.http("GET", "/metrics")
+             .body.decode(), 10, "the death to be counted")
 
 
 def test_the_openapi_description_carries_the_bag_models(api_router: ApiRouter) -> None:

@@ -90,6 +90,8 @@ class Daemon:
         self.stopping = threading.Event()
         self.buffer = fifo.LineBuffer()
         self.states: dict[str, str] | None = None  # supervisord's, during one pass
+        self.pids: dict[str, int] = {}  # each daemon's pid at the last pass
+        self.own_starts: set[int] = set()  # pids the agent itself replaced since then
         self.pair_docs: dict[str, str] | None = None  # digests _load_config last read
         self.api_token: str | None = None
         self.api_address: tuple[str, int] | None = None
@@ -385,10 +387,21 @@ class Daemon:
         # One question to supervisord per pass, not one per daemon: this runs
         # after every command. Whatever this pass starts or stops, it asks again.
         try:
-            self.states = {i["name"]: str(i["statename"])
-                           for i in self.supervisor.processes().values()}
+            infos = list(self.supervisor.processes().values())
         except (OSError, ConnectionError):
+            infos = []
             self.states = None
+        else:
+            self.states = {i["name"]: str(i["statename"]) for i in infos}
+        for info in infos:
+            # A daemon supervisord restarted by itself (it died): counted, as the
+            # agent's own starts, restarts and reloads are.
+            name, pid = info["name"], int(info.get("pid") or 0)
+            seen = self.pids.get(name)
+            if pid and seen is not None and seen != pid and seen not in self.own_starts:
+                self.metrics.daemon(name, "died")
+            self.pids[name] = pid
+        self.own_starts.clear()
         try:
             for daemon in registry(self.settings):
                 self._ensure(daemon)
@@ -406,6 +419,7 @@ class Daemon:
             if running:
                 why = "not master" if daemon.conf.exists() else "no configuration"
                 log(f"stopping {daemon.name} ({why})")
+                self.own_starts.add(self.pids.get(daemon.name, 0))
                 self.supervisor.stop(daemon.name)
                 if daemon.owns_addresses:
                     # Its addresses went with it; a standalone router owns them.
@@ -418,6 +432,7 @@ class Daemon:
                 return
             log(f"starting {daemon.name}")
             self._prune(daemon, running=False)
+            self.own_starts.add(self.pids.get(daemon.name, 0))
             self.supervisor.start(daemon.name)
             self.metrics.daemon(daemon.name, "start")
             write_loaded(loaded_file, current)
@@ -431,8 +446,10 @@ class Daemon:
                    if f.on_change == "restart" and loaded.get(f.path.name) != current[f.path.name]]
         if restart:
             log(f"{', '.join(restart)} changed: restarting {daemon.name}")
+            self.own_starts.add(self.pids.get(daemon.name, 0))
             self.supervisor.stop(daemon.name)
             self._prune(daemon, running=False)
+            self.own_starts.add(self.pids.get(daemon.name, 0))
             self.supervisor.start(daemon.name)
             self.metrics.daemon(daemon.name, "restart")
             write_loaded(loaded_file, current)
@@ -503,9 +520,11 @@ class Daemon:
             if start:
                 if not self._running(daemon.name):
                     self._prune(daemon, running=False)
+                    self.own_starts.add(self.pids.get(daemon.name, 0))
                     self.supervisor.start(daemon.name)
                     write_loaded(self.settings.daemon_loaded(daemon.name), digests(daemon))
             else:
+                self.own_starts.add(self.pids.get(daemon.name, 0))
                 self.supervisor.stop(daemon.name, wait=False)
                 self.settings.daemon_loaded(daemon.name).unlink(missing_ok=True)
 

@@ -653,8 +653,9 @@ def apply(d: Desired, rendered: Ruleset, settings: Settings, dry_run: bool = Fal
         change = f"netfilter: load table inet {rs.table} ({rs.rule_count} rules)"
         script = rs.text()
     else:
-        names = [ln.split()[-1] for ln in script.splitlines()
-                 if ln.startswith(("flush chain", "add chain", "delete chain"))]
+        names = list(dict.fromkeys(ln.split()[-1] for ln in script.splitlines()
+                                   if ln.startswith(("flush chain", "add chain",
+                                                     "delete chain"))))
         change = f"netfilter: replace {len(names)} chain(s): {', '.join(names[:8])}" + (
             " ..." if len(names) > 8 else "")
     if dry_run:
