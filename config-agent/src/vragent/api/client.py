@@ -15,6 +15,9 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 CONNECT_TIMEOUT = 2.0
+# A command answers when it is applied; one that takes longer than this has
+# an agent that is stuck (CloudStack itself gives a router script 10 minutes).
+ANSWER_TIMEOUT = 900.0
 
 
 class NoAgent(Exception):
@@ -40,7 +43,7 @@ class _UnixConnection(http.client.HTTPConnection):
             if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
                 raise NoAgent(str(self.path)) from None
             raise
-        sock.settimeout(None)  # a command takes as long as it takes
+        sock.settimeout(ANSWER_TIMEOUT)
         self.sock = sock
 
 

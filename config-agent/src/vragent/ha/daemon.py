@@ -31,13 +31,14 @@ import stat
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from types import FrameType
 
 from .. import supervised
 from ..api.app import create_app
 from ..api.metrics import Metrics
 from ..api.server import ApiServer
-from ..api.service import CommandService
+from ..api.service import CommandService, Result
 from ..config import HaParams, RouterConfig
 from ..daemon_state import digests, read_loaded, wanted, write_loaded
 from ..errors import VragentError
@@ -259,6 +260,17 @@ class Daemon:
             # The advert address is a shared one too (CloudStack mode: the source-NAT IP).
             self.excluded.append((d.vip.split("/")[0], d.interface))
 
+    def _reconcile_later(self, why: str) -> None:
+        """Queue a reconcile behind the commands already waiting, without
+        waiting for it: this loop keeps the heartbeat keepalived checks, and
+        reads its transitions, whatever the queue holds."""
+        def done(future: Future[Result]) -> None:
+            error = future.result().error
+            if error is not None:
+                log(f"{why}: {error}")
+
+        self.commands.submit(self.commands.reconcile()).add_done_callback(done)
+
     def _readopt_boot_nics(self) -> None:
         """A NIC the boot parameters name by name, unplugged and plugged back,
         returns under a new name (the kernel's next free one): keepalived and
@@ -290,9 +302,7 @@ class Daemon:
                 except VragentError as exc:
                     log(f"renaming {current} to {name}: {exc}")
         if renamed:
-            result = self.commands.run(self.commands.reconcile())
-            if result.error is not None:
-                log(f"reconcile after renaming: {result.error}")
+            self._reconcile_later("reconcile after renaming")
 
     # -- transitions -----------------------------------------------------------
     def _read_fifo(self, fd: int) -> int:
@@ -423,7 +433,7 @@ class Daemon:
                 self.supervisor.stop(daemon.name)
                 if daemon.owns_addresses:
                     # Its addresses went with it; a standalone router owns them.
-                    self.commands.run(self.commands.reconcile())
+                    self._reconcile_later(f"reconcile after stopping {daemon.name}")
             loaded_file.unlink(missing_ok=True)
             return
         current = digests(daemon)
