@@ -158,7 +158,8 @@ class PairRouter:
         loaded = self.root / "run/vragent/keepalived.loaded"
         try:
             # sha256sum's format, "<digest>  <file name>", a line per file.
-            return loaded.read_text().split()[0] == hashlib.sha256(conf.read_bytes()).hexdigest()
+            digest = loaded.read_text().split()[:1]
+            return digest == [hashlib.sha256(conf.read_bytes()).hexdigest()]
         except OSError:
             return False
 

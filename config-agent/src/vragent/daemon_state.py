@@ -9,6 +9,7 @@ console script.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from .supervised import Daemon
@@ -30,7 +31,11 @@ def digests(daemon: Daemon) -> dict[str, str]:
 
 def write_loaded(path: Path, loaded: dict[str, str]) -> None:
     # sha256sum's format: an operator can compare it with the files by hand.
-    path.write_text("".join(f"{d}  {name}\n" for name, d in loaded.items()))
+    # Replaced whole (readers never see it half-written); the run directory
+    # does not outlive a boot, so no fsync.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{d}  {name}\n" for name, d in loaded.items()))
+    os.replace(tmp, path)
 
 
 def read_loaded(path: Path) -> dict[str, str]:

@@ -8,8 +8,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..store.store import atomic_write
-
 STATUSES = ("PRIMARY", "BACKUP", "FAULT", "UNKNOWN")
 
 
@@ -23,6 +21,9 @@ class HaState:
     dual_master: str = ""  # what showed the peer is master too, while it lasts
 
     def save(self, path: Path) -> None:
+        # Imported here: `vragent state` (CloudStack's poll) loads only this module.
+        from ..store.store import atomic_write
+
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(asdict(self), sort_keys=True).encode())
 
