@@ -36,11 +36,15 @@ def escape(value: object, limit: int = 80) -> str:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _Duplicate(key)
-        out[key] = value
+    # Called for every object of a bag (10,000 rules): the dict is built in C,
+    # and only when it came out short is the repeated key looked for.
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key)
+            seen.add(key)
     return _bounded(out)
 
 
@@ -65,23 +69,32 @@ class _TooLarge(ValueError):
 
 
 def _check_shape(doc: Any) -> None:
-    """Depth, list lengths and string sizes, without recursion."""
-    stack: list[tuple[Any, int]] = [(doc, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children = list(value.values())
-        elif isinstance(value, list):
-            children = value
-            if len(value) > MAX_ITEMS:
-                raise _TooLarge(f"a list has {len(value)} items (at most {MAX_ITEMS})")
-        else:
-            if isinstance(value, str) and len(value) > MAX_STRING:
-                raise _TooLarge(f"a string of {len(value)} characters (at most {MAX_STRING})")
-            continue
+    """Depth, list lengths and string sizes, level by level, without recursion
+    (a bag of 10,000 rules is walked in a few milliseconds)."""
+    if type(doc) is str and len(doc) > MAX_STRING:
+        raise _TooLarge(f"a string of {len(doc)} characters (at most {MAX_STRING})")
+    level = [doc] if type(doc) in (dict, list) else []
+    depth = 1
+    while level:
         if depth > MAX_DEPTH:
             raise _TooLarge(f"nested deeper than {MAX_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children)
+        below: list[Any] = []
+        for value in level:
+            if type(value) is dict:
+                children: Any = value.values()
+            else:
+                if len(value) > MAX_ITEMS:
+                    raise _TooLarge(f"a list has {len(value)} items (at most {MAX_ITEMS})")
+                children = value
+            for child in children:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    below.append(child)
+                elif kind is str and len(child) > MAX_STRING:
+                    raise _TooLarge(f"a string of {len(child)} characters "
+                                    f"(at most {MAX_STRING})")
+        level = below
+        depth += 1
 
 
 def load_json(data: bytes, source: str, limit: int = MAX_BAG_BYTES,
