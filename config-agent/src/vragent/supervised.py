@@ -11,6 +11,7 @@ renders its files.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,10 @@ class Registry:
         raise KeyError(f"no daemon is rendered by subsystem {subsystem!r}")
 
 
+@functools.lru_cache(maxsize=16)
 def registry(s: Settings) -> Registry:
+    """Every described daemon, for these settings (immutable: built once per
+    Settings, it is asked for several times by every command)."""
     conntrackd = Daemon(
         name="conntrackd",
         subsystem="conntrack",
