@@ -104,6 +104,8 @@ class Topology:
     redundant: bool = False  # one of a pair: keepalived owns the shared addresses
     vrrp: VrrpLink | None = None  # None: not redundant (yet)
     sync: SyncLink | None = None  # None: no connection state to replicate (yet)
+    # The links this was resolved from, as observed at the start of the command.
+    observed: dict[str, Link] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def guest_names(self) -> list[str]:
@@ -221,6 +223,7 @@ def resolve(cfg: RouterConfig, links: dict[str, Link]) -> Topology:
         guests=tuple(sorted(guests, key=lambda g: g.ifname)),
         missing=tuple(missing),
         redundant=redundant,
+        observed=links,
     )
     return _with_pair_links(cfg, topo)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from ..config import RouterConfig
 from ..models.common import prefixlen
 from ..settings import Settings
+from ..system.iproute import Link
 from ..topology import Topology
 from .base import Text
 
@@ -37,6 +38,10 @@ class LinkSpec:
 class Desired:
     links: tuple[LinkSpec, ...]
     problems: tuple[str, ...] = ()
+    # The links as the command observed them when it planned (None: read them
+    # again). Taken under the store lock moments before; keepalived's own
+    # addresses, which may change meanwhile, are never the agent's to touch.
+    observed: dict[str, Link] | None = field(default=None, compare=False, repr=False)
 
 
 def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
@@ -80,7 +85,8 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         spec = links[target.ifname]
         extra = frozenset(f"{a.ip_address}/{prefixlen(a.netmask)}" for a in cfg.aliases)
         links[target.ifname] = replace(spec, addresses=spec.addresses | extra)
-    return Desired(tuple(sorted(links.values(), key=lambda s: s.ifname)), topo.missing)
+    return Desired(tuple(sorted(links.values(), key=lambda s: s.ifname)), topo.missing,
+                   topo.observed or None)
 
 
 def verify(d: Desired) -> list[str]:
@@ -105,7 +111,7 @@ def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False)
     from ..system import iproute
     from ..system.cmd import run
 
-    live = iproute.links()
+    live = d.observed if d.observed is not None else iproute.links()
     actions: list[tuple[str, list[str]]] = []
     wanted = {s.ifname for s in d.links}
     for ifname, addrs in sorted(_last_applied(settings).items()):

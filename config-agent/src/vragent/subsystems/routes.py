@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import RouterConfig
 from ..settings import Settings
@@ -128,12 +129,18 @@ def render(d: Desired) -> Text:
     return Text("\n".join(lines) + ("\n" if lines else ""))
 
 
-def _live_routes(proto: int) -> set[Route]:
-    from ..system.cmd import run_json
+def _live(proto: int) -> tuple[set[Route], set[Rule]]:
+    """What the kernel holds, routes and rules in one ``ip`` process."""
+    from ..system.cmd import run_json_batch
 
+    routes, rules = run_json_batch(["ip", "-json", "-4"],
+                                   [f"route show table all proto {proto}", "rule show"])
+    return _routes_of(routes), _rules_of(rules, proto)
+
+
+def _routes_of(items: list[dict[str, Any]]) -> set[Route]:
     found = set()
-    for item in run_json(["ip", "-json", "-4", "route", "show", "table", "all",
-                          "proto", str(proto)]):
+    for item in items:
         table = item.get("table", "main")
         dst = item["dst"]
         if dst != "default" and "/" not in dst:
@@ -144,11 +151,9 @@ def _live_routes(proto: int) -> set[Route]:
     return found
 
 
-def _live_rules(proto: int) -> set[Rule]:
-    from ..system.cmd import run_json
-
+def _rules_of(items: list[dict[str, Any]], proto: int) -> set[Rule]:
     found = set()
-    for item in run_json(["ip", "-json", "-4", "rule", "show"]):
+    for item in items:
         if str(item.get("protocol")) != str(proto):
             continue
         table = item.get("table", "main")
@@ -167,8 +172,7 @@ def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False)
     from ..system.cmd import run
 
     proto = str(settings.route_protocol)
-    live_routes = _live_routes(settings.route_protocol)
-    live_rules = _live_rules(settings.route_protocol)
+    live_routes, live_rules = _live(settings.route_protocol)
     actions: list[tuple[str, list[str]]] = []
     # Remove stale rules first and add routes before rules, so no rule ever
     # points at a table that has lost its default route.

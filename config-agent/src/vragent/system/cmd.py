@@ -45,3 +45,23 @@ def run(argv: list[str], stdin: str | None = None, check: bool = True) -> str:
 def run_json(argv: list[str]) -> Any:
     out = run(argv)
     return json.loads(out) if out.strip() else []
+
+
+def run_json_batch(argv: list[str], commands: list[str]) -> list[Any]:
+    """One process for several read commands (``ip -json -batch -``): each
+    command's JSON document, in order."""
+    out = run([*argv, "-batch", "-"], "\n".join(commands) + "\n")
+    decoder = json.JSONDecoder()
+    docs: list[Any] = []
+    pos = 0
+    while True:
+        while pos < len(out) and out[pos].isspace():
+            pos += 1
+        if pos >= len(out):
+            break
+        doc, pos = decoder.raw_decode(out, pos)
+        docs.append(doc)
+    if len(docs) != len(commands):
+        raise ApplyError(f"{' '.join(argv[:3])} -batch: {len(docs)} answers to "
+                         f"{len(commands)} commands")
+    return docs
