@@ -177,12 +177,18 @@ class Lab:
     def wait_one_master(self, timeout: float = 30.0) -> str:
         if len(self.routers) == 1:
             return self.routers[0]
-        wait_for(lambda: sorted(self.statuses().values()) == ["BACKUP", "PRIMARY"], timeout,
-                 "exactly one PRIMARY and one BACKUP (look at: docker exec "
+        seen: dict[str, str] = {}
+
+        def one() -> bool:
+            # The master is taken from the very reading that showed one: a
+            # second reading may fall in the middle of a transition.
+            seen.clear()
+            seen.update(self.statuses())
+            return sorted(seen.values()) == ["BACKUP", "PRIMARY"]
+
+        wait_for(one, timeout, "exactly one PRIMARY and one BACKUP (look at: docker exec "
                  f"{self.project}_r1_1 cat /var/log/vragent/keepalived.log)")
-        master = self.master()
-        assert master is not None
-        return master
+        return next(r for r, status in seen.items() if status == "PRIMARY")
 
     def converged(self) -> bool:
         """Every router's keepalived runs the configuration its agent last wrote."""

@@ -270,13 +270,15 @@ class Pair:
         return masters[0] if len(masters) == 1 else None
 
     def wait_one_master(self, timeout: float = 30.0) -> PairRouter:
+        seen: list[str] = []
+
         def one() -> bool:
-            s = self.statuses()
-            return sorted(s) == ["BACKUP", "PRIMARY"]
+            # The master comes from the very reading that showed one.
+            seen[:] = self.statuses()
+            return sorted(seen) == ["BACKUP", "PRIMARY"]
+
         wait_for(one, timeout, "exactly one PRIMARY and one BACKUP")
-        found = self.master()
-        assert found is not None
-        return found
+        return self.routers[seen.index("PRIMARY")]
 
     def other(self, router: PairRouter) -> PairRouter:
         return self.r2 if router is self.r1 else self.r1

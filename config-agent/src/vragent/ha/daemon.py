@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
+from dataclasses import replace
 from types import FrameType
 
 from .. import supervised
@@ -212,6 +213,14 @@ class Daemon:
         """Rebuild the box once per boot (the run dir is empty after a reboot)."""
         marker = self.settings.run_dir / "booted"
         booted = marker.exists()
+        if not booted:
+            # What this router was before the reboot is not what it is now:
+            # until keepalived says otherwise, CloudStack's poll must not read
+            # the PRIMARY persisted from its previous life (the transition
+            # below reports the change once the box is rebuilt).
+            with self.lock:
+                replace(self.state, status="UNKNOWN", reason="booting").save(
+                    self.settings.ha_state)
         result = self.commands.run(self.commands.reconcile() if booted else self.commands.boot())
         if result.error is not None:
             log(f"boot: {result.error}")
