@@ -126,12 +126,10 @@ def _trim_heap() -> None:
 class CommandService:
     """One queue, one worker, one long-lived Agent."""
 
-    def __init__(self, settings: Settings, metrics: Metrics | None = None,
-                 on_applied: Callable[[], None] | None = None) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.agent = Agent(settings)
         self.metrics = metrics or Metrics()
-        self.on_applied = on_applied
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._trim_due = False
         self._thread = threading.Thread(target=self._work, name="vragent-commands", daemon=True)
@@ -212,7 +210,6 @@ class CommandService:
 
     def _execute(self, job: Job) -> Result:
         started = time.monotonic()
-        types: list[str] = []
         try:
             outcome = job.run(self.agent)
             result = Result(job.kind, outcome.rev, outcome.changes, outcome.warnings,
@@ -224,12 +221,9 @@ class CommandService:
                             error=VragentError(f"internal error: {type(exc).__name__}: {exc}"))
         result.duration_s = time.monotonic() - started
         self._trim_due = job.size >= TRIM_AFTER or job.kind in ("boot", "rollback")
-        types = sorted({c.split(":", 1)[0] for c in result.changes})
         if job.kind != "render":
             self.metrics.command(job.kind, result.outcome, result.duration_s)
-            log_command(job, result, types)
-        if result.changes and job.kind != "diff" and self.on_applied is not None:
-            self.on_applied()
+            log_command(job, result, sorted({c.split(":", 1)[0] for c in result.changes}))
         return result
 
     def _rev(self) -> int:

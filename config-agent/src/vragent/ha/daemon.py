@@ -93,7 +93,7 @@ class Daemon:
         self.buffer = fifo.LineBuffer()
         self.states: dict[str, str] | None = None  # supervisord's, during one pass
         self.pids: dict[str, int] = {}  # each daemon's pid at the last pass
-        self.own_starts: set[int] = set()  # pids the agent itself replaced since then
+        self.replaced_pids: set[int] = set()  # pids the agent itself replaced since then
         self.pair_docs: dict[str, str] | None = None  # digests _load_config last read
         self.api_token: str | None = None
         self.api_address: tuple[str, int] | None = None
@@ -417,10 +417,10 @@ class Daemon:
             # agent's own starts, restarts and reloads are.
             name, pid = info["name"], int(info.get("pid") or 0)
             seen = self.pids.get(name)
-            if pid and seen is not None and seen != pid and seen not in self.own_starts:
+            if pid and seen is not None and seen != pid and seen not in self.replaced_pids:
                 self.metrics.daemon(name, "died")
             self.pids[name] = pid
-        self.own_starts.clear()
+        self.replaced_pids.clear()
         try:
             for daemon in registry(self.settings):
                 self._ensure(daemon)
@@ -438,7 +438,7 @@ class Daemon:
             if running:
                 why = "not master" if daemon.conf.exists() else "no configuration"
                 log(f"stopping {daemon.name} ({why})")
-                self.own_starts.add(self.pids.get(daemon.name, 0))
+                self.replaced_pids.add(self.pids.get(daemon.name, 0))
                 self.supervisor.stop(daemon.name)
                 if daemon.owns_addresses:
                     # Its addresses went with it; a standalone router owns them.
@@ -451,7 +451,7 @@ class Daemon:
                 return
             log(f"starting {daemon.name}")
             self._prune(daemon, running=False)
-            self.own_starts.add(self.pids.get(daemon.name, 0))
+            self.replaced_pids.add(self.pids.get(daemon.name, 0))
             self.supervisor.start(daemon.name)
             self.metrics.daemon(daemon.name, "start")
             write_loaded(loaded_file, current)
@@ -465,10 +465,10 @@ class Daemon:
                    if f.on_change == "restart" and loaded.get(f.path.name) != current[f.path.name]]
         if restart:
             log(f"{', '.join(restart)} changed: restarting {daemon.name}")
-            self.own_starts.add(self.pids.get(daemon.name, 0))
+            self.replaced_pids.add(self.pids.get(daemon.name, 0))
             self.supervisor.stop(daemon.name)
             self._prune(daemon, running=False)
-            self.own_starts.add(self.pids.get(daemon.name, 0))
+            self.replaced_pids.add(self.pids.get(daemon.name, 0))
             self.supervisor.start(daemon.name)
             self.metrics.daemon(daemon.name, "restart")
             write_loaded(loaded_file, current)
@@ -539,11 +539,11 @@ class Daemon:
             if start:
                 if not self._running(daemon.name):
                     self._prune(daemon, running=False)
-                    self.own_starts.add(self.pids.get(daemon.name, 0))
+                    self.replaced_pids.add(self.pids.get(daemon.name, 0))
                     self.supervisor.start(daemon.name)
                     write_loaded(self.settings.daemon_loaded(daemon.name), digests(daemon))
             else:
-                self.own_starts.add(self.pids.get(daemon.name, 0))
+                self.replaced_pids.add(self.pids.get(daemon.name, 0))
                 self.supervisor.stop(daemon.name, wait=False)
                 self.settings.daemon_loaded(daemon.name).unlink(missing_ok=True)
 
