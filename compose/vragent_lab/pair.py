@@ -318,7 +318,7 @@ class Pair:
 
 
 def cmdline(index: int, advert_int: float, multicast: bool = False,
-            cloudstack: bool = False) -> dict[str, Any]:
+            cloudstack: bool = False, extra: dict[str, str] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads((SAMPLE / "cmd_line.json").read_text())
     if cloudstack:
         doc["cmd_line"].update({"name": f"r-{index}-VM", "eth0ip": f"169.254.0.1{index}",
@@ -341,6 +341,7 @@ def cmdline(index: int, advert_int: float, multicast: bool = False,
     })
     if multicast:
         del doc["cmd_line"]["sync_peer"]
+    doc["cmd_line"].update(extra or {})
     return doc
 
 
@@ -358,11 +359,13 @@ def tier3(index: int) -> list[dict[str, Any]]:
 
 
 def build(base: Path, advert_int: float = 1.0, prefix: str | None = None,
-          multicast: bool = False, cloudstack: bool = False) -> Pair:
+          multicast: bool = False, cloudstack: bool = False,
+          boot: dict[str, str] | None = None) -> Pair:
     """Namespaces, bridges and hosts; routers booted but not started.
 
     ``cloudstack``: boot parameters and bags as a management server sends them
     (no sync link, one public MAC for both, own tier addresses and a shared gateway).
+    ``boot``: more boot parameters for both routers (fast detection's, say).
     """
     prefix = prefix or f"p{os.getpid() % 10000}{time.monotonic_ns() % 100:02d}-"
     lab = Lab(prefix)
@@ -392,7 +395,7 @@ def build(base: Path, advert_int: float = 1.0, prefix: str | None = None,
             root = base / f"r{i}"
             (root / "var/cache/cloud").mkdir(parents=True, exist_ok=True)
             (root / "var/cache/cloud/cmd_line.json").write_text(
-                json.dumps(cmdline(i, advert_int, multicast, cloudstack)))
+                json.dumps(cmdline(i, advert_int, multicast, cloudstack, boot)))
             pair.routers.append(PairRouter(lab, i, root, cloudstack=cloudstack))
     except BaseException:
         lab.destroy()

@@ -73,13 +73,11 @@ def sample_links() -> dict[str, Link]:
 
 # Where keepalived finds the health check: fixed, so renders do not depend on
 # the virtual environment the tests run from.
-HEALTH_COMMAND = "/opt/vragent/bin/vragent-health"
 
 
 def settings(**overrides: Any) -> Settings:
     # Rendering never touches the filesystem: a root that does not exist proves it.
-    values: dict[str, Any] = {"root": Path("/nonexistent/vragent-unit"),
-                              "health_command": HEALTH_COMMAND, **overrides}
+    values: dict[str, Any] = {"root": Path("/nonexistent/vragent-unit"), **overrides}
     return Settings(**values)
 
 

@@ -24,9 +24,13 @@ def test_keepalived_argv_uses_the_settings_paths() -> None:
     # Line-buffered through stdbuf: its log reaches supervisord through a pipe.
     assert argv[:argv.index("keepalived")] == ["stdbuf", "-oL", "-eL"]
     daemon = argv[argv.index("keepalived"):]
-    # In the foreground (supervisord watches it), VRRP only, logging to its console.
-    for flag in ("--dont-fork", "--log-console", "--vrrp"):
+    # In the foreground (supervisord watches it), logging to its console. Not
+    # --vrrp, which would leave out BFD (keepalived starts a BFD child only for a
+    # bfd_instance, and a checker for virtual servers, which it never has here).
+    for flag in ("--dont-fork", "--log-console"):
         assert flag in daemon
+    assert not any(a in ("--vrrp", "-P", "--check", "-C") for a in daemon)
+    assert "--bfd_pid=/srv/r1/run/vragent/keepalived_bfd.pid" in daemon
     assert "--use-file=/srv/r1/etc/vragent/keepalived.conf" in daemon
     assert "--pid=/srv/r1/run/vragent/keepalived.pid" in daemon
     assert "--vrrp_pid=/srv/r1/run/vragent/keepalived_vrrp.pid" in daemon

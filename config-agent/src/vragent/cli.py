@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=SUBSYSTEMS)
     p = sub.add_parser("state", help="this router's pair state, as CloudStack polls it")
     p.add_argument("--json", action="store_true", help="the whole persisted state")
+    p = sub.add_parser("switchover", help="hand mastership to the peer, losing nothing "
+                                          "(for maintenance; needs the resident agent)")
+    p.add_argument("--timeout", type=float,
+                   help="seconds to wait for the peer (default: its master-down interval + 2)")
     sub.add_parser("daemon", help="run the resident agent (under supervisord)")
     parser.add_argument("--local", action="store_true",
                         help="work in this process even when the resident agent runs")
@@ -77,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "switchover":
+        return _switchover(args, settings)
     if args.command in FORWARDED and not args.local \
             and not os.environ.get("VRAGENT_LOCAL"):
         from .api.client import AgentGone, NoAgent
@@ -209,6 +215,28 @@ def _forward(args: argparse.Namespace, settings: Settings) -> int:
         when = datetime.datetime.fromtimestamp(r["time"]).isoformat(timespec="seconds")
         print(f"{r['revision']:6d}  {when}  {r['cause']}  [{', '.join(changed) or 'no change'}]")
         previous = docs
+    return 0
+
+
+def _switchover(args: argparse.Namespace, settings: Settings) -> int:
+    """0 once this router is backup; 3 when it had nothing to hand over or the
+    peer did not take over (it is then still master); 1 without an agent."""
+    from .api.client import AgentGone, Client, NoAgent
+
+    if args.timeout is not None and not 0 < args.timeout <= 600:
+        return _fail(f"--timeout {args.timeout:g}: must be between 0 and 600 seconds", 2)
+    body = json.dumps({"timeout": args.timeout}).encode()
+    try:
+        status, data = Client(settings.api_socket).json("POST", "/v1/switchover", body=body)
+    except NoAgent:
+        return _fail("no resident agent runs on this router: there is no pair to switch over", 1)
+    except AgentGone as exc:
+        return _fail(f"the resident agent went away during the switchover ({exc})", 1)
+    if not isinstance(data, dict) or "outcome" not in data:
+        return _fail(f"the resident agent answered {status}: {data}", 1)
+    if data["outcome"] != "switched":
+        return _fail(str(data["message"]), 3)
+    print(data["message"])
     return 0
 
 

@@ -166,6 +166,10 @@ class RouterConfig:
 
 
 SYNC_LINK = "sync-link"
+# Fast detection's defaults (boot keys sync_bfd_interval, sync_bfd_multiplier),
+# chosen from `make bench-failover` (see README, "Fast detection").
+BFD_INTERVAL = 50
+BFD_MULTIPLIER = 3
 CLOUDSTACK = "cloudstack"
 
 
@@ -202,6 +206,9 @@ class HaParams:
     sync_prefix: int = 0
     peer: str | None = None  # unicast peer; None means multicast
     vip: str = ""  # carried in every advert; never changes while tiers come and go
+    # Fast detection (sync_bfd=1): a BFD session to the peer, in ms and packets.
+    bfd_interval: int | None = None
+    bfd_multiplier: int = BFD_MULTIPLIER
 
     @classmethod
     def from_cmdline(cls, cmd: CmdLine) -> HaParams | None:
@@ -238,5 +245,8 @@ class HaParams:
             sync_prefix=net.prefixlen,
             peer=cmd.get("sync_peer") or None,
             vip=cmd.get("sync_vip") or str(net.broadcast_address - 1),
+            bfd_interval=int(cmd.get("sync_bfd_interval") or BFD_INTERVAL)
+            if cmd.flag("sync_bfd") else None,
+            bfd_multiplier=int(cmd.get("sync_bfd_multiplier") or BFD_MULTIPLIER),
             **common,  # type: ignore[arg-type]
         )

@@ -8,7 +8,6 @@ integration tests), so nothing may hard-code a path: everything hangs off
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +19,10 @@ class Settings:
     # those of the kernel, keepalived or an operator.
     route_protocol: int = 196
     nft_table: str = "vragent"
+    # Holds, during a planned switchover only, the rule that silences this
+    # router's adverts.
+    switchover_table: str = "vragent_switchover"
     revisions_kept: int = 100
-    # keepalived's health check: the console script installed next to the
-    # agent's interpreter (keepalived resolves symlinks, so "python -m" would
-    # escape a virtual environment).
-    health_command: str = str(Path(sys.executable).parent / "vragent-health")
     # keepalived reloads are coalesced to at most one per this many adverts.
     reload_spacing_adverts: float = 1.5
     # The API's TCP port on the control address (boot parameter api_port
@@ -118,6 +116,10 @@ class Settings:
         return self.run_dir / "keepalived_vrrp.pid"
 
     @property
+    def keepalived_bfd_pid(self) -> Path:
+        return self.run_dir / "keepalived_bfd.pid"
+
+    @property
     def notify_fifo(self) -> Path:
         """keepalived writes every transition here; the agent reads them in order."""
         return self.run_dir / "keepalived.fifo"
@@ -188,8 +190,31 @@ class Settings:
         return self.state_dir / "monitor"
 
     @property
+    def vrrp_health_file(self) -> Path:
+        """keepalived's track_file: 0 when fit for mastership, 1 when not
+        (written by supervisord's watchdog, ha/watchdog.py)."""
+        return self.run_dir / "vrrp-health"
+
+    @property
+    def vrrp_health_reason(self) -> Path:
+        """Why the watchdog last found this router unfit (empty when fit)."""
+        return self.run_dir / "vrrp-health.reason"
+
+    @property
+    def vrrp_yield_file(self) -> Path:
+        """keepalived's track_file for a planned switchover: 1 lowers this
+        router's priority to the floor (written by the resident agent)."""
+        return self.run_dir / "vrrp-yield"
+
+    @property
+    def vrrp_boost_file(self) -> Path:
+        """keepalived's track_file for a fast takeover: 1 raises this router's
+        priority to the top while it takes over from a peer BFD found dead."""
+        return self.run_dir / "vrrp-boost"
+
+    @property
     def agent_heartbeat(self) -> Path:
-        """Touched by the resident agent every loop: keepalived's health check reads it."""
+        """Touched by the resident agent every loop: the watchdog reads it."""
         return self.run_dir / "agent.heartbeat"
 
     @property

@@ -34,6 +34,11 @@ class ConfigFile:
     mode: int = 0o644  # 0o600 for files that hold a secret, from the first byte
 
 
+# SCHED_RR priority of a daemon's real-time processes: above every ordinary
+# process, below the kernel's interrupt threads (50).
+REALTIME = 40
+
+
 @dataclass(frozen=True)
 class Daemon:
     name: str  # supervisord's program name
@@ -64,6 +69,9 @@ class Daemon:
     # (dnsmasq: leases of removed entries): called with running=False before
     # it starts and running=True after each reload. Returns what it dropped.
     prune: Callable[[Settings, bool], list[str]] | None = None
+    # Pid files of its processes that run at real-time priority (REALTIME):
+    # a busy host must not delay them. Set by the resident agent.
+    realtime: tuple[Path, ...] = ()
 
     def check_argv(self, candidate: Path) -> list[str]:
         if any("{}" in a for a in self.check):
@@ -122,8 +130,9 @@ def registry(s: Settings) -> Registry:
         subsystem="vrrp",
         # Line-buffered: its console log goes to supervisord through a pipe.
         argv=("stdbuf", "-oL", "-eL", "keepalived", "--dont-fork", "--log-console",
-              "--log-detail", "--vrrp", f"--use-file={s.keepalived_conf}",
-              f"--pid={s.keepalived_pid}", f"--vrrp_pid={s.keepalived_vrrp_pid}"),
+              "--log-detail", f"--use-file={s.keepalived_conf}",
+              f"--pid={s.keepalived_pid}", f"--vrrp_pid={s.keepalived_vrrp_pid}",
+              f"--bfd_pid={s.keepalived_bfd_pid}"),
         files=(ConfigFile(s.keepalived_conf, "reload", checked=True, mode=0o600),),
         check=("keepalived", "--config-test", "--use-file"),
         start_order=30,
@@ -132,8 +141,10 @@ def registry(s: Settings) -> Registry:
         reload_spacing_adverts=s.reload_spacing_adverts,
         # A takeover commits conntrackd's cache: keepalived waits for it.
         needs=("conntrackd",),
-        stale=(s.keepalived_pid, s.keepalived_vrrp_pid),
+        stale=(s.keepalived_pid, s.keepalived_vrrp_pid, s.keepalived_bfd_pid),
         owns_addresses=True,
+        # Adverts and BFD late because the host is busy are false elections.
+        realtime=(s.keepalived_vrrp_pid, s.keepalived_bfd_pid),
     )
     dnsmasq = Daemon(
         name="dnsmasq",

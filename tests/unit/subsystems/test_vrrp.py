@@ -12,7 +12,6 @@ from vragent.subsystems import vrrp
 from vragent.topology import resolve
 
 from tests.unit.builders import (
-    HEALTH_COMMAND,
     apply_bags,
     extra_public_ip_bag,
     pair_cmdline,
@@ -162,7 +161,9 @@ def test_sample_pair() -> None:
         ("10.10.1.1/24", "eth2"), ("10.10.2.1/24", "eth3"), ("100.64.10.10/24", "eth1"),
         ("100.64.10.11/24", "eth1"), ("100.64.10.12/24", "eth1"))
     assert d.fifo == "/nonexistent/vragent-unit/run/vragent/keepalived.fifo"
-    assert d.health_script == f"{HEALTH_COMMAND} --root /nonexistent/vragent-unit"
+    assert d.health_file == "/nonexistent/vragent-unit/run/vragent/vrrp-health"
+    assert d.yield_file == "/nonexistent/vragent-unit/run/vragent/vrrp-yield"
+    assert d.bfd is None
 
 
 def test_render_structure() -> None:
@@ -177,8 +178,15 @@ def test_render_structure() -> None:
     assert not any("172.30.0.1" in line for line in excluded)
     assert "unicast_src_ip 10.255.0.1" in instance
     assert _block(text, "unicast_peer {") == ["10.255.0.2"]
-    assert _block(text, "track_script {") == ["vragent_health"]
-    assert f'script "{HEALTH_COMMAND} --root /nonexistent/vragent-unit"' in stripped
+    # Health is a file keepalived watches: no script runs per check.
+    assert _block(text, "track_file {") == ["vragent_health", "vragent_yield"]
+    assert _block(text, "track_file vragent_health {") == [
+        'file "/nonexistent/vragent-unit/run/vragent/vrrp-health"', "weight 0"]
+    assert _block(text, "track_file vragent_yield {") == [
+        'file "/nonexistent/vragent-unit/run/vragent/vrrp-yield"', "weight -253"]
+    assert not any(line.startswith(("vrrp_script", "track_script", "script ", "bfd_instance",
+                                    "vrrp_rt_priority", "vrrp_no_swap"))
+                   for line in stripped)
     # keepalived resolves the script user when it meets notify_fifo: it must be set first.
     glob = _block(text, "global_defs {")
     assert glob.index("script_user root") < next(
@@ -306,14 +314,6 @@ def test_root_keepalived_cannot_quote_is_a_problem(root: str) -> None:
     assert any(p.startswith("state root ") and root in p for p in vrrp.verify(d)), d.problems
 
 
-def test_health_command_keepalived_cannot_quote_is_a_problem() -> None:
-    cfg, topo = pair_topology()
-    d = vrrp.desired(cfg, topo, settings(health_command="/opt/my venv/bin/vragent-health"))
-    assert [p for p in d.problems if p.startswith("health command ")] == [
-        "health command '/opt/my venv/bin/vragent-health': keepalived scripts cannot take "
-        "this path"]
-
-
 def test_paths_follow_the_settings() -> None:
     cfg, topo = pair_topology()
     s = settings(root=Path("/srv/r1"))
@@ -321,7 +321,7 @@ def test_paths_follow_the_settings() -> None:
     assert d.problems == ()
     text = vrrp.render(d)
     assert f"notify_fifo {s.notify_fifo}" in text
-    assert f'"{HEALTH_COMMAND} --root /srv/r1"' in text
+    assert f'file "{s.vrrp_health_file}"' in text and str(s.vrrp_health_file).startswith("/srv/r1/")
 
 
 # -- election safety: addresses come and go, the adverts never change ----------------
@@ -371,5 +371,41 @@ def test_adding_a_tier_leaves_every_election_field_alone() -> None:
     after = vrrp.desired(*with_bags(docs, third_tier_bag(), extra_public_ip_bag()), settings())
     assert after.excluded != before.excluded
     for name in ("router_id", "interface", "src_ip", "peer", "vrid", "priority", "advert_int",
-                 "version", "auth_pass", "vip", "fifo", "health_script"):
+                 "version", "auth_pass", "vip", "fifo", "health_file", "yield_file", "bfd"):
         assert getattr(after, name) == getattr(before, name), name
+
+
+# -- fast detection (sync_bfd=1) -----------------------------------------------------
+
+
+def test_fast_detection_adds_a_weighted_bfd_session_to_the_peer() -> None:
+    d = _desired(sync_bfd="1", sync_bfd_interval="20", sync_bfd_multiplier="4")
+    assert d.bfd == vrrp.Bfd(name="peer", peer="10.255.0.2", src_ip="10.255.0.1",
+                             interval_ms=20, multiplier=4)
+    text = _render(sync_bfd="1", sync_bfd_interval="20", sync_bfd_multiplier="4")
+    assert _block(text, "bfd_instance peer {") == [
+        "neighbor_ip 10.255.0.2", "source_ip 10.255.0.1", "min_rx 20", "min_tx 20",
+        "multiplier 4", "vrrp"]
+    # Never unweighted: a link-only BFD failure would leave the pair with no master.
+    assert _block(text, "track_bfd {") == ["peer weight -1"]
+    assert _block(text, "track_file {") == ["vragent_health", "vragent_yield", "vragent_boost"]
+    assert _block(text, "track_file vragent_boost {")[1] == "weight 253"
+    assert "vrrp_notify_priority_changes true" in _block(text, "global_defs {")
+
+
+def test_fast_detection_defaults() -> None:
+    d = _desired(sync_bfd="1")
+    assert d.bfd is not None and (d.bfd.interval_ms, d.bfd.multiplier) == (50, 3)
+    assert _desired(sync_bfd="0").bfd is None
+
+
+@pytest.mark.parametrize("drop,boot,why", [
+    (("sync_peer",), {}, "sync_peer"),
+    ((), {"vrrp_version": "2"}, "vrrp_version=3"),
+    ((), {"router_pr": "1"}, "router_pr"),
+])
+def test_fast_detection_needs_a_unicast_v3_sync_link(drop: tuple[str, ...],
+                                                     boot: dict[str, str], why: str) -> None:
+    d = _desired(drop, sync_bfd="1", **boot)
+    assert d.bfd is None
+    assert [p for p in vrrp.verify(d) if p.startswith("sync_bfd=1:") and why in p], d.problems

@@ -88,15 +88,31 @@ class Rollback(BaseModel):
     revision: int | None = Field(None, ge=1, description="default: the one before the current")
 
 
+class SwitchoverRequest(BaseModel):
+    timeout: float | None = Field(
+        None, gt=0, le=600,
+        description="seconds to wait for the peer (default: its master-down interval + 2 s)")
+
+
+class SwitchoverResult(BaseModel):
+    outcome: Literal["switched", "not-master", "not-redundant", "peer-did-not-take-over",
+                     "busy", "no-agent"]
+    message: str
+    state: str | None = None
+    seconds: float | None = None
+
+
 class Problem(BaseModel):
     detail: str
 
 
 def create_app(settings: Settings, service: CommandService, metrics: Metrics,
-               token: Callable[[], str | None] | None) -> FastAPI:
+               token: Callable[[], str | None] | None,
+               switchover: Callable[[float | None], dict[str, Any]] | None = None) -> FastAPI:
     """``token`` None: the unix socket's app (no token); otherwise the TCP
     app, which answers only requests bearing what ``token()`` returns (and
-    nothing at all while it returns None)."""
+    nothing at all while it returns None). ``switchover``: the resident
+    agent's (none in a process of its own)."""
 
     async def authenticated(request: Request) -> None:
         if token is None:
@@ -189,6 +205,20 @@ def create_app(settings: Settings, service: CommandService, metrics: Metrics,
     async def rollback(target: Rollback) -> JSONResponse:
         """Make an earlier revision current again (as a new revision) and apply it."""
         return await queued(service.rollback(target.revision))
+
+    @app.post("/v1/switchover", response_model=SwitchoverResult,
+              responses={409: {"model": SwitchoverResult}, 503: {"model": SwitchoverResult}})
+    def switch(request: SwitchoverRequest | None = None) -> JSONResponse:
+        """Hand mastership to the peer on purpose, for maintenance: this
+        router's adverts are silenced and its priority lowered until the peer
+        is master, so no packet is lost and every connection is kept. 200 once
+        this router is backup; 409 when it is not master, not redundant, or
+        the peer did not take over (this router then stays master)."""
+        if switchover is None:
+            body = {"outcome": "no-agent", "message": "only the resident agent switches over"}
+            return JSONResponse(body, status_code=503)
+        result = switchover(request.timeout if request else None)
+        return JSONResponse(result, status_code=200 if result["outcome"] == "switched" else 409)
 
     @app.get("/v1/config", responses={404: {"model": Problem}})
     def config(revision: int | None = Query(None, ge=1)) -> dict[str, Any]:

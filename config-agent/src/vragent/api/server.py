@@ -38,6 +38,25 @@ def _config(app: FastAPI) -> uvicorn.Config:
                           date_header=False, proxy_headers=False)
 
 
+class QuietServer(uvicorn.Server):
+    """uvicorn's server without its tick: uvicorn wakes ten times a second to
+    refresh a Date header (off here) and to look at ``should_exit``, which on
+    an idle router was most of the agent's CPU. This one sleeps until told."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.exit_event = asyncio.Event()
+
+    async def main_loop(self) -> None:
+        await self.on_tick(0)
+        await self.exit_event.wait()
+
+    def exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From any thread."""
+        self.should_exit = True
+        loop.call_soon_threadsafe(self.exit_event.set)
+
+
 class ApiServer:
     def __init__(self, settings: Settings, local_app: FastAPI, tcp_app: FastAPI,
                  log: Callable[[str], None]) -> None:
@@ -46,8 +65,8 @@ class ApiServer:
         self.tcp_app = tcp_app
         self.log = log
         self.loop = asyncio.new_event_loop()
-        self._servers: list[uvicorn.Server] = []
-        self._tcp: tuple[uvicorn.Server, tuple[str, int]] | None = None
+        self._servers: list[QuietServer] = []
+        self._tcp: tuple[QuietServer, tuple[str, int]] | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, name="vragent-api",
                                         daemon=True)
 
@@ -58,7 +77,7 @@ class ApiServer:
 
     def stop(self) -> None:
         for server in self._servers:
-            server.should_exit = True
+            server.exit(self.loop)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
 
@@ -68,7 +87,7 @@ class ApiServer:
         if address == current:
             return
         if self._tcp is not None:
-            self._tcp[0].should_exit = True
+            self._tcp[0].exit(self.loop)
             self._tcp = None
             self.log(f"API: stopped listening on {current[0]}:{current[1]}")  # type: ignore[index]
         if address is None:
@@ -101,8 +120,8 @@ class ApiServer:
         sock.setblocking(False)
         return sock
 
-    def _serve(self, app: FastAPI, sock: socket.socket) -> uvicorn.Server:
-        server = uvicorn.Server(_config(app))
+    def _serve(self, app: FastAPI, sock: socket.socket) -> QuietServer:
+        server = QuietServer(_config(app))
         self._servers.append(server)
 
         async def run() -> None:

@@ -33,7 +33,9 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from .. import supervised
 from ..api.app import create_app
@@ -49,21 +51,28 @@ from ..store import Store
 from ..store.store import private_dir
 from ..subsystems import vrrp
 from ..supervised import registry
-from ..system import arp, iproute, proc
+from ..system import arp, inject, iproute, proc
 from ..system.cmd import spawn
 from ..system.supervisor import RUNNING_STATES, Supervisor
 from ..topology import resolve
-from . import fifo, transitions
+from . import fast, fifo, switchover, transitions
 from .report import Pusher, Report, Spool
 from .state import HaState
 
 TICK = 1.0
+# An idle router settles: the daemons are looked at after every command and
+# transition, each second while one is starting, and otherwise this often
+# (supervisord restarts a dead one by itself).
+ENSURE_PERIOD = 10.0
 # What the pair needs from the configuration (see _load_config).
 PAIR_TYPES = ("cmdline", "ips", "guestnetwork")
 # How often the health-check scheduler looks at its intervals (seconds).
 HEALTH_POLL = 10.0
 # After a reload signal, before a daemon's stale state is dropped (Daemon.prune).
 PRUNE_DELAY = 0.3
+# The longest a shutdown waits for the peer to take over: supervisord gives
+# the agent 10 s (stopwaitsecs) before it kills it.
+SHUTDOWN_HANDOVER = 8.0
 
 
 def log(message: str) -> None:
@@ -79,6 +88,8 @@ class Daemon:
         self.spool = Spool(settings.report_spool)
         self.state = HaState.load(settings.ha_state)
         self.lock = threading.RLock()  # state, its file and its reports
+        self.changed = threading.Condition(self.lock)  # notified on every transition
+        self.switching = threading.Lock()  # one switchover at a time
         self.ha: HaParams | None = None
         self.router = "router"
         self.excluded: list[tuple[str, str]] = []  # (ip, ifname) the master announces
@@ -94,7 +105,17 @@ class Daemon:
         self.states: dict[str, str] | None = None  # supervisord's, during one pass
         self.pids: dict[str, int] = {}  # each daemon's pid at the last pass
         self.replaced_pids: set[int] = set()  # pids the agent itself replaced since then
+        self.realtime_done: dict[Path, int] = {}  # pid file -> the pid made real-time
+        self.realtime_refused = False  # no CAP_SYS_NICE: said once
+        self.ensure_due = 0.0  # monotonic time of the next look at the daemons
+        self.unsettled = False  # a daemon started, restarted or waits: look again soon
         self.pair_docs: dict[str, str] | None = None  # digests _load_config last read
+        self.fifo_fd: int | None = None
+        self.fast: fast.Peer | None = None  # fast takeover (sync_bfd=1), see ha/fast.py
+        self.boosted = 0.0  # monotonic time the priority was raised for a takeover (0: not)
+        # The peer's BFD session was seen up: only its going down means a dead
+        # master (at start it is down until both routers run).
+        self.bfd_up = False
         self.api_token: str | None = None
         self.api_address: tuple[str, int] | None = None
         self.metrics = Metrics()
@@ -108,14 +129,18 @@ class Daemon:
         private_dir(s.run_dir)
         s.agent_pid.write_text(f"{os.getpid()}\n")
         self._heartbeat()
-        fifo_fd = self._open_fifo()
+        # A switchover cut short by a crash must not leave the priority lowered.
+        switchover.clear_yield(s)
+        fifo_fd = self.fifo_fd = self._open_fifo()
         sock = self._bind()
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         self.commands.start()
         self.api = ApiServer(
-            s, create_app(s, self.commands, self.metrics, token=None),
-            create_app(s, self.commands, self.metrics, token=lambda: self.api_token), log)
+            s, create_app(s, self.commands, self.metrics, token=None,
+                          switchover=self.switchover),
+            create_app(s, self.commands, self.metrics, token=lambda: self.api_token,
+                       switchover=self.switchover), log)
         # Listening before the boot: a command sent meanwhile queues behind it.
         self.api.start()
         self._boot()
@@ -146,6 +171,7 @@ class Daemon:
             for key, _ in ready:
                 if key.data == "fifo":
                     self._read_fifo(fifo_fd)
+                    self.ensure_due = 0.0
                 else:
                     woken = True
                     with contextlib.suppress(BlockingIOError):
@@ -153,15 +179,26 @@ class Daemon:
                             pass
             if woken:
                 self._load_config()
+            if self.boosted and time.monotonic() - self.boosted > fast.BOOST_LIMIT:
+                log("fast takeover: no transition followed; priority back")
+                self._unboost()
             self._readopt_boot_nics()
             self._heartbeat()
             self._prune_due()
+            now = time.monotonic()
+            if not (woken or self.reload_due or now >= self.ensure_due):
+                continue
+            self.unsettled = False
             try:
                 self._ensure_daemons()
             except (OSError, VragentError, ConnectionError) as exc:
+                self.unsettled = True
                 log(f"managing daemons: {exc}")
             except Exception as exc:  # noqa: BLE001 - XML-RPC faults; keep reading the FIFO
+                self.unsettled = True
                 log(f"managing daemons: {exc!r}")
+            self.ensure_due = now + (TICK if self.unsettled else ENSURE_PERIOD)
+        self._hand_over_at_shutdown()
         self.pusher.stop()
         self.api.stop()
         self.commands.stop()
@@ -263,11 +300,30 @@ class Daemon:
         self.ha = cfg.ha
         self.boot_nics = sorted(cfg.cmdline.interfaces())
         self.router = cfg.cmdline.get("name", "router")
+        self._set_fast(d)
         self.excluded = [(addr.split("/")[0], dev) for addr, dev in d.excluded]
         self.advert = (d.interface, d.vip.split("/")[0]) if d.enabled else None
         if d.enabled and d.mcast_src_ip:
             # The advert address is a shared one too (CloudStack mode: the source-NAT IP).
             self.excluded.append((d.vip.split("/")[0], d.interface))
+
+    def _set_fast(self, d: vrrp.Desired) -> None:
+        want = None
+        if d.enabled and d.bfd is not None and self.ha is not None and d.src_ip:
+            want = fast.Peer(dev=d.interface, peer=d.bfd.peer, local=d.src_ip, vrid=d.vrid,
+                             vip=d.vip.split("/")[0],
+                             advert_cs=round(self.ha.advert_int * 100))
+        if want == self.fast:
+            return
+        try:
+            if want is not None:
+                inject.ensure(want.dev)
+            elif self.fast is not None:
+                inject.remove()
+        except (VragentError, OSError) as exc:
+            log(f"fast takeover: {exc}")
+            return
+        self.fast = want
 
     def _reconcile_later(self, why: str) -> None:
         """Queue a reconcile behind the commands already waiting, without
@@ -328,13 +384,47 @@ class Daemon:
                 event = fifo.parse(line)
                 if event is None:
                     log(f"fifo: ignoring {line!r}")
+                elif event.state.endswith("_PRIORITY") and event.priority is not None:
+                    self._priority(event.priority)
                 elif event.status is None:
                     log(f"fifo: {line}")
                 else:
                     self.transition(event.status, f"keepalived: {event.state}")
                     count += 1
 
+    def _priority(self, priority: int) -> None:
+        """keepalived's priority changed: the peer's BFD session may be down."""
+        if self.fast is None or self.ha is None or self.boosted or self.switching.locked():
+            return
+        if not fast.bfd_down(priority, self.ha.priority):
+            self.bfd_up = True
+            return
+        was_up, self.bfd_up = self.bfd_up, False
+        if not was_up or self.state.status != "BACKUP":
+            return
+        started = time.monotonic()
+        try:
+            switchover.set_boost(self.settings, True)
+            self.boosted = started
+            inject.send(fast.resignation(self.fast))
+        except (VragentError, OSError) as exc:
+            log(f"fast takeover: {exc}")
+            self._unboost()
+            return
+        log(f"BFD: the master on {self.fast.peer} is down: taking over "
+            f"({1000 * (time.monotonic() - started):.1f} ms)")
+
+    def _unboost(self) -> None:
+        if self.boosted:
+            self.boosted = 0.0
+            try:
+                switchover.set_boost(self.settings, False)
+            except OSError as exc:
+                log(f"fast takeover: lowering the priority back: {exc}")
+
     def transition(self, status: str, reason: str) -> None:
+        if status != "BACKUP":
+            self._unboost()
         if status == self.state.status:
             return
         started = time.monotonic()
@@ -353,6 +443,7 @@ class Daemon:
             self.state.dual_master = ""
             self.state.save(self.settings.ha_state)
             self._report(status, previous, reason)
+            self.changed.notify_all()
         log(f"{previous} -> {status} ({reason}) in {1000 * (time.monotonic() - started):.0f} ms")
 
     def _report(self, status: str, previous: str, reason: str, **detail: str) -> None:
@@ -391,6 +482,89 @@ class Daemon:
         link = iproute.links().get(dev)
         holds = link is not None and any(a.split("/")[0] == vip for a in link.ipv4)
         self.transition("PRIMARY" if holds else "BACKUP", "observed at agent start")
+
+    # -- planned switchover ----------------------------------------------------
+    def switchover(self, timeout: float | None = None) -> dict[str, Any]:
+        """Hand mastership to the peer (see ``switchover``); what happened."""
+        if not self.switching.acquire(blocking=False):
+            return {"outcome": "busy", "message": "a switchover is already under way"}
+        try:
+            return self._switchover(timeout)
+        finally:
+            self.switching.release()
+
+    def _switchover(self, timeout: float | None) -> dict[str, Any]:
+        if self.ha is None or self.advert is None:
+            return {"outcome": "not-redundant",
+                    "message": "this router is not one of a running redundant pair"}
+        status = self.state.status
+        if status != "PRIMARY":
+            return {"outcome": "not-master", "state": status,
+                    "message": f"this router is {status}: it has no mastership to hand over"}
+        wait = timeout if timeout is not None else switchover.deadline(self.ha.advert_int)
+        started = time.monotonic()
+        log(f"switchover: handing mastership to the peer (waiting up to {wait:.1f} s)")
+        try:
+            switchover.begin(self.settings, self.advert[0])
+            with self.changed:
+                self.changed.wait_for(lambda: self.state.status != "PRIMARY", wait)
+        finally:
+            try:
+                switchover.end(self.settings)
+            except (VragentError, OSError) as exc:
+                log(f"switchover: restoring adverts: {exc}")
+        seconds = round(time.monotonic() - started, 3)
+        status = self.state.status
+        if status == "PRIMARY":
+            log(f"switchover: the peer did not take over in {seconds} s; still master")
+            return {"outcome": "peer-did-not-take-over", "state": status, "seconds": seconds,
+                    "message": f"the peer did not take over within {wait:.1f} s (is it "
+                               f"running and healthy?): this router is still master"}
+        log(f"switchover: {status} after {seconds} s")
+        return {"outcome": "switched", "state": status, "seconds": seconds,
+                "message": f"mastership handed to the peer in {seconds} s; this router is "
+                           f"{status}"}
+
+    def _hand_over_at_shutdown(self) -> None:
+        """supervisord stops everything (container stop, system halt): hand
+        over as a planned switchover does, before keepalived is stopped, within
+        what supervisord waits for the agent (see services/supervisord.conf)."""
+        if self.state.status != "PRIMARY" or self.ha is None:
+            return
+        try:
+            if not self.supervisor.shutting_down():
+                return  # the agent alone restarts: mastership stays
+        except (OSError, ConnectionError) as exc:
+            log(f"shutdown: cannot ask supervisord ({exc}); not handing over")
+            return
+        except Exception as exc:  # noqa: BLE001 - an XML-RPC fault
+            log(f"shutdown: cannot ask supervisord ({exc!r}); not handing over")
+            return
+        try:
+            result = self._switchover_unattended()
+        except (VragentError, OSError) as exc:
+            result = f"handing over failed: {exc}"
+        log(f"shutdown: {result}")
+
+    def _switchover_unattended(self) -> str:
+        """The switchover with this thread reading keepalived's FIFO itself:
+        the loop that reads it has ended."""
+        assert self.ha is not None and self.advert is not None and self.fifo_fd is not None
+        wait = min(switchover.deadline(self.ha.advert_int), SHUTDOWN_HANDOVER)
+        switchover.begin(self.settings, self.advert[0])
+        deadline = time.monotonic() + wait
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(self.fifo_fd, selectors.EVENT_READ)
+                while self.state.status == "PRIMARY":
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return f"the peer did not take over within {wait:.1f} s"
+                    if sel.select(left):
+                        self._read_fifo(self.fifo_fd)
+            return f"mastership handed to the peer; this router is {self.state.status}"
+        finally:
+            switchover.end(self.settings)
 
     # -- daemons ---------------------------------------------------------------
     def _running(self, name: str) -> bool:
@@ -445,8 +619,11 @@ class Daemon:
                     self._reconcile_later(f"reconcile after stopping {daemon.name}")
             loaded_file.unlink(missing_ok=True)
             return
+        if running and daemon.realtime:
+            self._realtime(daemon)
         current = digests(daemon)
         if not running:
+            self.unsettled = True
             if not all(self._ready(name) for name in daemon.needs):
                 return
             log(f"starting {daemon.name}")
@@ -464,6 +641,7 @@ class Daemon:
         restart = [f.path.name for f in daemon.files
                    if f.on_change == "restart" and loaded.get(f.path.name) != current[f.path.name]]
         if restart:
+            self.unsettled = True
             log(f"{', '.join(restart)} changed: restarting {daemon.name}")
             self.replaced_pids.add(self.pids.get(daemon.name, 0))
             self.supervisor.stop(daemon.name)
@@ -492,6 +670,27 @@ class Daemon:
         if daemon.prune is not None:
             # The signal is handled asynchronously: give it time to re-read.
             self.prune_due[daemon.name] = now + PRUNE_DELAY
+
+    def _realtime(self, daemon: supervised.Daemon) -> None:
+        """The daemon's time-critical processes at real-time priority."""
+        for path in daemon.realtime:
+            pid = proc.pid_in(path)
+            if pid is None or self.realtime_done.get(path) == pid:
+                continue
+            if proc.command_name(pid) != daemon.name:
+                continue  # not written yet, or left over from an earlier run
+            try:
+                if proc.realtime(pid, supervised.REALTIME):
+                    log(f"{daemon.name}: {path.name.removesuffix('.pid')} (pid {pid}) at "
+                        f"real-time priority {supervised.REALTIME}")
+            except PermissionError:
+                if not self.realtime_refused:
+                    log(f"{daemon.name}: real-time priority refused (CAP_SYS_NICE missing): "
+                        f"it runs at normal priority, and a busy host can delay it")
+                    self.realtime_refused = True
+            except OSError:
+                continue  # gone meanwhile: its successor is seen at the next pass
+            self.realtime_done[path] = pid
 
     def _prune(self, daemon: supervised.Daemon, running: bool) -> bool:
         """True if something was dropped (and should be checked again)."""

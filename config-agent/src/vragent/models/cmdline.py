@@ -78,7 +78,8 @@ class CmdLine(Bag):
                     raise ValueError("not a domain name")
                 elif key == "name" and not _NAME.fullmatch(text):
                     raise ValueError("not a router name (letters, digits, '.', '_' and '-')")
-                elif key in ("redundant_router", "disable_rp_filter", "useextdns") and (
+                elif key in ("redundant_router", "disable_rp_filter", "useextdns",
+                             "sync_bfd") and (
                     text.lower() not in _BOOL_VALUES
                 ):
                     raise ValueError("expected 0, 1, true or false")
@@ -96,6 +97,10 @@ class CmdLine(Bag):
                     raise ValueError("expected 2 or 3")
                 elif key == "sync_dev" and not _ETH_DEV.fullmatch(text):
                     raise ValueError("expected a boot interface name such as eth1")
+                elif key == "sync_bfd_interval" and not 10 <= _int(text) <= 10000:
+                    raise ValueError("must be 10-10000 milliseconds")
+                elif key == "sync_bfd_multiplier" and not 2 <= _int(text) <= 50:
+                    raise ValueError("must be 2-50 (missed BFD packets before the peer is down)")
                 elif key == "api_token" and not _TOKEN.fullmatch(text):
                     raise ValueError("expected 32-256 letters, digits or ._~+/=-")
                 elif key == "api_port" and not 1 <= _int(text) <= 65535:

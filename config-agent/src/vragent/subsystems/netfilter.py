@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from ..config import RouterConfig
+from ..config import SYNC_LINK, RouterConfig
 from ..models import AclRule, FirewallRule, ForwardRule, NetworkAcl, StaticNatRule
 from ..models.common import split_cidrs
 from ..settings import Settings
@@ -45,6 +45,7 @@ NAME = "netfilter"
 # Ports of what the router itself serves or speaks.
 SSH_CONTROL_PORT = 3922
 CONNTRACKD_PORT = 3780
+BFD_PORT = 3784
 VRRP_PROTO = 112
 FTP_PORT = 21
 FTP_HELPER = "ftp"
@@ -97,6 +98,7 @@ class Desired:
     staticnat: tuple[StaticNatRule, ...]
     problems: tuple[str, ...] = field(default=())
     api_port: int | None = None  # the resident agent's API, on the control NIC
+    bfd_peer: str | None = None  # fast detection: the peer's BFD, on the sync link
 
 
 # -- desired --------------------------------------------------------------
@@ -134,6 +136,8 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         forwards=forwards,
         staticnat=staticnat,
         api_port=cfg.api_port(settings.api_port),
+        bfd_peer=cfg.ha.peer if cfg.ha is not None and cfg.ha.bfd_interval is not None
+        and cfg.ha.mode == SYNC_LINK else None,
         problems=tuple(problems),
     )
 
@@ -540,6 +544,10 @@ def _render(d: Desired) -> Ruleset:
     if topo.sync is not None:
         # conntrackd's state sync: on its link only.
         inp.append(f"iifname {_ifset([topo.sync.ifname])} udp dport {CONNTRACKD_PORT} accept")
+        if d.bfd_peer is not None:
+            # BFD control packets from the peer (RFC 5881: single hop, port 3784).
+            inp.append(f"iifname {_ifset([topo.sync.ifname])} ip saddr {d.bfd_peer} "
+                       f"udp dport {BFD_PORT} accept")
     # A public IP's firewall decides before anything else, ICMP included.
     for ip in sorted(ingress_fw):
         inp.append(f"ip daddr {ip} jump {_fw_chain_name(ip)}")

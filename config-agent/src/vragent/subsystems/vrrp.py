@@ -30,6 +30,17 @@ _AUTH = re.compile(r"^[A-Za-z0-9]+$", re.ASCII)
 
 
 @dataclass(frozen=True)
+class Bfd:
+    """A BFD session to the peer on the sync link (boot key sync_bfd)."""
+
+    name: str
+    peer: str
+    src_ip: str
+    interval_ms: int
+    multiplier: int
+
+
+@dataclass(frozen=True)
 class Desired:
     enabled: bool
     router_id: str = ""
@@ -46,7 +57,10 @@ class Desired:
     vip: str = ""  # "ip/prefix"
     excluded: tuple[tuple[str, str], ...] = ()  # ("ip/prefix", ifname), sorted
     fifo: str = ""
-    health_script: str = ""
+    health_file: str = ""
+    yield_file: str = ""
+    boost_file: str = ""
+    bfd: Bfd | None = None
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -76,6 +90,20 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
                                     or ha.peer == ha.sync_ip):
             problems.append(f"sync_peer={ha.peer}: must be the peer's address on the sync "
                             f"network {sync_net}")
+    bfd = None
+    if ha.bfd_interval is not None:
+        if ha.mode != SYNC_LINK or ha.peer is None:
+            problems.append("sync_bfd=1: fast detection needs a sync link with the peer's "
+                            "address (sync_dev, its ethNip/ethNmask and sync_peer)")
+        elif ha.version != 3 or ha.priority < 2:
+            problems.append("sync_bfd=1: fast detection needs vrrp_version=3 and router_pr "
+                            "of at least 2")
+        else:
+            bfd = Bfd(name="peer", peer=ha.peer, src_ip=ha.sync_ip,
+                      interval_ms=ha.bfd_interval, multiplier=ha.bfd_multiplier)
+    elif cfg.cmdline.flag("sync_bfd") and ha.mode != SYNC_LINK:
+        problems.append("sync_bfd=1: fast detection needs a sync link (sync_dev with its "
+                        "ethNip/ethNmask, and sync_peer)")
     advert = _advert_text(ha.advert_int)
     if ha.version == 2 and not ha.advert_int.is_integer():
         problems.append(f"advert_int={advert}: sub-second adverts need vrrp_version=3")
@@ -87,9 +115,8 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
             problems.append("router_password: only letters and digits can be carried in "
                             "VRRP authentication")
     root = str(settings.root)
-    for label, value in (("state root", root), ("health command", settings.health_command)):
-        if not _SAFE_PATH.fullmatch(value):
-            problems.append(f"{label} {value!r}: keepalived scripts cannot take this path")
+    if not _SAFE_PATH.fullmatch(root):
+        problems.append(f"state root {root!r}: keepalived's configuration cannot take this path")
 
     advert_vip = f"{link.vip}/{link.vip_prefix}"
     excluded: set[tuple[str, str]] = set()
@@ -115,7 +142,10 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         vip=advert_vip,
         excluded=tuple(sorted(excluded)),
         fifo=str(settings.notify_fifo),
-        health_script=f"{settings.health_command} --root {root}",
+        health_file=str(settings.vrrp_health_file),
+        yield_file=str(settings.vrrp_yield_file),
+        boost_file=str(settings.vrrp_boost_file),
+        bfd=bfd,
         problems=tuple(problems),
         warnings=warnings,
     )

@@ -17,6 +17,23 @@ def load(script: str) -> None:
                          f"{proc.stderr.strip()}")
 
 
+def block_vrrp_out(table: str, ifname: str) -> None:
+    """Drop this router's own VRRP adverts leaving ``ifname`` (a table of its
+    own, so the configuration's table is never touched)."""
+    load(f"table inet {table} {{}}\ndelete table inet {table}\n"
+         f"table inet {table} {{\n"
+         f"  chain out {{\n"
+         f"    type filter hook output priority -300; policy accept;\n"
+         f"    oifname {json.dumps(ifname)} ip protocol vrrp drop\n"
+         f"  }}\n}}\n")
+
+
+def unblock_vrrp_out(table: str) -> None:
+    proc = spawn(["nft", "delete", "table", "inet", table])
+    if proc.returncode != 0 and "No such file" not in proc.stderr:
+        raise ApplyError(f"nft could not remove table {table}: {proc.stderr.strip()}")
+
+
 def list_table(table: str) -> str | None:
     """Stateless listing (no counter values), so it only changes when rules do."""
     proc = spawn(["nft", "-s", "list", "table", "inet", table])

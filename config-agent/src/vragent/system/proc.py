@@ -70,3 +70,25 @@ def cpu_times() -> tuple[int, int]:
 def read_only(path: Path) -> bool:
     """The filesystem holding ``path`` (or its nearest existing parent) is mounted read-only."""
     return bool(os.statvfs(_existing(path)).f_flag & os.ST_RDONLY)
+
+
+def realtime(pid: int, priority: int) -> bool:
+    """Run ``pid`` at SCHED_RR ``priority``; False when it is already so.
+    Raises PermissionError without CAP_SYS_NICE, ProcessLookupError when gone."""
+    if os.sched_getscheduler(pid) == os.SCHED_RR and \
+            os.sched_getparam(pid).sched_priority == priority:
+        return False
+    os.sched_setscheduler(pid, os.SCHED_RR, os.sched_param(priority))
+    return True
+
+
+def pid_in(path: Path) -> int | None:
+    """The pid a daemon wrote to ``path``, if any."""
+    return _int(path)
+
+
+def command_name(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None

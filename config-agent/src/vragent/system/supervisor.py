@@ -22,6 +22,11 @@ class Supervisor:
         infos = cast(list[dict[str, Any]], self._rpc.supervisor.getAllProcessInfo())
         return {f"{i['group']}:{i['name']}": i for i in infos}
 
+    def shutting_down(self) -> bool:
+        """supervisord itself is stopping (container stop, system halt)."""
+        info = cast(dict[str, Any], self._rpc.supervisor.getState())
+        return str(info.get("statename")) == "SHUTDOWN"
+
     def state(self, name: str) -> str:
         info = cast(dict[str, Any], self._rpc.supervisor.getProcessInfo(name))
         return str(info["statename"])
