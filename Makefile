@@ -14,7 +14,7 @@ DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
 PYTEST_ARGS ?=
 
 .PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \
-        bench-apply bench-failover bench-lab bench-services stress clean
+        bench-apply bench-failover bench-lab bench-services bench-density stress clean
 
 setup: $(STAMP)
 
@@ -82,8 +82,13 @@ bench-services: setup
 	$(PY) bench/bench_services.py $(BENCH_ARGS)
 
 # 20 hard-kill failovers at advert_int 1.0 and 0.2 (BENCH_ARGS=--quick for a smoke run).
+# Hard kills, planned switchovers and a 10-minute soak under load, per detection setting.
 bench-failover: setup
 	$(PY) bench/bench_failover.py $(BENCH_ARGS)
+
+# 50 pairs on this host: idle CPU and memory per router, elections while idle and configured.
+bench-density: setup
+	$(PY) bench/bench_density.py $(BENCH_ARGS)
 
 # Failover in containers at advert_int 1.0 and 0.2 (BENCH_ARGS=--quick for 2 rounds).
 bench-lab: image

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from vragent.api.client import Client
 from vragent_lab import pair as lab_pair
 from vragent_lab.netns import sh
 from vragent_lab.pair import Pair, PairRouter
@@ -139,7 +140,13 @@ def churn(routers: list[PairRouter], seconds: float, every: float) -> int:
                    "ipv4_address": "10.10.1.99", "default_gateway": "10.10.1.1",
                    "dns_addresses": "10.10.1.1", "default_entry": True,
                    "remove": not entries[r.ns]}
-            r.apply(bag)
+            # Over the agent's socket, as the CLI would send it, without a
+            # process per command: 100 interpreters every few seconds would
+            # be the load, not the routers.
+            status, _ = Client(r.root / "run/vragent/api.sock").call(
+                "POST", "/v1/apply", body=json.dumps(bag).encode())
+            if status != 200:
+                raise AssertionError(f"{r.ns}: the agent answered {status}")
             sent += 1
         spent = time.monotonic() - start
         if spent < every:

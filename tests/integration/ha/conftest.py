@@ -64,11 +64,12 @@ class Sampler:
 
 
 @contextmanager
-def running_pair(base: Path, advert_int: float,
-                 cloudstack: bool = False) -> Iterator[tuple[Pair, Sampler]]:
+def running_pair(base: Path, advert_int: float, cloudstack: bool = False,
+                 boot: dict[str, str] | None = None) -> Iterator[tuple[Pair, Sampler]]:
     """Two routers with the sample VPC (public IPs, two tiers, a port forward),
-    sampled from start to end: exactly one master whenever the test says healthy."""
-    pair = lab_pair.build(base, advert_int, cloudstack=cloudstack)
+    sampled from start to end: exactly one master whenever the test says healthy.
+    ``boot``: more boot parameters for both (fast detection's, say)."""
+    pair = lab_pair.build(base, advert_int, cloudstack=cloudstack, boot=boot)
     sampler = Sampler(pair)
     try:
         lab_pair.start(pair)

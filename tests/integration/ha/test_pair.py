@@ -185,8 +185,11 @@ def test_dead_agent_takes_its_router_out_of_mastership(vpc_pair: tuple[Pair, Sam
     assert "stopped" in master.supervisorctl("stop", "agent")
     # No agent vouches for the persisted state: CloudStack's poller sees UNKNOWN.
     assert master.vragent("state").stdout == "Status: UNKNOWN\n"
-    wait_for(lambda: other.status() == "PRIMARY", 15, "the peer to take over")
+    # supervisord's watchdog finds the heartbeat stale (5 s) at its next tick
+    # (every 5 s): the bound is 10 s, then the peer's skew time.
+    wait_for(lambda: other.status() == "PRIMARY", 20, "the peer to take over")
     assert not master.holds_vip("10.255.0.254")
+    assert "heartbeat" in (master.root / "run/vragent/vrrp-health.reason").read_text()
     wait_for(other.service_running, 10, "the master-only services on the new master")
     assert "started" in master.supervisorctl("start", "agent")
     # The FIFO kept keepalived's events while no one read them: FAULT, then BACKUP.

@@ -44,3 +44,4 @@ def test_the_description_has_every_bag_model_and_requires_the_token(tmp_path: Pa
     assert doc["security"] == [{"token": []}]
     assert "/v1/local/apply" not in doc["paths"]
     assert "/openapi.json" not in doc["paths"]
+

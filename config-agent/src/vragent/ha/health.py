@@ -1,8 +1,9 @@
-"""keepalived's track_script: is this router fit to be master?
+"""Is this router fit to be master?
 
 It is not when the resident agent is dead or stuck (its heartbeat is stale)
-or when conntrackd, which a takeover needs, does not answer. Kept free of
-heavy imports: keepalived runs it every second.
+or when conntrackd, which a takeover needs, does not answer. supervisord's
+watchdog (``watchdog``) asks on its tick, inside supervisord: keep the imports
+light. ``vragent-health`` prints the same verdict for an operator.
 """
 
 from __future__ import annotations

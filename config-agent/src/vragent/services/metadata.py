@@ -42,6 +42,9 @@ _VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|1\.0")
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # linux/in.h; missing from typeshed
 # A client gets this long per request: a stalled one cannot hold a thread.
 REQUEST_TIMEOUT = 10.0
+# How often a listener wakes to see whether it was shut down (socketserver's
+# poll): rarely, so an idle router's metadata service costs nothing.
+POLL = 5.0
 
 
 def log(message: str) -> None:
@@ -113,8 +116,8 @@ class Service:
                   for port in (self.config.metadata_port, self.config.password_port)}
         for key in sorted(set(self.servers) - wanted):
             server = self.servers.pop(key)
-            server.shutdown()
-            server.server_close()
+            # shutdown() waits for the serving thread's next poll: not here.
+            threading.Thread(target=_close, args=(server,), daemon=True).start()
             log(f"stopped listening on {key[0]}:{key[1]}")
         for ip, port in sorted(wanted - set(self.servers)):
             handler = MetadataHandler if port == self.config.metadata_port else PasswordHandler
@@ -124,8 +127,8 @@ class Service:
                 log(f"cannot listen on {ip}:{port}: {exc.strerror}")
                 continue
             self.servers[(ip, port)] = server
-            threading.Thread(target=server.serve_forever, name=f"http-{ip}:{port}",
-                             daemon=True).start()
+            threading.Thread(target=server.serve_forever, args=(POLL,),
+                             name=f"http-{ip}:{port}", daemon=True).start()
             log(f"listening on {ip}:{port}")
 
     def reload(self) -> None:
@@ -224,6 +227,11 @@ class PasswordHandler(_Handler):
             self._send(400, b"bad_request")
 
 
+def _close(server: socketserver.BaseServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vragent-metadata")
     parser.add_argument("--root", default=None)
@@ -236,23 +244,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     hup = threading.Event()
     stop = threading.Event()
+    wake = threading.Event()
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
         hup.set()
+        wake.set()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         stop.set()
+        wake.set()
 
     signal.signal(signal.SIGHUP, on_hup)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     service.listen()
-    while not stop.wait(0.5):
+    # Asleep until a signal: an idle router's services cost nothing.
+    while not stop.is_set():
+        wake.wait()
+        wake.clear()
         if hup.is_set():
             hup.clear()
             service.reload()
+    # The process ends: its sockets close with it, no thread needs to finish.
     for server in service.servers.values():
-        server.shutdown()
         server.server_close()
     return 0
 
