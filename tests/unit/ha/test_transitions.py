@@ -12,7 +12,7 @@ def _described(status: str) -> list[str]:
 
 def test_primary_commits_then_resyncs_then_starts_services_then_announces() -> None:
     assert steps("PRIMARY") == [
-        Step("conntrackd", ("-c",)),
+        Step("conntrackd", ("-c",), critical=True),
         Step("conntrackd", ("-f",)),
         Step("conntrackd", ("-R",)),
         Step("conntrackd", ("-B",)),
@@ -51,3 +51,11 @@ def test_describe() -> None:
     assert Step("garp").describe() == "garp"
     assert Step("primary-services", ("start", "dnsmasq")).describe() == (
         "primary-services start dnsmasq")
+
+
+def test_only_what_the_new_state_needs_at_once_comes_before_announcing_it() -> None:
+    # The commit (the peer's connections) before PRIMARY is reported; the
+    # services of addresses no longer held stopped before BACKUP or FAULT is.
+    assert [s.describe() for s in steps("PRIMARY") if s.critical] == ["conntrackd -c"]
+    for status in ("BACKUP", "FAULT", "UNKNOWN"):
+        assert [s.describe() for s in steps(status) if s.critical] == ["primary-services stop"]

@@ -428,11 +428,9 @@ class Daemon:
         if status == self.state.status:
             return
         started = time.monotonic()
-        for step in transitions.steps(status):
-            try:
-                self._run_step(step)
-            except Exception as exc:  # noqa: BLE001 - a failed step must not stop the rest
-                log(f"{status}: {step.describe()} failed: {exc!r}")
+        todo = transitions.steps(status)
+        timings = [self._timed_step(step) for step in todo if step.critical]
+        announced = time.monotonic()
         with self.lock:
             previous = self.state.status
             self.state.previous = previous
@@ -444,7 +442,20 @@ class Daemon:
             self.state.save(self.settings.ha_state)
             self._report(status, previous, reason)
             self.changed.notify_all()
-        log(f"{previous} -> {status} ({reason}) in {1000 * (time.monotonic() - started):.0f} ms")
+        timings.append("announced")
+        timings += [self._timed_step(step) for step in todo if not step.critical]
+        log(f"{previous} -> {status} ({reason}): announced in "
+            f"{1000 * (announced - started):.0f} ms, done in "
+            f"{1000 * (time.monotonic() - started):.0f} ms ({', '.join(timings)})")
+
+    def _timed_step(self, step: transitions.Step) -> str:
+        """Run one step of a transition; what it was and how long it took."""
+        t0 = time.monotonic()
+        try:
+            self._run_step(step)
+        except Exception as exc:  # noqa: BLE001 - a failed step must not stop the rest
+            log(f"{step.describe()} failed: {exc!r}")
+        return f"{step.describe()} {1000 * (time.monotonic() - t0):.0f} ms"
 
     def _report(self, status: str, previous: str, reason: str, **detail: str) -> None:
         try:
