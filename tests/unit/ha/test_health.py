@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import struct
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vragent.ha.health import HEARTBEAT_STALE, STARTUP_GRACE, main, problems
+from vragent.ha.health import HEARTBEAT_STALE, STARTUP_GRACE, STATS_RUNTIME, main, problems
 from vragent.settings import Settings
 
 
@@ -52,18 +55,45 @@ def test_conntrackd_just_started_gets_time_to_answer(tmp_path: Path) -> None:
     assert [p for p in problems(Settings(root=tmp_path)) if "conntrackd" in p]
 
 
-@pytest.fixture
-def conntrackd_socket(tmp_path: Path) -> Iterator[Path]:
-    """A listening AF_UNIX socket where conntrackd's control socket would be."""
+def _listening(tmp_path: Path) -> socket.socket:
     path = tmp_path / "run/vragent/conntrackd.sock"
     path.parent.mkdir(parents=True, exist_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(4)
+    return sock
+
+
+@pytest.fixture
+def conntrackd_socket(tmp_path: Path) -> Iterator[Path]:
+    """Where conntrackd's control socket would be, answering as conntrackd
+    does (conntrack-tools src/local.c): read the request, write, close."""
+    sock = _listening(tmp_path)
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = sock.accept()
+                with conn:
+                    requests.append(conn.recv(4))
+                    conn.sendall(b"daemon uptime: 1 min\n")
+
+    threading.Thread(target=serve, daemon=True).start()
     try:
-        sock.bind(str(path))
-        sock.listen(4)
-        yield path
+        yield sock.getsockname()
     finally:
         sock.close()
+    assert all(r == struct.pack("=i", STATS_RUNTIME) for r in requests), requests
+
+
+def test_conntrackd_that_accepts_but_never_answers_is_a_problem(tmp_path: Path) -> None:
+    # Stopped or deadlocked: the kernel still completes the connect.
+    _heartbeat(tmp_path)
+    _conntrackd_conf(tmp_path)
+    with _listening(tmp_path):
+        found = problems(Settings(root=tmp_path))
+    assert [p for p in found if "conntrackd does not answer (no reply within" in p], found
 
 
 def test_no_heartbeat_is_a_problem(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import struct
 import sys
 import time
 
@@ -18,6 +19,8 @@ from ..settings import Settings
 HEARTBEAT_STALE = 5.0
 # How long conntrackd may take to answer after the agent started it.
 STARTUP_GRACE = 5.0
+# How long conntrackd may take to answer a request (it runs in supervisord's loop).
+ANSWER_TIMEOUT = 0.5
 
 
 def problems(settings: Settings) -> list[str]:
@@ -37,13 +40,32 @@ def problems(settings: Settings) -> list[str]:
     except OSError:
         started_age = -1.0
     if settings.conntrackd_conf.exists() and started_age > STARTUP_GRACE:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(1.0)
-            try:
-                sock.connect(str(settings.conntrackd_socket))
-            except OSError as exc:
-                found.append(f"conntrackd does not answer ({exc.strerror or exc})")
+        why = conntrackd_answers(settings)
+        if why:
+            found.append(f"conntrackd does not answer ({why})")
     return found
+
+
+# conntrack-tools' include/conntrackd.h: the request `conntrackd -s runtime` sends.
+STATS_RUNTIME = 30
+
+
+def conntrackd_answers(settings: Settings, timeout: float = ANSWER_TIMEOUT) -> str:
+    """"" when conntrackd answers a request on its control socket, else why
+    not. A connect alone is not enough: the kernel completes it for a stuck
+    (stopped, deadlocked) daemon too."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(settings.conntrackd_socket))
+            sock.sendall(struct.pack("=i", STATS_RUNTIME))
+            if not sock.recv(64):
+                return "it closed the connection without a word"
+        except TimeoutError:
+            return f"no reply within {timeout:g} s"
+        except OSError as exc:
+            return str(exc.strerror or exc)
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,10 @@ from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped
 RUNNING_STATES = ("STARTING", "RUNNING", "BACKOFF")
 
 
+# supervisor.xmlrpc.Faults.SHUTDOWN_STATE
+SHUTDOWN_STATE = 6
+
+
 class Supervisor:
     def __init__(self, socket_path: Path) -> None:
         transport = SupervisorTransport(None, None, f"unix://{socket_path}")
@@ -24,7 +28,13 @@ class Supervisor:
 
     def shutting_down(self) -> bool:
         """supervisord itself is stopping (container stop, system halt)."""
-        info = cast(dict[str, Any], self._rpc.supervisor.getState())
+        try:
+            info = cast(dict[str, Any], self._rpc.supervisor.getState())
+        except xmlrpc.client.Fault as exc:
+            # While it shuts down, supervisord answers most calls with this.
+            if exc.faultCode == SHUTDOWN_STATE:
+                return True
+            raise
         return str(info.get("statename")) == "SHUTDOWN"
 
     def state(self, name: str) -> str:
