@@ -75,10 +75,15 @@ def pct(values: list[float], q: float) -> float:
 
 
 def one_round(pair: Pair, conns: TcpHolder, fwd: TcpHolder, probe: Probe, n: int,
-              unexpected: list[str]) -> tuple[float, float, int, int]:
+              unexpected: list[str], bfd: bool) -> tuple[float, float, int, int]:
     """Kill the master, measure, reboot it; (outage s, takeover s, kept, open before)."""
     master = pair.wait_one_master(60)
     backup = pair.other(master)
+    if bfd:
+        # A router just rebooted has no session yet (BFD comes up in a second
+        # or two): until it has, VRRP's timer is what detects.
+        wait_for(lambda: backup.ha_state().get("bfd") == "up", 30,
+                 "the backup's BFD session to be up")
     alive = conns.check()["ok"] + fwd.check()["ok"]
     wait_for(lambda: cached(backup) >= alive, 30, "the backup's cache to hold the connections")
     before = backup.transitions()
@@ -145,7 +150,8 @@ def run(st: Setting, rounds: int, switchovers: int) -> dict[str, float]:
                 TcpHolder(pair.ns("out"), PUBLIC_FORWARD, 2222, 1) as fwd, \
                 Probe(pair.ns("vm1"), OUTSIDE, 7001, interval=0.01) as probe:
             for n in range(rounds):
-                outage, takeover, ok, alive = one_round(pair, conns, fwd, probe, n, unexpected)
+                outage, takeover, ok, alive = one_round(pair, conns, fwd, probe, n, unexpected,
+                                                        bool(st.boot))
                 outages.append(outage)
                 takeovers.append(takeover)
                 survived += ok

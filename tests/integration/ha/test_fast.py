@@ -93,6 +93,8 @@ def test_fast_detection_takes_over_in_bfd_time_and_keeps_connections(
     pair, sampler = fast_pair
     probe, holders = traffic
     master, backup = ready(pair, holders)
+    # Shown in the state CloudStack's poll and operators read.
+    wait_for(lambda: backup.ha_state().get("bfd") == "up", 30, "the backup's BFD session")
     before = backup.transitions()
     probe.reset()
     sampler.healthy(False)
@@ -108,7 +110,9 @@ def test_fast_detection_takes_over_in_bfd_time_and_keeps_connections(
     assert took < 1.5 and gap < 1500, (took, gap)
     assert kept(holders) == [50, 1]
     assert backup.transitions() == before + 1
-    assert f"BFD: the master on 10.255.0.{master.index} is down: taking over" in agent_log(backup)
+    log = agent_log(backup)
+    assert f"BFD: the master on 10.255.0.{master.index} is down: taking over" in log
+    assert "fast takeover: resignation handed to keepalived" in log
     # Reported as any transition is.
     wait_for(lambda: any(r["router"] == backup.name and r["state"] == "PRIMARY" and
                          r["previous"] == "BACKUP" for r in pair.reports()[-3:]), 10,

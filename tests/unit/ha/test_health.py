@@ -1,4 +1,4 @@
-"""keepalived's track_script: fit to be master only with a live agent and conntrackd."""
+"""Fit to be master only with a live agent and a conntrackd that answers (ha/health.py)."""
 
 from __future__ import annotations
 

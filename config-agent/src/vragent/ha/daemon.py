@@ -116,6 +116,7 @@ class Daemon:
         # The peer's BFD session was seen up: only its going down means a dead
         # master (at start it is down until both routers run).
         self.bfd_up = False
+        self.resigned = False  # the resignation went out for the current boost
         self.api_token: str | None = None
         self.api_address: tuple[str, int] | None = None
         self.metrics = Metrics()
@@ -315,6 +316,8 @@ class Daemon:
                              advert_cs=round(self.ha.advert_int * 100))
         if want == self.fast:
             return
+        self.bfd_up = False
+        self._save_bfd("")  # a new session, or none: unknown until keepalived says
         try:
             if want is not None:
                 inject.ensure(want.dev)
@@ -394,25 +397,44 @@ class Daemon:
 
     def _priority(self, priority: int) -> None:
         """keepalived's priority changed: the peer's BFD session may be down."""
-        if self.fast is None or self.ha is None or self.boosted or self.switching.locked():
+        if self.fast is None or self.ha is None or self.switching.locked():
             return
-        if not fast.bfd_down(priority, self.ha.priority):
-            self.bfd_up = True
+        if self.boosted:
+            if priority >= fast.BOOSTED and not self.resigned:
+                self._resign_for_peer()
             return
-        was_up, self.bfd_up = self.bfd_up, False
-        if not was_up or self.state.status != "BACKUP":
+        down = fast.bfd_down(priority, self.ha.priority)
+        was_up, self.bfd_up = self.bfd_up, not down
+        self._save_bfd("down" if down else "up")
+        if not down or not was_up or self.state.status != "BACKUP":
             return
-        started = time.monotonic()
+        log(f"BFD: the master on {self.fast.peer} is down: taking over")
+        self.boosted = time.monotonic()
+        self.resigned = False
         try:
             switchover.set_boost(self.settings, True)
-            self.boosted = started
+        except OSError as exc:
+            log(f"fast takeover: {exc}")
+            self._unboost()
+
+    def _resign_for_peer(self) -> None:
+        """The raised priority applies: the dead master's resignation, now."""
+        assert self.fast is not None
+        self.resigned = True
+        try:
             inject.send(fast.resignation(self.fast))
         except (VragentError, OSError) as exc:
             log(f"fast takeover: {exc}")
             self._unboost()
             return
-        log(f"BFD: the master on {self.fast.peer} is down: taking over "
-            f"({1000 * (time.monotonic() - started):.1f} ms)")
+        log(f"fast takeover: resignation handed to keepalived "
+            f"{1000 * (time.monotonic() - self.boosted):.1f} ms after BFD")
+
+    def _save_bfd(self, value: str) -> None:
+        with self.lock:
+            if self.state.bfd != value:
+                self.state.bfd = value
+                self.state.save(self.settings.ha_state)
 
     def _unboost(self) -> None:
         if self.boosted:

@@ -7,8 +7,10 @@ notify FIFO, does what a dying master would have done had it had the time:
 
 1. it raises this router's priority to the top (``vragent_boost``), which
    shortens keepalived's skew time to 2/256 of advert_int;
-2. it hands keepalived the master's resignation, a VRRPv3 advert of priority
-   0 from the master's address, received on the sync NIC (system/inject.py).
+2. once keepalived reports the raised priority (the skew is computed when the
+   resignation arrives: at priority 99 it would be 61 % of advert_int), it
+   hands keepalived the master's resignation, a VRRPv3 advert of priority 0
+   from the master's address, received on the sync NIC (system/inject.py).
 
 keepalived, per RFC 5798 6.4.2, then becomes master after its skew time: a
 few milliseconds. If the master was in fact alive (BFD lost on a busy host),
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 VRRP = 112
 # The longest the priority stays raised when no transition follows.
 BOOST_LIMIT = 2.0
+# What keepalived reports once the boost applies (its ceiling below an owner's 255).
+BOOSTED = 254
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ class HaState:
     reason: str = "not started"
     transitions: int = 0
     dual_master: str = ""  # what showed the peer is master too, while it lasts
+    bfd: str = ""  # fast detection: the peer's BFD session, "up" or "down" ("" without)
 
     def save(self, path: Path) -> None:
         # Imported here: `vragent state` (CloudStack's poll) loads only this module.
