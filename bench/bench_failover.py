@@ -44,6 +44,8 @@ from vragent_lab.pair import OUTSIDE, PUBLIC_FORWARD, Pair, PairRouter
 from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
 CONNECTIONS = 100
+# Seconds a BFD session is given, once up, to agree on its fast timers.
+BFD_SETTLE = 3.0
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,16 @@ def one_round(pair: Pair, conns: TcpHolder, fwd: TcpHolder, probe: Probe, n: int
     master = pair.wait_one_master(60)
     backup = pair.other(master)
     if bfd:
-        # A router just rebooted has no session yet (BFD comes up in a second
-        # or two): until it has, VRRP's timer is what detects.
+        # A router just rebooted has no session yet, and a session just up
+        # still runs at BFD's slow start-up rate (1 s, RFC 5880 6.8.3) until
+        # its poll sequence agrees on the fast one: until then VRRP's timer
+        # detects. A master dying within seconds of its peer's reboot is
+        # not what this measures.
         wait_for(lambda: backup.ha_state().get("bfd") == "up", 30,
                  "the backup's BFD session to be up")
+        up = time.monotonic()
+        wait_for(lambda: time.monotonic() - up > BFD_SETTLE, BFD_SETTLE + 1,
+                 "the session's fast timers")
     alive = conns.check()["ok"] + fwd.check()["ok"]
     wait_for(lambda: cached(backup) >= alive, 30, "the backup's cache to hold the connections")
     before = backup.transitions()
