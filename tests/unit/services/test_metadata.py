@@ -41,9 +41,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
     try:
         yield svc
     finally:
-        for server in svc.servers.values():
-            server.shutdown()
-            server.server_close()
+        svc.close()
 
 
 def get(svc: Service, path: str, port: str = "metadata", **headers: str) -> tuple[int, bytes]:
@@ -119,6 +117,5 @@ def test_binding_never_asks_dns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     try:
         assert len(svc.servers) == 2
     finally:
-        for server in svc.servers.values():
-            server.shutdown()
-            server.server_close()
+        svc.close()
+    assert svc.servers == {}

@@ -18,6 +18,7 @@ command never needs to reload it; SIGHUP re-reads where to listen.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.server
 import ipaddress
@@ -115,9 +116,7 @@ class Service:
         wanted = {(ip, port) for ip, _ in self.config.listen
                   for port in (self.config.metadata_port, self.config.password_port)}
         for key in sorted(set(self.servers) - wanted):
-            server = self.servers.pop(key)
-            # shutdown() waits for the serving thread's next poll: not here.
-            threading.Thread(target=_close, args=(server,), daemon=True).start()
+            _close(self.servers.pop(key))
             log(f"stopped listening on {key[0]}:{key[1]}")
         for ip, port in sorted(wanted - set(self.servers)):
             handler = MetadataHandler if port == self.config.metadata_port else PasswordHandler
@@ -130,6 +129,10 @@ class Service:
             threading.Thread(target=server.serve_forever, args=(POLL,),
                              name=f"http-{ip}:{port}", daemon=True).start()
             log(f"listening on {ip}:{port}")
+
+    def close(self) -> None:
+        for key in list(self.servers):
+            _close(self.servers.pop(key))
 
     def reload(self) -> None:
         try:
@@ -227,8 +230,16 @@ class PasswordHandler(_Handler):
             self._send(400, b"bad_request")
 
 
-def _close(server: socketserver.BaseServer) -> None:
-    server.shutdown()
+def _close(server: socketserver.TCPServer) -> None:
+    """Stop a listener now: its thread sleeps in a POLL-long select, so a
+    connection of our own wakes it to see the shutdown."""
+    stopping = threading.Thread(target=server.shutdown, daemon=True)
+    stopping.start()
+    host, port = server.server_address[:2]
+    while stopping.is_alive():
+        with contextlib.suppress(OSError):
+            socket.create_connection((str(host), int(port)), timeout=0.5).close()
+        stopping.join(0.05)
     server.server_close()
 
 
