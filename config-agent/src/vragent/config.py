@@ -233,6 +233,9 @@ class HaParams:
             "version": int(cmd.get("vrrp_version", default_version)),
             "password": password,
             "report_url": cmd.get("report_url") or None,
+            "bfd_interval": int(cmd.get("sync_bfd_interval") or BFD_INTERVAL)
+            if cmd.flag("sync_bfd") else None,
+            "bfd_multiplier": int(cmd.get("sync_bfd_multiplier") or BFD_MULTIPLIER),
         }
         if addr is None:
             return cls(mode=CLOUDSTACK, **common)  # type: ignore[arg-type]
@@ -245,8 +248,5 @@ class HaParams:
             sync_prefix=net.prefixlen,
             peer=cmd.get("sync_peer") or None,
             vip=cmd.get("sync_vip") or str(net.broadcast_address - 1),
-            bfd_interval=int(cmd.get("sync_bfd_interval") or BFD_INTERVAL)
-            if cmd.flag("sync_bfd") else None,
-            bfd_multiplier=int(cmd.get("sync_bfd_multiplier") or BFD_MULTIPLIER),
             **common,  # type: ignore[arg-type]
         )

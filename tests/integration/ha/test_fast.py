@@ -73,6 +73,15 @@ def ready(pair: Pair, holders: list[TcpHolder]) -> tuple[PairRouter, PairRouter]
     return master, backup
 
 
+def lossless(probe: Probe, holders: list[TcpHolder], what: str) -> None:
+    """After a handover: not one probe packet lost, every connection kept."""
+    wait_for(lambda: probe.stats()["sent"] > 100, 10, f"probes after the {what}")
+    stats = probe.stats()
+    print(f"\n{what}: {stats['lost']} of {stats['sent']} probe packets lost")
+    assert stats["lost"] == 0, stats
+    assert kept(holders) == [50, 1]
+
+
 def agent_log(router: PairRouter) -> str:
     return (router.root / "var/log/vragent/agent.log").read_text()
 
@@ -137,11 +146,7 @@ def test_switchover_loses_no_probe_packet_and_keeps_every_connection(
     assert "mastership handed to the peer" in out.stdout
     wait_for(lambda: backup.status() == "PRIMARY", 10, "the peer to report PRIMARY")
     assert master.status() == "BACKUP"
-    wait_for(lambda: probe.stats()["sent"] > 100, 10, "probes after the switchover")
-    stats = probe.stats()
-    print(f"\nswitchover: {stats['lost']} of {stats['sent']} probe packets lost")
-    assert stats["lost"] == 0, stats
-    assert kept(holders) == [50, 1]
+    lossless(probe, holders, "switchover")
     # Nothing of the switchover is left behind: priority and adverts are back.
     assert (master.root / "run/vragent/vrrp-yield").read_text() == "0\n"
     assert "vragent_switchover" not in master.sh("nft", "list", "tables")
@@ -177,11 +182,7 @@ def test_graceful_shutdown_hands_over_without_loss(
     master.supervisord = None
     assert backup.status() == "PRIMARY"
     assert "shutdown: mastership handed to the peer" in agent_log(master)
-    wait_for(lambda: probe.stats()["sent"] > 100, 10, "probes after the handover")
-    stats = probe.stats()
-    print(f"\nshutdown: {stats['lost']} of {stats['sent']} probe packets lost")
-    assert stats["lost"] == 0, stats
-    assert kept(holders) == [50, 1]
+    lossless(probe, holders, "shutdown")
     master.power_on()
     wait_for(lambda: master.status() == "BACKUP", 60, "the restarted router to be backup")
     pair.wait_one_master()

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from vragent.config import RouterConfig
 from vragent.errors import BagError
-from vragent.subsystems import vrrp
+from vragent.subsystems import netfilter, vrrp
 from vragent.topology import resolve
 
 from tests.unit.builders import (
     apply_bags,
+    cloudstack_pair_docs,
     extra_public_ip_bag,
     pair_cmdline,
     pair_docs,
@@ -409,3 +410,16 @@ def test_fast_detection_needs_a_unicast_v3_sync_link(drop: tuple[str, ...],
     d = _desired(drop, sync_bfd="1", **boot)
     assert d.bfd is None
     assert [p for p in vrrp.verify(d) if p.startswith("sync_bfd=1:") and why in p], d.problems
+
+
+def test_fast_detection_is_refused_in_cloudstack_mode() -> None:
+    # No sync link and no peer address: nothing to hold a BFD session with.
+    docs = cloudstack_pair_docs()
+    docs["cmdline"]["config"]["sync_bfd"] = "1"  # stored as merge.py stores cmd_line.json
+    cfg = RouterConfig.from_docs(docs)
+    topo = resolve(cfg, sample_links())
+    d = vrrp.desired(cfg, topo, settings())
+    assert d.bfd is None
+    assert [p for p in vrrp.verify(d) if p.startswith("sync_bfd=1: fast detection needs a "
+                                                       "sync link")], d.problems
+    assert netfilter.desired(cfg, topo, settings()).bfd_peer is None

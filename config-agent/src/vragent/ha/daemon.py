@@ -113,9 +113,6 @@ class Daemon:
         self.fifo_fd: int | None = None
         self.fast: fast.Peer | None = None  # fast takeover (sync_bfd=1), see ha/fast.py
         self.boosted = 0.0  # monotonic time the priority was raised for a takeover (0: not)
-        # The peer's BFD session was seen up: only its going down means a dead
-        # master (at start it is down until both routers run).
-        self.bfd_up = False
         self.resigned = False  # the resignation went out for the current boost
         self.api_token: str | None = None
         self.api_address: tuple[str, int] | None = None
@@ -316,7 +313,6 @@ class Daemon:
                              advert_cs=round(self.ha.advert_int * 100))
         if want == self.fast:
             return
-        self.bfd_up = False
         self._save_bfd("")  # a new session, or none: unknown until keepalived says
         try:
             if want is not None:
@@ -404,7 +400,9 @@ class Daemon:
                 self._resign_for_peer()
             return
         down = fast.bfd_down(priority, self.ha.priority)
-        was_up, self.bfd_up = self.bfd_up, not down
+        # Only a session seen up going down means a dead master: at start it
+        # is down until both routers run.
+        was_up = self.state.bfd == "up"
         self._save_bfd("down" if down else "up")
         if not down or not was_up or self.state.status != "BACKUP":
             return

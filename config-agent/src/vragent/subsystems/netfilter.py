@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from ..config import SYNC_LINK, RouterConfig
+from ..config import RouterConfig
 from ..models import AclRule, FirewallRule, ForwardRule, NetworkAcl, StaticNatRule
 from ..models.common import split_cidrs
 from ..settings import Settings
@@ -136,8 +136,9 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         forwards=forwards,
         staticnat=staticnat,
         api_port=cfg.api_port(settings.api_port),
+        # No peer address (CloudStack mode): no session, vrrp refuses sync_bfd.
         bfd_peer=cfg.ha.peer if cfg.ha is not None and cfg.ha.bfd_interval is not None
-        and cfg.ha.mode == SYNC_LINK else None,
+        else None,
         problems=tuple(problems),
     )
 

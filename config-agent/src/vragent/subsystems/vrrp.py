@@ -101,9 +101,6 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         else:
             bfd = Bfd(name="peer", peer=ha.peer, src_ip=ha.sync_ip,
                       interval_ms=ha.bfd_interval, multiplier=ha.bfd_multiplier)
-    elif cfg.cmdline.flag("sync_bfd") and ha.mode != SYNC_LINK:
-        problems.append("sync_bfd=1: fast detection needs a sync link (sync_dev with its "
-                        "ethNip/ethNmask, and sync_peer)")
     advert = _advert_text(ha.advert_int)
     if ha.version == 2 and not ha.advert_int.is_integer():
         problems.append(f"advert_int={advert}: sub-second adverts need vrrp_version=3")
