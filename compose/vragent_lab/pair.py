@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -358,6 +359,19 @@ def tier3(index: int) -> list[dict[str, Any]]:
     return [guest, acl]
 
 
+_serial = itertools.count()
+
+
+def _free_prefix() -> str:
+    """A namespace prefix no pair on this host uses now. This process's pairs
+    are numbered: taken from the clock's last two digits, two pairs alive at
+    once got the same name in one CI run. One left by another process is skipped."""
+    while True:
+        prefix = f"p{os.getpid() % 10000}{next(_serial) % 100:02d}-"
+        if not Path(f"/run/netns/{prefix}sw").exists():
+            return prefix
+
+
 def build(base: Path, advert_int: float = 1.0, prefix: str | None = None,
           multicast: bool = False, cloudstack: bool = False,
           boot: dict[str, str] | None = None) -> Pair:
@@ -367,7 +381,7 @@ def build(base: Path, advert_int: float = 1.0, prefix: str | None = None,
     (no sync link, one public MAC for both, own tier addresses and a shared gateway).
     ``boot``: more boot parameters for both routers (fast detection's, say).
     """
-    prefix = prefix or f"p{os.getpid() % 10000}{time.monotonic_ns() % 100:02d}-"
+    prefix = prefix or _free_prefix()
     lab = Lab(prefix)
     pair = Pair(lab, base, advert_int, cloudstack=cloudstack)
     try:
