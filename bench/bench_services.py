@@ -37,6 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "compose"))
 
+from vragent.features.dhcp.daemon import PID as DNSMASQ_PID  # noqa: E402
 from vragent_lab.netns import in_ns, sample_vpc, wait_for  # noqa: E402
 from vragent_lab.pair import start_supervisord  # noqa: E402
 
@@ -146,9 +147,9 @@ def main() -> int:
         wide.write_text(json.dumps(WIDE_TIER))
         r.vragent("apply", *[str(SAMPLE / b) for b in BAGS], str(wide))
         in_ns(r.vm2, ["ip", "addr", "add", VM2_WIDE, "dev", "eth0"])
-        wait_for(lambda: r.dnsmasq_pid() > 0 and r.resolves("data-server", "10.12.0.1"), 30,
+        wait_for(lambda: DNSMASQ_PID.of(r)() > 0 and r.resolves("data-server", "10.12.0.1"), 30,
                  "dnsmasq to answer")
-        pid0 = r.dnsmasq_pid()
+        pid0 = DNSMASQ_PID.of(r)()
         log0 = r.agent_log()
 
         n = args.entries
@@ -189,7 +190,7 @@ def main() -> int:
                             str(bag)], check=True, capture_output=True)
         log = r.agent_log()[len(log0):]
         reloads = log.count("reloading dnsmasq")
-        restarts = log.count("restarting dnsmasq") + (r.dnsmasq_pid() != pid0)
+        restarts = log.count("restarting dnsmasq") + (DNSMASQ_PID.of(r)() != pid0)
 
         # Baseline: dnsmasq re-reading the same files, signalled by hand.
         names = r.root / "etc/vragent/dnsmasq.hosts"
@@ -200,7 +201,7 @@ def main() -> int:
             def hup(ip: str = ip, name: str = name) -> None:
                 with names.open("a") as f:
                     f.write(f"{ip} {name}\n")
-                os.kill(r.dnsmasq_pid(), signal.SIGHUP)
+                os.kill(DNSMASQ_PID.of(r)(), signal.SIGHUP)
 
             raw.append(timed_until(hup, lambda ip=ip, name=name: r.resolves(name, ip)))
         base = statistics.median(raw)

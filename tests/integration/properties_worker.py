@@ -43,10 +43,12 @@ from vragent.api.client import Client  # noqa: E402
 from vragent.api.metrics import Metrics  # noqa: E402
 from vragent.api.server import ApiServer  # noqa: E402
 from vragent.api.service import CommandService  # noqa: E402
+from vragent.bags import models as _bag_models  # noqa: E402
 from vragent.errors import ApplyError, VragentError  # noqa: E402
-from vragent.models import BAG_MODELS  # noqa: E402
 from vragent.settings import Settings  # noqa: E402
 from vragent.store import Store  # noqa: E402
+
+BAG_MODELS = _bag_models()
 
 BASE = ["ip_associations.json", "guest_network_tier1.json", "guest_network_tier2.json",
         "network_acl_tier1.json"]

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vragent.bags import merge, parse_bag
 from vragent.config import RouterConfig
-from vragent.models import parse_bag
 from vragent.settings import Settings
-from vragent.store.merge import merge
 from vragent.system.iproute import Link
 from vragent.topology import Topology, resolve
 from vragent_lab.netns import ROUTER_MACS

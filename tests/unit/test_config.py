@@ -13,8 +13,9 @@ from tests.unit.builders import PAIR_BOOT, apply_bags, load, sample_config, samp
 def test_empty_store_is_a_bare_vpc_router() -> None:
     cfg = RouterConfig.from_docs({})
     assert cfg.cmdline.router_type == "vpcrouter"
-    assert (cfg.ips, cfg.guests, cfg.acls, cfg.firewall, cfg.forwards, cfg.staticnat,
-            cfg.routes) == ({}, {}, {}, [], [], [], [])
+    rules = cfg.part("netfilter")
+    assert (cfg.ips, cfg.guests, rules.acls, rules.firewall, rules.forwards, rules.staticnat,
+            cfg.part("routes")) == ({}, {}, {}, [], [], [], [])
     assert cfg.redundant is False
 
 
@@ -22,11 +23,11 @@ def test_sample_config() -> None:
     cfg = sample_config()
     assert sorted(cfg.ips) == ["eth1", "eth2", "eth3", "eth4"]
     assert sorted(cfg.guests) == ["eth2", "eth3"]
-    assert sorted(cfg.acls) == ["eth2", "eth3"]
-    assert [(f.source_ip_address, f.public_ports) for f in cfg.forwards] == [
+    assert sorted(cfg.part("netfilter").acls) == ["eth2", "eth3"]
+    assert [(f.source_ip_address, f.public_ports) for f in cfg.part("netfilter").forwards] == [
         ("100.64.10.11", (2222, 2222))]
-    assert [s.destination_ip_address for s in cfg.staticnat] == ["10.10.2.10"]
-    assert [r.network for r in cfg.routes] == ["10.99.0.0/24"]
+    assert [s.destination_ip_address for s in cfg.part("netfilter").staticnat] == ["10.10.2.10"]
+    assert [r.network for r in cfg.part("routes")] == ["10.99.0.0/24"]
     assert cfg.redundant is False
 
 
@@ -65,7 +66,7 @@ def test_firewall_rules_in_numeric_id_order() -> None:
     rules = [{"id": i, "protocol": "tcp", "src_ip": "1.2.3.4", "src_port_range": [i, i]}
              for i in (10, 2, 33, 1)]
     cfg = RouterConfig.from_docs(apply_bags([{"type": "firewallrules", "rules": rules}]))
-    assert [r.id for r in cfg.firewall] == [1, 2, 10, 33]
+    assert [r.id for r in cfg.part("netfilter").firewall] == [1, 2, 10, 33]
 
 
 def test_forwards_flattened_in_stable_order() -> None:
@@ -77,7 +78,7 @@ def test_forwards_flattened_in_stable_order() -> None:
     docs = apply_bags([{"type": "forwardrules", "rules": [
         fwd("100.64.10.12", 80), fwd("100.64.10.11", 443), fwd("100.64.10.11", 22)]}])
     cfg = RouterConfig.from_docs(docs)
-    assert [(f.source_ip_address, f.public_ports[0]) for f in cfg.forwards] == [
+    assert [(f.source_ip_address, f.public_ports[0]) for f in cfg.part("netfilter").forwards] == [
         ("100.64.10.11", 443), ("100.64.10.11", 22), ("100.64.10.12", 80)]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from vragent import daemon_state
+from vragent.features.dhcp.daemon import CONF as DNSMASQ_CONF
 from vragent.settings import Settings
 from vragent.supervised import registry
 
@@ -15,7 +16,7 @@ def test_digests_of_the_files_and_missing_ones(tmp_path: Path) -> None:
     s = Settings(root=tmp_path)
     dnsmasq = registry(s).get("dnsmasq")
     s.conf_dir.mkdir(parents=True)
-    s.dnsmasq_conf.write_text("port=53\n")
+    DNSMASQ_CONF.of(s).write_text("port=53\n")
     assert daemon_state.digests(dnsmasq) == {
         "dnsmasq.conf": hashlib.sha256(b"port=53\n").hexdigest(),
         "dnsmasq.dhcp-hosts": "-",

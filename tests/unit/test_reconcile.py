@@ -5,26 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from vragent.config import RouterConfig
-from vragent.reconcile import plan
-from vragent.subsystems import (
-    REGISTRY,
-    conntrack,
-    dhcp,
-    interfaces,
-    netfilter,
-    routes,
-    sysctl,
-    vmdata,
-    vrrp,
-)
-from vragent.subsystems.base import Rendered
-from vragent.subsystems.netfilter import Ruleset
+from vragent.feature import Rendered
+from vragent.features.conntrack import subsystem as conntrack
+from vragent.features.dhcp import subsystem as dhcp
+from vragent.features.interfaces import subsystem as interfaces
+from vragent.features.netfilter import subsystem as netfilter
+from vragent.features.netfilter.subsystem import Ruleset
+from vragent.features.routes import subsystem as routes
+from vragent.features.sysctl import subsystem as sysctl
+from vragent.features.vmdata import subsystem as vmdata
+from vragent.features.vrrp import subsystem as vrrp
+from vragent.reconcile import plan, subsystems
 
 from tests.unit.builders import sample_config, sample_links, settings
 
 
 def test_plan_runs_every_subsystem_in_order() -> None:
     p = plan(sample_config(), settings(), sample_links())
+    REGISTRY = tuple(subsystems())
     assert [s.subsystem for s in p.steps] == list(REGISTRY)
     # Filtering before addresses; conntrackd configured before keepalived;
     # the services once the addresses they answer on are planned.

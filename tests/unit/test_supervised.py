@@ -6,7 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
-from vragent import subsystems
+from vragent import programs
+from vragent.features.conntrack.daemon import LOCK as CONNTRACKD_LOCK
+from vragent.features.conntrack.daemon import SOCKET as CONNTRACKD_SOCKET
+from vragent.reconcile import subsystems
 from vragent.settings import Settings
 from vragent.supervised import registry
 
@@ -64,7 +67,7 @@ def test_unknown_daemon(name: str) -> None:
 def test_stale_files_are_what_the_daemons_are_told_to_use() -> None:
     s = Settings(root=ROOT)
     reg = registry(s)
-    assert reg.get("conntrackd").stale == (s.conntrackd_lock, s.conntrackd_socket)
+    assert reg.get("conntrackd").stale == (CONNTRACKD_LOCK.of(s), CONNTRACKD_SOCKET.of(s))
     for name in ("keepalived", "dnsmasq"):
         d = reg.get(name)
         assert d.stale
@@ -74,7 +77,7 @@ def test_stale_files_are_what_the_daemons_are_told_to_use() -> None:
 
 def test_every_daemon_is_rendered_by_a_subsystem() -> None:
     for d in registry(Settings(root=ROOT)):
-        assert d.subsystem in subsystems.NAMES, d.name
+        assert d.subsystem in {m.NAME for m in subsystems()}, d.name
         assert d.files, d.name
 
 
@@ -92,15 +95,30 @@ def test_checkers_are_given_for_every_checked_file() -> None:
             assert d.check, d.name
 
 
-def test_supervisord_runs_every_described_daemon_through_the_launcher() -> None:
-    """One [program:] per description, started by vragent-launch and never by supervisord."""
-    text = SUPERVISORD_CONF.read_text()
-    programs = dict(re.findall(r"\[program:([\w-]+)\]\ncommand=([^\n]+)", text))
-    for d in registry(Settings(root=ROOT)):
-        assert programs.get(d.name) == \
-            f"vragent-launch --root %(ENV_VRAGENT_ROOT)s {d.name}", d.name
-        block = text.split(f"[program:{d.name}]")[1].split("[program:")[0]
-        assert "autostart=false" in block, d.name
+def test_supervisord_runs_every_described_daemon_through_the_launcher(tmp_path: Path) -> None:
+    """One [program:] per declared daemon (vragent/programs.py), started by
+    vragent-launch and never by supervisord, in the declared order."""
+    s = Settings(root=tmp_path)
+    assert programs.write(s)
+    conf = SUPERVISORD_CONF.read_text()
+    assert "files=%(ENV_VRAGENT_ROOT)s/etc/vragent/supervisor.d/*.conf" in conf
+    written = sorted(p.name for p in programs.directory(s).glob("*.conf"))
+    assert written == sorted(f"{d.name}.conf" for d in registry(s))
+    for d in registry(s):
+        text = (programs.directory(s) / f"{d.name}.conf").read_text()
+        programs_ = dict(re.findall(r"\[program:([\w-]+)\]\ncommand=([^\n]+)", text))
+        assert programs_ == {d.name: f"vragent-launch --root %(ENV_VRAGENT_ROOT)s {d.name}"}
+        assert "autostart=false" in text and f"priority={d.start_order}\n" in text
+        # None of them is also written by hand.
+        assert f"[program:{d.name}]" not in conf
+    assert programs.write(s) == []  # nothing changed, nothing rewritten
+
+
+def test_a_daemon_no_longer_declared_loses_its_program(tmp_path: Path) -> None:
+    s = Settings(root=tmp_path)
+    programs.directory(s).mkdir(parents=True)
+    (programs.directory(s) / "gone.conf").write_text("[program:gone]\n")
+    assert "gone.conf removed" in programs.write(s)
 
 
 def test_checker_argv_places_the_candidate() -> None:

@@ -13,15 +13,14 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .bags import merge, parse_bag, stored_model_part
 from .config import Memo, RouterConfig
 from .errors import ApplyError, BagError, VerifyError, VragentError
-from .models import parse_bag
 from .models.limits import load_json
 from .reconcile import Plan, execute, plan
 from .settings import Settings
-from .store import Store, merge
+from .store import Store
 from .store.batch import Command, read_limited
-from .store.merge import stored_model_part
 from .system import iproute
 
 

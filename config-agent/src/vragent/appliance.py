@@ -15,8 +15,9 @@ import os
 import shutil
 import sys
 
+from . import programs
+from .bags import parse_bag
 from .errors import BagError
-from .models import parse_bag
 from .settings import Settings
 from .store import atomic_write
 from .store.store import private_dir
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(settings.run_dir, ignore_errors=True)
     private_dir(settings.run_dir)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
+    programs.write(settings)
     command = ["supervisord", "--nodaemon", "-c", str(settings.supervisord_conf)]
     os.execvp(command[0], command)
     return 127  # not reached

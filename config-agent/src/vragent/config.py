@@ -8,20 +8,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from . import box
 from .errors import StoreError
-from .models import (
-    CmdLine,
-    DhcpEntry,
-    FirewallRule,
-    ForwardRule,
-    GuestNetwork,
-    IpAddress,
-    IpAlias,
-    NetworkAcl,
-    StaticNatRule,
-    StaticRoute,
-    describe_errors,
-)
+from .features import features
+from .models import CmdLine, GuestNetwork, IpAddress, IpAlias, describe_errors
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -59,19 +49,19 @@ class Memo:
 
 @dataclass(frozen=True)
 class RouterConfig:
+    """The box's part (boot parameters, addresses, tiers, aliases: what
+    ``topology`` resolves) and each feature's own part, as its ``view`` reads
+    it from the stored documents (``part``)."""
+
     cmdline: CmdLine
     ips: dict[str, list[IpAddress]] = field(default_factory=dict)
     guests: dict[str, GuestNetwork] = field(default_factory=dict)
-    acls: dict[str, NetworkAcl] = field(default_factory=dict)
-    firewall: list[FirewallRule] = field(default_factory=list)
-    forwards: list[ForwardRule] = field(default_factory=list)
-    staticnat: list[StaticNatRule] = field(default_factory=list)
-    routes: list[StaticRoute] = field(default_factory=list)
-    dhcp: list[DhcpEntry] = field(default_factory=list)  # by address
-    # VM address -> folder -> file -> data (validated when the bag came in).
-    vmdata: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
-    passwords: dict[str, str] = field(default_factory=dict, repr=False)
     aliases: list[IpAlias] = field(default_factory=list)
+    parts: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def part(self, feature: str, default: Any = None) -> Any:
+        """Feature ``feature``'s view of the configuration."""
+        return self.parts.get(feature, default)
 
     @classmethod
     def from_docs(cls, docs: dict[str, dict[str, Any]], memo: Memo | None = None) -> RouterConfig:
@@ -85,46 +75,8 @@ class RouterConfig:
         seen = memo if memo is not None else Memo()
         v = seen.validate
         try:
-            cmd = docs.get("cmdline", {}).get("config", {})
-            cfg = cls(
-                cmdline=CmdLine.model_validate({"type": "cmdline", "cmd_line": cmd}),
-                ips={
-                    dev: [v(IpAddress, a) for a in addrs]
-                    for dev, addrs in sorted(docs.get("ips", {}).items())
-                },
-                guests={
-                    dev: v(GuestNetwork, g)
-                    for dev, g in sorted(docs.get("guestnetwork", {}).items())
-                },
-                acls={
-                    dev: v(NetworkAcl, a)
-                    for dev, a in sorted(docs.get("networkacl", {}).items())
-                },
-                firewall=[
-                    v(FirewallRule, r)
-                    for _, r in sorted(
-                        docs.get("firewallrules", {}).get("rules", {}).items(),
-                        key=lambda kv: int(kv[0]),
-                    )
-                ],
-                forwards=[
-                    v(ForwardRule, r)
-                    for _, rules in sorted(docs.get("forwardrules", {}).items())
-                    for r in rules
-                ],
-                staticnat=[
-                    v(StaticNatRule, r)
-                    for _, r in sorted(docs.get("staticnatrules", {}).items())
-                ],
-                routes=[
-                    v(StaticRoute, r)
-                    for _, r in sorted(docs.get("staticroutes", {}).items())
-                ],
-                dhcp=[v(DhcpEntry, e) for _, e in sorted(docs.get("dhcpentry", {}).items())],
-                vmdata=dict(sorted(docs.get("vmdata", {}).items())),
-                passwords=dict(sorted(docs.get("vmpassword", {}).items())),
-                aliases=[v(IpAlias, a) for _, a in sorted(docs.get("ipaliases", {}).items())],
-            )
+            cfg = cls(**box.view(docs, v),
+                      parts={f.name: f.view(docs, v) for f in features() if f.view is not None})
         except ValidationError as exc:
             # Only reachable if the state directory was edited by hand.
             problems = "; ".join(describe_errors(exc))

@@ -82,97 +82,23 @@ class Settings:
         return self.root / "var/log/vragent"
 
     # -- the redundant pair -------------------------------------------------
-    @property
-    def keepalived_conf(self) -> Path:
-        return self.conf_dir / "keepalived.conf"
-
-    @property
-    def conntrackd_conf(self) -> Path:
-        return self.conf_dir / "conntrackd.conf"
-
-    @property
-    def conntrackd_socket(self) -> Path:
-        return self.run_dir / "conntrackd.sock"
-
-    @property
-    def conntrackd_lock(self) -> Path:
-        return self.run_dir / "conntrackd.lock"
-
-    @property
-    def conntrackd_started(self) -> Path:
-        """The configuration conntrackd was last started with, by the resident agent."""
-        return self.daemon_loaded("conntrackd")
 
     def daemon_loaded(self, name: str) -> Path:
         """Digests of the files daemon ``name`` last (re)loaded, written by the resident agent."""
         return self.run_dir / f"{name}.loaded"
 
     @property
-    def keepalived_pid(self) -> Path:
-        return self.run_dir / "keepalived.pid"
-
-    @property
-    def keepalived_vrrp_pid(self) -> Path:
-        return self.run_dir / "keepalived_vrrp.pid"
-
-    @property
-    def keepalived_bfd_pid(self) -> Path:
-        return self.run_dir / "keepalived_bfd.pid"
-
-    @property
     def notify_fifo(self) -> Path:
-        """keepalived writes every transition here; the agent reads them in order."""
-        return self.run_dir / "keepalived.fifo"
+        """The elector writes every transition here; the agent reads them in order."""
+        return self.run_dir / "vrrp.fifo"
 
     # -- router services -------------------------------------------------------
-    @property
-    def dnsmasq_conf(self) -> Path:
-        return self.conf_dir / "dnsmasq.conf"
-
-    @property
-    def dnsmasq_dhcp_hosts(self) -> Path:
-        """Static leases (dhcp-hostsfile): re-read on SIGHUP."""
-        return self.conf_dir / "dnsmasq.dhcp-hosts"
-
-    @property
-    def dnsmasq_hosts(self) -> Path:
-        """VM names for DNS (addn-hosts): re-read on SIGHUP."""
-        return self.conf_dir / "dnsmasq.hosts"
-
-    @property
-    def dnsmasq_leases(self) -> Path:
-        """Persistent: a restarted dnsmasq (or router) keeps every lease it gave."""
-        return self.state_dir / "dnsmasq.leases"
-
-    @property
-    def dnsmasq_pid(self) -> Path:
-        return self.run_dir / "dnsmasq.pid"
 
     @property
     def release_file(self) -> Path:
         """The template's release line, where CloudStack's systemvm has it
         (router_version_check.py compares its first line with templateVersion)."""
         return self.root / "etc/cloudstack-release"
-
-    @property
-    def metadata_conf(self) -> Path:
-        """Where the metadata and password service listens (re-read on SIGHUP)."""
-        return self.conf_dir / "metadata.json"
-
-    @property
-    def vmdata_dir(self) -> Path:
-        """User data and metadata, one folder per VM address."""
-        return self.state_dir / "vmdata"
-
-    @property
-    def passwords_file(self) -> Path:
-        """VM passwords not yet fetched (root-only)."""
-        return self.state_dir / "passwords.json"
-
-    @property
-    def passwords_served(self) -> Path:
-        """Digests of the passwords VMs confirmed (``saved_password``): never served again."""
-        return self.state_dir / "passwords.served.json"
 
     @property
     def agent_socket(self) -> Path:

@@ -10,8 +10,10 @@ from fastapi import HTTPException
 from vragent.api.app import _name, _split_files, create_app, description
 from vragent.api.metrics import Metrics
 from vragent.api.service import CommandService
-from vragent.models import BAG_MODELS
+from vragent.bags import models as _bag_models
 from vragent.settings import Settings
+
+BAG_MODELS = _bag_models()
 
 
 def test_the_cli_file_framing_splits_back_into_named_files() -> None:

@@ -1,4 +1,5 @@
-"""Fit to be master only with a live agent and a conntrackd that answers (ha/health.py)."""
+"""Fit to be master only with a live agent and the daemons that declare a fitness
+probe passing it: conntrackd answering (ha/health.py, features/conntrack/daemon.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vragent.ha.health import HEARTBEAT_STALE, STARTUP_GRACE, STATS_RUNTIME, main, problems
+from vragent.features.conntrack.daemon import STARTUP_GRACE
+from vragent.ha import health
+from vragent.ha.health import HEARTBEAT_STALE, main
 from vragent.settings import Settings
+from vragent.system.conntrackd import STATS_RUNTIME
+
+
+def problems(settings: Settings) -> list[str]:
+    return [p.text for p in health.problems(settings)]
 
 
 def _heartbeat(root: Path, age: float = 0.0) -> Path:
@@ -31,7 +39,7 @@ def _conntrackd_conf(root: Path, started: bool = True, age: float = 60.0) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("Sync {}\n")
     if started:
-        marker = Settings(root=root).conntrackd_started
+        marker = Settings(root=root).daemon_loaded("conntrackd")
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("digest")
         then = time.time() - age

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vragent.ha.state import STATUSES, HaState, agent_alive, status_line
+from vragent.pairstate import STATUSES, HaState, agent_alive, status_line
 
 
 @pytest.fixture

@@ -1,9 +1,21 @@
-"""What a router does on each keepalived transition: conntrack-tools' sequence."""
+"""What a router does on each keepalived transition: conntrack-tools' sequence,
+as conntrackd's feature declares it, and the pair's own steps."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from vragent.ha.transitions import Step, steps
+from vragent.ha import transitions
+from vragent.ha.transitions import Step
+from vragent.settings import Settings
+from vragent.supervised import registry
+
+CONF = "/srv/r1/etc/vragent/conntrackd.conf"
+
+
+def steps(status: str) -> list[Step]:
+    return transitions.steps(status, registry(Settings(root=Path("/srv/r1"))))
 
 
 def _described(status: str) -> list[str]:
@@ -11,14 +23,24 @@ def _described(status: str) -> list[str]:
 
 
 def test_primary_commits_then_resyncs_then_starts_services_then_announces() -> None:
+    def ctl(arg: str, critical: bool = False) -> Step:
+        return Step("command", ("conntrackd", "-C", CONF, arg), critical, "conntrackd",
+                    f"conntrackd {arg}")
+
     assert steps("PRIMARY") == [
-        Step("conntrackd", ("-c",), critical=True),
-        Step("conntrackd", ("-f",)),
-        Step("conntrackd", ("-R",)),
-        Step("conntrackd", ("-B",)),
+        ctl("-c", critical=True),
+        ctl("-f"),
+        ctl("-R"),
+        ctl("-B"),
         Step("primary-services", ("start",)),
         Step("garp"),
     ]
+
+
+def test_no_daemon_declares_steps_then_only_the_pairs_own() -> None:
+    assert [s.describe() for s in transitions.steps("PRIMARY")] == [
+        "primary-services start", "garp"]
+    assert [s.describe() for s in transitions.steps("BACKUP")] == ["primary-services stop"]
 
 
 def test_backup_stops_services_then_ages_out_then_asks_for_a_resync() -> None:
@@ -47,7 +69,8 @@ def test_only_a_primary_commits_starts_services_or_announces() -> None:
 
 
 def test_describe() -> None:
-    assert Step("conntrackd", ("-c",)).describe() == "conntrackd -c"
+    assert Step("command", ("conntrackd", "-C", CONF, "-c"), label="conntrackd -c").describe() \
+        == "conntrackd -c"
     assert Step("garp").describe() == "garp"
     assert Step("primary-services", ("start", "dnsmasq")).describe() == (
         "primary-services start dnsmasq")

@@ -7,7 +7,9 @@ import os
 import time
 from pathlib import Path
 
-from vragent.ha.watchdog import CONNTRACKD_FALL, Watchdog, write_if_changed
+from vragent.features.conntrack.daemon import CONF as CONNTRACKD_CONF
+from vragent.features.conntrack.daemon import FALL as CONNTRACKD_FALL
+from vragent.ha.watchdog import Watchdog, write_if_changed
 from vragent.settings import Settings
 
 
@@ -21,12 +23,12 @@ def _heartbeat(root: Path, age: float = 0.0) -> None:
 
 def _conntrackd_configured_but_dead(root: Path) -> None:
     s = Settings(root=root)
-    s.conntrackd_conf.parent.mkdir(parents=True, exist_ok=True)
-    s.conntrackd_conf.write_text("Sync {}\n")
-    s.conntrackd_started.parent.mkdir(parents=True, exist_ok=True)
-    s.conntrackd_started.write_text("digest")
+    CONNTRACKD_CONF.of(s).parent.mkdir(parents=True, exist_ok=True)
+    CONNTRACKD_CONF.of(s).write_text("Sync {}\n")
+    s.daemon_loaded("conntrackd").parent.mkdir(parents=True, exist_ok=True)
+    s.daemon_loaded("conntrackd").write_text("digest")
     then = time.time() - 60
-    os.utime(s.conntrackd_started, (then, then))
+    os.utime(s.daemon_loaded("conntrackd"), (then, then))
 
 
 def test_fit_router_writes_zero(tmp_path: Path) -> None:

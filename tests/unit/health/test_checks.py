@@ -9,18 +9,25 @@ from typing import Any
 
 import pytest
 from vragent import __version__, daemon_state, supervised
+from vragent.bags import parse_bag
 from vragent.config import RouterConfig
-from vragent.health import checks
-from vragent.health.checks import CHECKS, Context, dnat_rules, format_port, parse_records
-from vragent.models import MonitorService, parse_bag
+from vragent.features import features
+from vragent.features.dhcp import subsystem as dhcp
+from vragent.features.dhcp.daemon import NAMES as DNSMASQ_NAMES
+from vragent.features.monitor import checks
+from vragent.features.monitor.checks import Context, parse_records
+from vragent.features.monitor.model import MonitorService
+from vragent.features.netfilter import checks as netfilter_checks
+from vragent.features.netfilter.checks import dnat_rules, format_port
 from vragent.settings import Settings
-from vragent.subsystems import dhcp
 from vragent.topology import resolve
 
 from tests.conftest import SAMPLE
 from tests.unit.builders import apply_bags, load, sample_bag, sample_docs, sample_links
 
 LAB = load(SAMPLE / "monitor_service.json")
+# Every feature's checks, as the runner assembles them.
+CHECKS = tuple(c for f in features() for c in f.checks)
 
 
 def monitor(data: dict[str, str] | None = None, **fields: Any) -> MonitorService:
@@ -379,7 +386,7 @@ def _forward(src: str, sports: str, dst: str, dports: str) -> dict[str, str]:
 ])
 def test_a_forward_is_found_only_when_every_port_reaches_the_vm(record: dict[str, str],
                                                                 found: bool) -> None:
-    assert checks._forwarded(dnat_rules(LISTING), record) is found
+    assert netfilter_checks._forwarded(dnat_rules(LISTING), record) is found
 
 
 @pytest.mark.parametrize(("record", "problem"), [
@@ -435,7 +442,7 @@ def test_running_daemons_against_what_they_loaded(tmp_path: Path) -> None:
         supervised.registry(s).get("metadata")))
     assert outcome("daemon_config_check", ctx(tmp_path, states=running)) == (
         True, "All 2 running daemons loaded their current configuration")
-    s.dnsmasq_hosts.write_text("10.10.1.10 vm1\n")
+    DNSMASQ_NAMES.of(s).write_text("10.10.1.10 vm1\n")
     assert outcome("daemon_config_check", ctx(tmp_path, states=running)) == (
         False, "Daemons not running their current configuration - \n"
                "dnsmasq: dnsmasq.hosts changed since it was loaded")

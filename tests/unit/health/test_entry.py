@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vragent.health.results import results_file, write
+from vragent.features.monitor.results import results_file, write
 from vragent.settings import Settings
 from vragent.store import Store
 

@@ -7,7 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vragent.health.results import cloudstack_output, failing_file, results, results_file, write
+from vragent.features.monitor.results import (
+    cloudstack_output,
+    failing_file,
+    results,
+    results_file,
+    write,
+)
 from vragent.settings import Settings
 
 from tests.cloudstack import parse_monitor_output as _parse

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from vragent import __version__
-from vragent.health import runner
-from vragent.health.checks import Check, Context, failed
-from vragent.health.results import failing_file, results_file
+from vragent.features.dhcp.daemon import CONF as DNSMASQ_CONF
+from vragent.features.monitor import runner
+from vragent.features.monitor.checks import Check, Context, failed
+from vragent.features.monitor.results import failing_file, results_file
 from vragent.settings import Settings
 from vragent.store import Store
 
@@ -75,7 +76,7 @@ def test_advanced_run_lists_the_failing_checks(tmp_path: Path) -> None:
 
 def test_disabled_checks_do_not_run_but_services_do(tmp_path: Path) -> None:
     s = _store(tmp_path, _bag(health_checks_enabled=False))
-    dnsmasq_conf = s.dnsmasq_conf
+    dnsmasq_conf = DNSMASQ_CONF.of(s)
     dnsmasq_conf.parent.mkdir(parents=True)
     dnsmasq_conf.write_text("configured\n")
     written = runner.run(s, "basic")

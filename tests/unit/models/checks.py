@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from vragent.bags import parse_bag
 from vragent.errors import BagError
-from vragent.models import parse_bag
 
 
 def assert_rejected(raw: Any, path: str, *fragments: str) -> BagError:

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from vragent.bags import parse_bag
 from vragent.errors import BagError
-from vragent.models import CmdLine, parse_bag
+from vragent.models import CmdLine
 
 from tests.conftest import REFERENCE
 from tests.unit.builders import load, mutated, sample_bag

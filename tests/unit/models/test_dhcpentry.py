@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from vragent.models import DhcpEntry, parse_bag
+from vragent.bags import parse_bag
+from vragent.features.dhcp.model import DhcpEntry
 
 from tests.conftest import REFERENCE
 from tests.unit.builders import DELETE, load, mutated, sample_bag

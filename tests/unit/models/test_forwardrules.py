@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from vragent.models import ForwardRule, ForwardRules, StaticNatRule, parse_bag
-from vragent.models.forwardrules import MAX_SHIFTED_RANGE
+from vragent.bags import parse_bag
+from vragent.features.netfilter.model_forward import (
+    MAX_SHIFTED_RANGE,
+    ForwardRule,
+    ForwardRules,
+    StaticNatRule,
+)
 
 from tests.conftest import REFERENCE
 from tests.unit.builders import DELETE, load, mutated, sample_bag

@@ -6,7 +6,8 @@ import ipaddress
 from typing import Any
 
 import pytest
-from vragent.models import GuestNetwork, parse_bag
+from vragent.bags import parse_bag
+from vragent.models import GuestNetwork
 
 from tests.conftest import REFERENCE
 from tests.unit.builders import DELETE, load, mutated, sample_bag

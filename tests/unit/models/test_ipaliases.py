@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vragent.models import IpAliases, parse_bag
+from vragent.bags import parse_bag
+from vragent.models import IpAliases
 
 from tests.conftest import REFERENCE
 from tests.unit.builders import load

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from vragent.models import IpAddress, Ips, parse_bag
+from vragent.bags import parse_bag
+from vragent.models import IpAddress, Ips
 
 from tests.unit.builders import DELETE, mutated, sample_bag
 

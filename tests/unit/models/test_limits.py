@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from vragent import cli
+from vragent.bags import parse_bag
 from vragent.errors import BagError
-from vragent.models import parse_bag
 from vragent.models.limits import MAX_DEPTH, MAX_ITEMS, MAX_STRING, escape, load_json
 
 from tests.unit.builders import sample_bag

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from vragent.models import MonitorService, parse_bag
+from vragent.bags import parse_bag
+from vragent.features.monitor.model import MonitorService
 
 from tests.conftest import REFERENCE, SAMPLE
 from tests.unit.builders import load

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from vragent.bags import models as _bag_models
+from vragent.bags import parse_bag
 from vragent.errors import BagError
-from vragent.models import BAG_MODELS, parse_bag
 
 from tests.conftest import REFERENCE, SAMPLE
+
+BAG_MODELS = _bag_models()
 
 REFERENCE_FILES = sorted(REFERENCE.glob("*.json"))
 SAMPLE_FILES = sorted(SAMPLE.glob("*.json"))

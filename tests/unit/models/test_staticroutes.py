@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from vragent.models import StaticRoutes, parse_bag
+from vragent.bags import parse_bag
+from vragent.features.routes.model import StaticRoutes
 
 from tests.unit.builders import DELETE, mutated, sample_bag
 

@@ -6,8 +6,8 @@ import base64
 from typing import Any
 
 import pytest
-from vragent.models import VmData, parse_bag
-from vragent.models.vmdata import decode_userdata
+from vragent.bags import parse_bag
+from vragent.features.vmdata.model_vmdata import VmData, decode_userdata
 
 from tests.conftest import REFERENCE
 from tests.unit.builders import load, sample_bag

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from vragent.bags import parse_bag, redact
 from vragent.errors import BagError
-from vragent.models import VmPassword, parse_bag, redact
+from vragent.features.vmdata.model_password import VmPassword
 
 from tests.conftest import REFERENCE
 from tests.unit.builders import load

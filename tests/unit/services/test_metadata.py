@@ -10,7 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vragent.services.metadata import Service
+from vragent.features.vmdata.daemon import CONF as METADATA_CONF
+from vragent.features.vmdata.daemon import PASSWORDS as PASSWORDS_FILE
+from vragent.features.vmdata.daemon import SERVED as PASSWORDS_SERVED
+from vragent.features.vmdata.daemon import VMDATA as VMDATA_DIR
+from vragent.features.vmdata.service import Service
 from vragent.settings import Settings
 
 CLIENT = "127.0.0.1"
@@ -26,16 +30,16 @@ def _free_port() -> int:
 def service(tmp_path: Path) -> Iterator[Service]:
     s = Settings(root=tmp_path)
     s.conf_dir.mkdir(parents=True)
-    s.vmdata_dir.mkdir(parents=True)
-    s.metadata_conf.write_text(json.dumps({
+    VMDATA_DIR.of(s).mkdir(parents=True)
+    METADATA_CONF.of(s).write_text(json.dumps({
         "listen": [{"address": CLIENT, "interface": "lo"}],
         "metadata_port": _free_port(), "password_port": _free_port(),
-        "vmdata_dir": str(s.vmdata_dir), "passwords_file": str(s.passwords_file),
-        "served_file": str(s.passwords_served)}))
-    (s.vmdata_dir / f"{CLIENT}.json").write_text(json.dumps({
+        "vmdata_dir": str(VMDATA_DIR.of(s)), "passwords_file": str(PASSWORDS_FILE.of(s)),
+        "served_file": str(PASSWORDS_SERVED.of(s))}))
+    (VMDATA_DIR.of(s) / f"{CLIENT}.json").write_text(json.dumps({
         "userdata": {"user-data": base64.b64encode(b"\x00\xffraw").decode()},
         "metadata": {"instance-id": "i-1", "availability-zone": "z"}}))
-    s.passwords_file.write_text(json.dumps({CLIENT: "pw-1"}))
+    PASSWORDS_FILE.of(s).write_text(json.dumps({CLIENT: "pw-1"}))
     svc = Service(s)
     svc.listen()
     try:
@@ -71,13 +75,13 @@ def test_password_protocol(service: Service) -> None:
     assert get(service, "/", **pw, DomU_Request="send_my_password") == (200, b"saved_password")
     assert get(service, "/", **pw)[1] == b"bad_request"
     # A new password for the same VM is served again.
-    service.settings.passwords_file.write_text(json.dumps({CLIENT: "pw-2"}))
+    PASSWORDS_FILE.of(service.settings).write_text(json.dumps({CLIENT: "pw-2"}))
     assert get(service, "/", **pw, DomU_Request="send_my_password") == (200, b"pw-2")
 
 
 def test_unknown_client_gets_nothing(service: Service) -> None:
     (service.config.vmdata_dir / f"{CLIENT}.json").unlink()
-    service.settings.passwords_file.write_text("{}")
+    PASSWORDS_FILE.of(service.settings).write_text("{}")
     assert get(service, "/latest/user-data")[0] == 404
     assert get(service, "/latest/meta-data/") == (200, b"")
     assert get(service, "/", "password", DomU_Request="send_my_password") == \
@@ -85,16 +89,16 @@ def test_unknown_client_gets_nothing(service: Service) -> None:
 
 
 def test_reload_follows_the_listen_list(service: Service) -> None:
-    conf = json.loads(service.settings.metadata_conf.read_text())
+    conf = json.loads(METADATA_CONF.of(service.settings).read_text())
     old = conf["metadata_port"]
     conf["metadata_port"] = _free_port()
-    service.settings.metadata_conf.write_text(json.dumps(conf))
+    METADATA_CONF.of(service.settings).write_text(json.dumps(conf))
     service.reload()
     assert get(service, "/latest/instance-id") == (200, b"i-1")
     with pytest.raises(OSError):
         http.client.HTTPConnection(CLIENT, old, timeout=1).request("GET", "/")
     # A broken file keeps the previous configuration.
-    service.settings.metadata_conf.write_text("{")
+    METADATA_CONF.of(service.settings).write_text("{")
     service.reload()
     assert get(service, "/latest/instance-id") == (200, b"i-1")
 
@@ -108,10 +112,10 @@ def test_binding_never_asks_dns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(socket, "getfqdn", no_dns)
     s = Settings(root=tmp_path)
     s.conf_dir.mkdir(parents=True)
-    s.metadata_conf.write_text(json.dumps({
+    METADATA_CONF.of(s).write_text(json.dumps({
         "listen": [{"address": CLIENT, "interface": "lo"}], "metadata_port": _free_port(),
-        "password_port": _free_port(), "vmdata_dir": str(s.vmdata_dir),
-        "passwords_file": str(s.passwords_file), "served_file": str(s.passwords_served)}))
+        "password_port": _free_port(), "vmdata_dir": str(VMDATA_DIR.of(s)),
+        "passwords_file": str(PASSWORDS_FILE.of(s)), "served_file": str(PASSWORDS_SERVED.of(s))}))
     svc = Service(s)
     svc.listen()
     try:

@@ -7,11 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from vragent.models import BAG_MODELS, parse_bag
-from vragent.store.merge import MERGERS, merge
+from vragent.bags import merge, parse_bag, types
+from vragent.bags import models as _bag_models
 
 from tests.conftest import REFERENCE, SAMPLE
 from tests.unit.builders import SAMPLE_ORDER, apply_bags, load, sample_bag, sample_docs
+
+BAG_MODELS = _bag_models()
 
 Raw = dict[str, Any]
 
@@ -33,7 +35,7 @@ def _addresses(docs: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def test_a_merger_for_every_model() -> None:
-    assert set(MERGERS) == set(BAG_MODELS)
+    assert set(types()) == set(BAG_MODELS)
 
 
 # -- merge never mutates its input --------------------------------------------

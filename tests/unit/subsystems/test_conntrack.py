@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 from vragent.config import RouterConfig
-from vragent.subsystems import conntrack
+from vragent.features.conntrack import subsystem as conntrack
+from vragent.features.conntrack.daemon import CONF as CONNTRACKD_CONF
+from vragent.features.conntrack.daemon import LOCK as CONNTRACKD_LOCK
 from vragent.topology import resolve
 
 from tests.unit.builders import (
@@ -153,7 +155,7 @@ def test_paths_follow_the_settings() -> None:
     cfg, topo = pair_topology()
     s = settings(root=Path("/srv/r2"))
     general = _block(conntrack.render(conntrack.desired(cfg, topo, s)), "General {")
-    assert f"LockFile {s.conntrackd_lock}" in general
+    assert f"LockFile {CONNTRACKD_LOCK.of(s)}" in general
     assert "LockFile /srv/r2/run/vragent/conntrackd.lock" in general
     assert _block(conntrack.render(conntrack.desired(cfg, topo, s)), "UNIX {") == [
         "Path /srv/r2/run/vragent/conntrackd.sock"]
@@ -165,14 +167,14 @@ def test_apply_dry_run(tmp_path: Path) -> None:
     d = conntrack.desired(cfg, topo, s)
     assert conntrack.apply(d, conntrack.render(d), s, dry_run=True) == [
         "conntrack: conntrackd.conf written"]
-    assert not s.conntrackd_conf.exists()  # a dry run writes nothing
-    s.conntrackd_conf.parent.mkdir(parents=True)
-    s.conntrackd_conf.write_text(conntrack.render(d))
+    assert not CONNTRACKD_CONF.of(s).exists()  # a dry run writes nothing
+    CONNTRACKD_CONF.of(s).parent.mkdir(parents=True)
+    CONNTRACKD_CONF.of(s).write_text(conntrack.render(d))
     assert conntrack.apply(d, conntrack.render(d), s, dry_run=True) == []
-    s.conntrackd_conf.write_text("old\n")
+    CONNTRACKD_CONF.of(s).write_text("old\n")
     assert conntrack.apply(d, conntrack.render(d), s, dry_run=True) == [
         "conntrack: conntrackd.conf updated"]
     off = conntrack.Desired(enabled=False)
     assert conntrack.apply(off, conntrack.render(off), s, dry_run=True) == [
         "conntrack: conntrackd.conf removed"]
-    assert s.conntrackd_conf.read_text() == "old\n"
+    assert CONNTRACKD_CONF.of(s).read_text() == "old\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vragent.config import RouterConfig
-from vragent.subsystems import dhcp
+from vragent.features.dhcp import subsystem as dhcp
 from vragent.topology import resolve
 
 from tests.unit.builders import apply_bags, sample_bag, sample_docs, sample_links, settings

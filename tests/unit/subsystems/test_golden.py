@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from vragent import subsystems
 from vragent.config import RouterConfig
-from vragent.subsystems import conntrack, vrrp
-from vragent.subsystems.base import Subsystem
+from vragent.feature import Subsystem
+from vragent.features.conntrack import subsystem as conntrack
+from vragent.features.vrrp import subsystem as vrrp
+from vragent.reconcile import desired_states, subsystems
 from vragent.topology import Topology
 
 from tests.unit.builders import (
@@ -30,7 +31,7 @@ SCENARIOS: dict[str, Callable[[], tuple[RouterConfig, Topology]]] = {
     "cloudstack_pair": cloudstack_pair_topology,
 }
 # Every registered subsystem, so a new one cannot go without golden files.
-MODULES = {m.NAME: m for m in subsystems.REGISTRY}
+MODULES = {m.NAME: m for m in subsystems()}
 # The scenarios that are one of a pair (checked below against RouterConfig.redundant).
 REDUNDANT = {"pair", "cloudstack_pair"}
 # Daemons only a pair runs. A standalone router renders nothing for them, which
@@ -45,7 +46,8 @@ GOLDEN_CASES = sorted(
 
 
 def rendered_text(module: Subsystem, cfg: RouterConfig, topo: Topology) -> str:
-    desired = module.desired(cfg, topo, settings())
+    # Both passes of the plan: netfilter renders every feature's traffic.
+    desired = desired_states(cfg, topo, settings())[module.NAME]
     assert module.verify(desired) == []
     return module.render(desired).text()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from vragent.config import RouterConfig
-from vragent.subsystems import interfaces
-from vragent.subsystems.interfaces import Desired, LinkSpec, render
+from vragent.features.interfaces import subsystem as interfaces
+from vragent.features.interfaces.subsystem import Desired, LinkSpec, render
 from vragent.topology import resolve
 
 from tests.unit.builders import (

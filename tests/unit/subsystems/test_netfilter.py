@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from vragent.config import RouterConfig
-from vragent.models import AclRule
-from vragent.subsystems import netfilter
-from vragent.subsystems.netfilter import (
+from vragent.features.netfilter import subsystem as netfilter
+from vragent.features.netfilter.model_acl import AclRule
+from vragent.features.netfilter.subsystem import (
     CHUNK_MASK,
     CHUNK_MAX,
     CHUNK_MIN,
@@ -21,6 +21,7 @@ from vragent.subsystems.netfilter import (
     acl_rules,
     chunked,
 )
+from vragent.reconcile import desired_states
 from vragent.topology import resolve
 
 from tests.unit.builders import (
@@ -49,7 +50,8 @@ HOOKS = {
 
 
 def _render(cfg: RouterConfig, topo: Any) -> Ruleset:
-    d = netfilter.desired(cfg, topo, settings())
+    # Both passes of the plan: every feature's declared traffic included.
+    d = desired_states(cfg, topo, settings())["netfilter"]
     assert netfilter.verify(d) == []
     return netfilter.render(d)
 
@@ -620,7 +622,7 @@ def test_pair_traffic_admitted_only_on_a_redundant_router_and_only_on_the_sync_l
             cmdline["cmd_line"].update(PAIR_BOOT)
         cfg = RouterConfig.from_docs(apply_bags([cmdline], sample_docs()))
         rs = netfilter.render(
-            netfilter.desired(cfg, resolve(cfg, sample_links()), unit_settings()))
+            desired_states(cfg, resolve(cfg, sample_links()), unit_settings())["netfilter"])
         return next(c for c in rs.chains if c.name == "input").rules
 
     single = input_chain("0")

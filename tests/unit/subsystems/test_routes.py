@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from vragent.config import RouterConfig
-from vragent.subsystems import routes
-from vragent.subsystems.routes import (
+from vragent.features.routes import subsystem as routes
+from vragent.features.routes.subsystem import (
     MAIN,
     PRIO_FROM,
     PRIO_FWMARK,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from vragent.config import RouterConfig
-from vragent.subsystems import sysctl
-from vragent.subsystems.sysctl import Desired, render
+from vragent.features.sysctl import subsystem as sysctl
+from vragent.features.sysctl.subsystem import Desired, render
 from vragent.topology import resolve
 
 from tests.unit.builders import sample_docs, sample_links, sample_topology, settings

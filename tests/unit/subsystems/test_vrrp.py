@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from vragent.config import RouterConfig
 from vragent.errors import BagError
-from vragent.subsystems import netfilter, vrrp
+from vragent.features.vrrp import subsystem as vrrp
+from vragent.reconcile import desired_states
 from vragent.topology import resolve
 
 from tests.unit.builders import (
@@ -161,7 +162,7 @@ def test_sample_pair() -> None:
     assert d.excluded == (
         ("10.10.1.1/24", "eth2"), ("10.10.2.1/24", "eth3"), ("100.64.10.10/24", "eth1"),
         ("100.64.10.11/24", "eth1"), ("100.64.10.12/24", "eth1"))
-    assert d.fifo == "/nonexistent/vragent-unit/run/vragent/keepalived.fifo"
+    assert d.fifo == "/nonexistent/vragent-unit/run/vragent/vrrp.fifo"
     assert d.health_file == "/nonexistent/vragent-unit/run/vragent/vrrp-health"
     assert d.yield_file == "/nonexistent/vragent-unit/run/vragent/vrrp-yield"
     assert d.bfd is None
@@ -422,4 +423,5 @@ def test_fast_detection_is_refused_in_cloudstack_mode() -> None:
     assert d.bfd is None
     assert [p for p in vrrp.verify(d) if p.startswith("sync_bfd=1: fast detection needs a "
                                                        "sync link")], d.problems
-    assert netfilter.desired(cfg, topo, settings()).bfd_peer is None
+    nf = desired_states(cfg, topo, settings())["netfilter"]
+    assert not [o for o in nf.traffic.accept if o.ports == (3784,)]

@@ -30,14 +30,15 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
+from ..bags import models as bag_models
+from ..bags import redact
 from ..errors import BagError, RevisionNotKept, StoreError, VragentError
-from ..ha.state import HaState, agent_alive, status_line
-from ..health import results as health_results
-from ..models import BAG_MODELS, redact
+from ..features.monitor import results as health_results
 from ..models.limits import MAX_FILE_BYTES, escape
+from ..pairstate import HaState, agent_alive, status_line
+from ..reconcile import subsystems
 from ..settings import Settings
 from ..store import Store
-from ..subsystems import NAMES
 from .metrics import CONTENT_TYPE, Metrics
 from .service import CommandService, Job, Result
 
@@ -46,6 +47,10 @@ SOURCES = Query(default=["request"], max_length=64)
 TEXT: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/plain": {"schema": {"type": "string"}}}}}
 API_VERSION = "1"
+
+# Every declared bag type (the features' and the box's): the API's routes and schemas.
+BAG_MODELS = bag_models()
+SUBSYSTEMS = tuple(m.NAME for m in subsystems())
 
 
 class ErrorDetail(BaseModel):
@@ -249,7 +254,7 @@ def create_app(settings: Settings, service: CommandService, metrics: Metrics,
                            status_line=status_line(settings.ha_state, settings.agent_pid))
 
     @app.get("/v1/render/{subsystem}", responses=TEXT)
-    async def render(subsystem: Literal[tuple(NAMES)]) -> Response:  # type: ignore[valid-type]
+    async def render(subsystem: Literal[SUBSYSTEMS]) -> Response:  # type: ignore[valid-type]
         """What the stored configuration renders to (secrets included: root's view)."""
         result = await asyncio.wrap_future(service.submit(service.render(subsystem)))
         if result.error is not None:
@@ -267,7 +272,7 @@ def create_app(settings: Settings, service: CommandService, metrics: Metrics,
     @app.post("/v1/health/{kind}")
     def run_health_checks(kind: Literal["basic", "advanced"]) -> dict[str, Any]:
         """Run one kind of checks now (getRouterMonitorResults.sh true); their results."""
-        from ..health import runner
+        from ..features.monitor import runner
 
         return runner.run(settings, kind)
 

@@ -45,11 +45,12 @@ from ..api.service import CommandService, Result
 from ..config import HaParams, RouterConfig
 from ..daemon_state import digests, read_loaded, wanted, write_loaded
 from ..errors import VragentError
-from ..health import runner
+from ..features.monitor import runner
+from ..features.vrrp import subsystem as vrrp
+from ..pairstate import HaState
 from ..settings import Settings
 from ..store import Store
 from ..store.store import private_dir
-from ..subsystems import vrrp
 from ..supervised import registry
 from ..system import arp, inject, iproute, proc
 from ..system.cmd import spawn
@@ -57,7 +58,6 @@ from ..system.supervisor import RUNNING_STATES, Supervisor
 from ..topology import resolve
 from . import fast, fifo, switchover, transitions
 from .report import Pusher, Report, Spool
-from .state import HaState
 
 TICK = 1.0
 # An idle router settles: the daemons are looked at after every command and
@@ -448,7 +448,7 @@ class Daemon:
         if status == self.state.status:
             return
         started = time.monotonic()
-        todo = transitions.steps(status)
+        todo = transitions.steps(status, registry(self.settings))
         timings = [self._timed_step(step) for step in todo if step.critical]
         announced = time.monotonic()
         with self.lock:
@@ -488,15 +488,14 @@ class Daemon:
             self.pusher.wake()
 
     def _run_step(self, step: transitions.Step) -> None:
-        s = self.settings
-        if step.action == "conntrackd":
-            if s.conntrackd_conf.exists():
-                proc = spawn(["conntrackd", "-C", str(s.conntrackd_conf), *step.args])
+        if step.action == transitions.COMMAND:
+            if registry(self.settings).get(step.daemon).conf.exists():
+                proc = spawn(list(step.args))
                 if proc.returncode != 0:
-                    log(f"conntrackd {' '.join(step.args)}: {proc.stderr.strip()}")
-        elif step.action == "primary-services":
+                    log(f"{step.describe()}: {proc.stderr.strip()}")
+        elif step.action == transitions.SERVICES:
             self._master_services(step.args[0] == "start")
-        elif step.action == "garp":
+        elif step.action == transitions.GARP:
             for ip, dev in self.excluded:
                 with contextlib.suppress(OSError, ValueError):
                     arp.gratuitous(dev, ip)
@@ -507,7 +506,8 @@ class Daemon:
         keepalived only reports changes; if it went on running while this
         process was away, the advert address tells whether it is master.
         """
-        if self.advert is None or not self._running("keepalived"):
+        elector = registry(self.settings).elector
+        if self.advert is None or elector is None or not self._running(elector.name):
             return
         dev, vip = self.advert
         link = iproute.links().get(dev)

@@ -1,54 +1,53 @@
-"""What a router does when keepalived moves it to a new state (pure).
+"""What a router does when the elector moves it to a new state (pure).
 
-The steps follow conntrack-tools' primary-backup sequence. On becoming
-master: commit the peer's connections from the external cache into the
-kernel, flush both caches, resync the internal cache from the kernel and
-send it all to the peer; then start the services only a master runs and
-announce the addresses. On backup or fault: shorten the timers of entries
-this router may hold from its time as master, ask the peer for a full
-resync, and stop the master-only services.
+Assembled from what the daemons declare (``Daemon.on_primary``,
+``on_backup``, ``on_fault``: conntrackd's primary-backup sequence, for one),
+plus the pair's own steps. On becoming master: each daemon's steps, then
+start the services only a master runs and announce the addresses. On backup
+or fault: stop the master-only services, then each daemon's steps.
 
 Only the ``critical`` steps run before the new state is saved and reported:
-on becoming master, the commit, without which the connections the peer
-carried find no entry here (keepalived has already set the addresses and
-sent gratuitous ARP by then); on leaving it, stopping the services that
-answer on addresses this router no longer holds. The rest follows.
+on becoming master, those the daemons mark so (conntrackd's commit, without
+which the connections the peer carried find no entry here; the elector has
+already set the addresses and sent gratuitous ARP by then); on leaving it,
+stopping the services that answer on addresses this router no longer holds.
+The rest follows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from ..feature import Daemon
+
+# The pair's own steps.
+SERVICES = "primary-services"
+GARP = "garp"
+COMMAND = "command"
 
 
 @dataclass(frozen=True)
 class Step:
-    action: str  # "conntrackd", "primary-services", "garp"
+    action: str  # COMMAND (a daemon's), SERVICES or GARP
     args: tuple[str, ...] = ()
     critical: bool = False  # before the state is announced
+    daemon: str = ""  # whose command; it runs only while the daemon is configured
+    label: str = ""
 
     def describe(self) -> str:
+        if self.action == COMMAND:
+            return self.label or " ".join(self.args)
         return " ".join((self.action, *self.args))
 
 
-def steps(status: str) -> list[Step]:
+def _commands(daemons: Iterable[Daemon], status: str) -> list[Step]:
+    return [Step(COMMAND, s.argv, s.critical, d.name, s.label)
+            for d in daemons for s in d.steps(status)]
+
+
+def steps(status: str, daemons: Iterable[Daemon] = ()) -> list[Step]:
+    daemons = list(daemons)
     if status == "PRIMARY":
-        return [
-            Step("conntrackd", ("-c",), critical=True),  # commit the external cache
-            Step("conntrackd", ("-f",)),  # flush internal and external caches
-            Step("conntrackd", ("-R",)),  # resync the internal cache with the kernel
-            Step("conntrackd", ("-B",)),  # bulk-send it to the peer
-            Step("primary-services", ("start",)),
-            Step("garp"),
-        ]
-    if status == "BACKUP":
-        return [
-            Step("primary-services", ("stop",), critical=True),
-            Step("conntrackd", ("-t",)),  # shorten kernel timers: entries age out
-            Step("conntrackd", ("-n",)),  # request a resync from the master
-        ]
-    if status == "FAULT":
-        return [
-            Step("primary-services", ("stop",), critical=True),
-            Step("conntrackd", ("-t",)),
-        ]
-    return [Step("primary-services", ("stop",), critical=True)]
+        return [*_commands(daemons, status), Step(SERVICES, ("start",)), Step(GARP)]
+    return [Step(SERVICES, ("stop",), critical=True), *_commands(daemons, status)]

@@ -9,9 +9,9 @@ non-zero value puts the instance in FAULT, so a master resigns at once).
 keepalived reads the file only when it changes (inotify); nothing runs per check.
 
 Bound: a dead or stuck agent (heartbeat older than ``HEARTBEAT_STALE``, 5 s)
-is out of mastership at the next tick, within 10 s; a conntrackd that stops
-answering, after two failing ticks in a row, within 15 s. A restart by
-supervisord inside those windows costs no failover.
+is out of mastership at the next tick, within 10 s; a daemon whose fitness
+probe fails, after its ``fall`` failing ticks in a row (conntrackd: 2, within
+15 s). A restart by supervisord inside those windows costs no failover.
 
 Loaded by supervisord as an RPC interface factory (see services/supervisord.conf)
 so it runs in supervisord's process: keep its imports light.
@@ -26,30 +26,29 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import Settings
-from .health import problems
-
-# Consecutive failing checks before conntrackd counts as down: its own restart
-# by supervisord takes a moment, and must not move mastership.
-CONNTRACKD_FALL = 2
+from .health import AGENT, problems
 
 
-def verdict(settings: Settings, failing: int, started: float,
-            tick: bool = True) -> tuple[str, int]:
-    """(why this router is unfit, "" when fit; consecutive failing ticks for
-    conntrackd). Only ticks count towards conntrackd's fall: a restart's own
-    state changes (EXITED, STARTING, RUNNING) come in a burst."""
+def verdict(settings: Settings, failing: dict[str, int], started: float,
+            tick: bool = True) -> tuple[str, dict[str, int]]:
+    """(why this router is unfit, "" when fit; consecutive failing ticks of
+    each daemon whose probe falls after several). Only ticks count towards a
+    fall: a restart's own state changes (EXITED, STARTING, RUNNING) come in a
+    burst."""
     found = problems(settings)
     if not settings.agent_heartbeat.exists() and time.monotonic() - started < 30:
         # supervisord just started the agent: it has not touched its heartbeat yet.
-        found = [p for p in found if "heartbeat" not in p]
-    agent = [p for p in found if "conntrackd" not in p]
-    conntrackd = [p for p in found if "conntrackd" in p]
-    if not conntrackd:
-        failing = 0
-    elif tick:
-        failing += 1
-    reasons = agent + (conntrackd if failing >= CONNTRACKD_FALL else [])
-    return "; ".join(reasons), failing
+        found = [p for p in found if p.who != AGENT]
+    reasons = []
+    counts: dict[str, int] = {}
+    for p in found:
+        if p.fall <= 1:
+            reasons.append(p.text)
+            continue
+        counts[p.who] = failing.get(p.who, 0) + (1 if tick else 0)
+        if counts[p.who] >= p.fall:
+            reasons.append(p.text)
+    return "; ".join(reasons), counts
 
 
 def write_if_changed(path: Path, text: str) -> bool:
@@ -67,7 +66,7 @@ def write_if_changed(path: Path, text: str) -> bool:
 class Watchdog:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.failing = 0
+        self.failing: dict[str, int] = {}
         self.started = time.monotonic()
 
     def tick(self, event: object = None) -> str:

@@ -1,6 +1,5 @@
-"""Persistent configuration: CloudStack merge rules and the revisioned store."""
+"""Persistent configuration: the revisioned store (merge rules are the bag types', see ``bags``)."""
 
-from .merge import merge
 from .store import Revision, Store, atomic_write
 
-__all__ = ["Revision", "Store", "atomic_write", "merge"]
+__all__ = ["Revision", "Store", "atomic_write"]

@@ -3,7 +3,7 @@
 A generated main file replaces the old one only after the daemon's own
 checker accepted it, so a bad render never reaches a running daemon. Reloads
 and restarts are not done here: the resident agent owns every daemon's
-lifecycle (see ``supervised``), so a command only wakes it up.
+lifecycle (see ``ha.lifecycle``), so a command only wakes it up.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import socket
 from pathlib import Path
 
 from ..errors import ApplyError
+from ..feature import ConfigFile, Daemon, Files, Rendered
 from ..settings import Settings
 from ..store.store import atomic_write
-from ..subsystems.base import Files, Rendered
-from ..supervised import ConfigFile, Daemon, registry
 from .cmd import spawn
 
 WAKE = b"wake"
@@ -73,14 +72,15 @@ def sync(daemon: Daemon, texts: dict[Path, str], settings: Settings,
     return [f"{f.path.name} {what}" for f, _, what in changed]
 
 
-def sync_rendered(subsystem: str, rendered: Rendered, settings: Settings,
+def sync_rendered(daemon: Daemon, rendered: Rendered, settings: Settings,
                   dry_run: bool = False) -> list[str]:
-    """Install what ``subsystem`` rendered for its daemon (``supervised``): a
-    ``Files`` by file name, any other render as the daemon's main file.
+    """Install what the daemon's feature rendered for it: a ``Files`` by file
+    name (names the daemon does not declare are indexes, never written), any
+    other render as the daemon's main file.
 
-    Returns one "<subsystem>: <file> written|updated|removed" per change.
+    Returns one "<feature>: <file> written|updated|removed" per change.
     """
-    daemon = registry(settings).of_subsystem(subsystem)
+    subsystem = daemon.subsystem
     if isinstance(rendered, Files):
         named = dict(rendered.files)
         texts = {f.path: named.get(f.path.name, "") for f in daemon.files}

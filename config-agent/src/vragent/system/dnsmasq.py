@@ -14,17 +14,26 @@ Stateless: what is stale is read from the hosts file in force and the lease file
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..settings import Settings
 from ..store.store import atomic_write
 from .cmd import spawn
 
 
-def leases(settings: Settings) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class Paths:
+    """dnsmasq's files, as its feature declares them."""
+
+    conf: Path  # the main file: dhcp-range and the hosts with options of their own
+    hosts: Path  # dhcp-hostsfile
+    leases: Path
+
+
+def leases(paths: Paths) -> list[tuple[str, str]]:
     """(mac, ip) of every lease dnsmasq recorded."""
     try:
-        lines = settings.dnsmasq_leases.read_text().splitlines()
+        lines = paths.leases.read_text().splitlines()
     except FileNotFoundError:
         return []
     found = []
@@ -52,10 +61,10 @@ def _lines(path: Path) -> list[str]:
         return []
 
 
-def configured(settings: Settings) -> set[tuple[str, str]]:
+def configured(paths: Paths) -> set[tuple[str, str]]:
     """(mac, ip) of every dhcp-hosts line: "mac,[set:tag,]…ip,name,lease"."""
     found = set()
-    for line in _lines(settings.dnsmasq_dhcp_hosts):
+    for line in _lines(paths.hosts):
         if line.startswith("#") or not line.strip():
             continue
         host = host_fields(line)
@@ -64,21 +73,21 @@ def configured(settings: Settings) -> set[tuple[str, str]]:
     return found
 
 
-def static_hosts(settings: Settings) -> list[tuple[str, str, str]]:
+def static_hosts(paths: Paths) -> list[tuple[str, str, str]]:
     """(mac, ip, name) of every static host dnsmasq is given: the hosts file's
     lines and the main file's ``dhcp-host=`` lines (hosts with options of
-    their own, see subsystems/dhcp.py)."""
-    values = [ln for ln in _lines(settings.dnsmasq_dhcp_hosts)
+    their own, see the dhcp feature)."""
+    values = [ln for ln in _lines(paths.hosts)
               if ln.strip() and not ln.startswith("#")]
-    values += [ln.removeprefix("dhcp-host=") for ln in _lines(settings.dnsmasq_conf)
+    values += [ln.removeprefix("dhcp-host=") for ln in _lines(paths.conf)
                if ln.startswith("dhcp-host=")]
     return [h for h in map(host_fields, values) if h is not None]
 
 
-def _networks(settings: Settings) -> list[tuple[str, ipaddress.IPv4Network]]:
+def _networks(paths: Paths) -> list[tuple[str, ipaddress.IPv4Network]]:
     """(interface, network) of every dhcp-range, from the main file."""
     try:
-        text = settings.dnsmasq_conf.read_text()
+        text = paths.conf.read_text()
     except FileNotFoundError:
         return []
     nets = []
@@ -90,17 +99,17 @@ def _networks(settings: Settings) -> list[tuple[str, ipaddress.IPv4Network]]:
     return nets
 
 
-def prune(settings: Settings, running: bool) -> list[str]:
+def prune(paths: Paths, running: bool) -> list[str]:
     """Release every lease no static host in force holds any more; "ip (mac)" of each.
 
     Hosts with options of their own are in the main file, not the hosts file:
     their leases are not stale."""
-    wanted = {(mac, ip) for mac, ip, _ in static_hosts(settings)}
-    stale = [(mac, ip) for mac, ip in leases(settings) if (mac, ip) not in wanted]
+    wanted = {(mac, ip) for mac, ip, _ in static_hosts(paths)}
+    stale = [(mac, ip) for mac, ip in leases(paths) if (mac, ip) not in wanted]
     if not stale:
         return []
     if running:
-        nets = _networks(settings)
+        nets = _networks(paths)
         done = []
         for mac, ip in stale:
             dev = next((n for n, net in nets if ipaddress.IPv4Address(ip) in net), None)
@@ -109,10 +118,10 @@ def prune(settings: Settings, running: bool) -> list[str]:
         return done
     drop = set(stale)
     kept = []
-    for line in settings.dnsmasq_leases.read_text().splitlines(keepends=True):
+    for line in paths.leases.read_text().splitlines(keepends=True):
         parts = line.split()
         if len(parts) >= 3 and (parts[1].lower(), parts[2]) in drop:
             continue
         kept.append(line)
-    atomic_write(settings.dnsmasq_leases, "".join(kept).encode(), 0o644)
+    atomic_write(paths.leases, "".join(kept).encode(), 0o644)
     return [f"{ip} ({mac})" for mac, ip in stale]

@@ -92,3 +92,16 @@ def command_name(pid: int) -> str | None:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return None
+
+
+def agent_alive(pid_file: Path) -> bool:
+    """The resident agent whose pid ``pid_file`` holds is alive (and is one)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    try:
+        return b"vragent" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

@@ -1,0 +1,1 @@
+"""conntrackd: connection state replicated to the peer, so sessions survive a takeover."""

@@ -1,0 +1,1 @@
+"""Interfaces: links up, MTUs and the router's own addresses."""

@@ -1,0 +1,122 @@
+"""Running the health checks of one kind, as systemvm/debian/root/monitorServices.py does.
+
+``run(settings, "basic")`` is ``monitorServices.py basic``: the supervised
+daemons first (its step 2, ``monitProcess``, basic only and whatever
+``health_checks_enabled`` says), then, only when the stored ``monitorservice``
+bag enables them, every check of the kind not listed in
+``excluded_health_checks`` (step 3), each timed; then the result files
+(step 4, see ``results``). ``intervals`` says how often CloudStack's cron
+would run each kind (cs/CsMonitor.py setupHealthCheckCronJobs).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ...errors import StoreError
+from ...features import features
+from ...models import CmdLine, describe_errors
+from ...pairstate import HaState
+from ...settings import Settings
+from ...store import Store
+from . import results as files
+from .checks import Check, Context, Outcome, failed, service_checks
+from .model import MonitorService
+from .results import KINDS, Kind, cloudstack_output, results
+
+__all__ = ["cloudstack_output", "intervals", "results", "run"]
+
+# cs/CsMonitor.py setupHealthChecksConfigFile's defaults, in minutes (0: never).
+DEFAULT_BASIC_INTERVAL = 3
+DEFAULT_ADVANCED_INTERVAL = 0
+
+
+def _monitor(settings: Settings) -> tuple[MonitorService | None, dict[str, Any]]:
+    """The stored monitorservice bag (None: none received) and the boot parameters."""
+    docs = Store(settings).load(types=("monitorservice", "cmdline"))
+    doc = docs.get("monitorservice")
+    try:
+        monitor = (MonitorService.model_validate({**doc, "type": "monitorservice"})
+                   if doc is not None else None)
+    except ValidationError as exc:
+        # Only reachable if the state directory was edited by hand.
+        problems = "; ".join(describe_errors(exc))
+        raise StoreError(f"stored monitorservice is invalid: {problems}") from None
+    return monitor, docs.get("cmdline", {}).get("config", {})
+
+
+def context(settings: Settings) -> Context:
+    monitor, cmdline = _monitor(settings)
+    try:
+        redundant = CmdLine.model_validate({"type": "cmdline", "cmd_line": cmdline}).flag(
+            "redundant_router")
+    except ValidationError:
+        redundant = False
+    return Context(settings, monitor, redundant, HaState.load(settings.ha_state).status)
+
+
+def _timed(check: Check, ctx: Context) -> tuple[Outcome, float, float]:
+    start = time.time()
+    try:
+        outcome = check.run(ctx)
+    except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+        outcome = failed(f"check failed: {type(exc).__name__}: {exc}")
+    return outcome, start, time.time()
+
+
+def run(settings: Settings, kind: Kind) -> dict[str, Any]:
+    """Run the checks of ``kind``, write its result files, return what was written."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of checks {kind!r} (known: {', '.join(KINDS)})")
+    started = time.time()
+    ctx = context(settings)
+    monitor = ctx.monitor
+    selected = service_checks(ctx)
+    if monitor is not None and monitor.health_checks_enabled:
+        # By name, as a listing of upstream's health_checks directory: the
+        # same order whatever the order of the features that declare them.
+        selected += sorted((c for f in features() for c in f.checks), key=lambda c: c.name)
+    excluded = set(monitor.excluded()) if monitor is not None else set()
+    outcome: dict[str, Any] = {}
+    failing: list[str] = []
+    for check in selected:
+        if check.kind != kind or check.name in excluded:
+            continue
+        result, start, end = _timed(check, ctx)
+        outcome[check.name] = {
+            "success": "true" if result.success else "false",
+            "lastUpdate": str(int(start * 1000)),
+            "lastRunDuration": str((end - start) * 1000),
+            "message": result.message,
+        }
+        if not result.success:
+            failing.append(check.name)
+    ended = time.time()
+    outcome["lastRun"] = {
+        "start": str(datetime.fromtimestamp(started)),
+        "end": str(datetime.fromtimestamp(ended)),
+        "duration": str(ended - started),
+    }
+    files.write(settings, kind, outcome, failing)
+    return outcome
+
+
+def intervals(settings: Settings) -> tuple[int, int, bool]:
+    """(basic, advanced) minutes between runs (0: never) and health_checks_enabled.
+
+    Upstream's cron runs each kind at its interval whether or not the checks
+    are enabled (a basic run then checks the services only). Before any
+    monitorservice bag there is no cron at all: (0, 0, False).
+    """
+    monitor, _ = _monitor(settings)
+    if monitor is None:
+        return 0, 0, False
+    basic = monitor.health_checks_basic_run_interval
+    advanced = monitor.advanced_run_interval
+    return (DEFAULT_BASIC_INTERVAL if basic is None else basic,
+            DEFAULT_ADVANCED_INTERVAL if advanced is None else advanced,
+            monitor.health_checks_enabled)

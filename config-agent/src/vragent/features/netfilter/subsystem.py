@@ -1,0 +1,719 @@
+"""Netfilter: NAT, ACLs, firewall and the router's own rules, as one nft table.
+
+desired -> verify -> render -> apply:
+
+* ``desired`` picks what the ruleset must express from the configuration;
+* ``verify`` lists what cannot be realised (a forward to an address the router
+  does not own, an ACL for a tier that does not exist);
+* ``render`` builds the ruleset (pure; the text is golden-tested);
+* ``apply`` loads it with ``nft -f`` as one transaction, or nothing at all when
+  the live table already matches.
+
+Filtering uses several base chains on the forward hook at increasing priority.
+An ``accept`` ends one base chain and the packet goes on to the next, while
+``drop`` is final, so a packet between two tiers must pass the source tier's
+egress ACL *and* the destination tier's ingress ACL, and each ACL can use
+plain accept/drop verdicts, which keeps long chains splittable.
+
+Long chains are cut into chunks at content-defined boundaries, each chunk its
+own chain named after its content. Changing one rule among 10,000 then
+replaces one ~64-rule chunk and the short chain that jumps to the chunks, not
+the whole table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar, cast
+
+from ...config import RouterConfig
+from ...feature import Opening, Traffic
+from ...models.common import split_cidrs
+from ...settings import Settings
+from ...templates import render as render_template
+from ...topology import Topology
+from .model_acl import AclRule, NetworkAcl
+from .model_firewall import FirewallRule
+from .model_forward import ForwardRule, StaticNatRule
+
+T = TypeVar("T")
+
+NAME = "netfilter"
+
+FTP_PORT = 21
+FTP_HELPER = "ftp"
+
+CHUNK_MIN = 96  # shorter chains stay whole
+CHUNK_MASK = 0x3F  # a boundary after ~1 rule in 64
+CHUNK_MAX = 256
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    rules: tuple[str, ...]
+    hook: str = ""
+
+    def digest(self) -> str:
+        # Computed once per chain (frozen; unchanged chains are reused across renders).
+        cached: str | None = self.__dict__.get("_digest")
+        if cached is None:
+            h = hashlib.sha256(self.hook.encode())
+            for rule in self.rules:
+                h.update(b"\n")
+                h.update(rule.encode())
+            cached = self.__dict__["_digest"] = h.hexdigest()[:16]
+        return cached
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    table: str
+    chains: tuple[Chain, ...]  # leaf chains first: every jump target precedes its caller
+    helpers: tuple[str, ...] = ()  # conntrack helpers (ct helper objects) the rules use
+
+    def text(self) -> str:
+        return render_template("netfilter/nftables.conf.j2", table=self.table,
+                               chains=self.chains, helpers=self.helpers)
+
+    @property
+    def rule_count(self) -> int:
+        return sum(len(c.rules) for c in self.chains)
+
+
+@dataclass(frozen=True)
+class Desired:
+    table: str
+    topo: Topology
+    acls: dict[str, NetworkAcl]  # by interface name
+    firewall: tuple[FirewallRule, ...]
+    forwards: tuple[ForwardRule, ...]
+    staticnat: tuple[StaticNatRule, ...]
+    problems: tuple[str, ...] = field(default=())
+    # What every feature needs the router to let through (``with_traffic``).
+    traffic: Traffic = field(default_factory=Traffic)
+
+
+# -- desired --------------------------------------------------------------
+
+
+def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
+    problems: list[str] = []
+    owned = {a.public_ip for p in topo.public for a in p.addresses}
+    rules = cfg.part(NAME)
+
+    acls: dict[str, NetworkAcl] = {}
+    for key, acl in rules.acls.items():
+        guest = topo.guest_by_key(key)
+        if guest is None:
+            problems.append(f"networkacl.{key}: no guest tier or private gateway on {key}")
+        else:
+            acls[guest.ifname] = acl
+
+    def public_ip_known(kind: str, ip: str) -> bool:
+        if ip not in owned:
+            problems.append(f"{kind}: public IP {ip} is not configured on this router")
+            return False
+        return True
+
+    forwards = tuple(
+        f for f in rules.forwards if public_ip_known("forwardrules", f.source_ip_address)
+    )
+    staticnat = tuple(
+        s for s in rules.staticnat if public_ip_known("staticnatrules", s.source_ip_address)
+    )
+    return Desired(
+        table=settings.nft_table,
+        topo=topo,
+        acls=acls,
+        firewall=tuple(rules.firewall),
+        forwards=forwards,
+        staticnat=staticnat,
+        problems=tuple(problems),
+    )
+
+
+def with_traffic(d: Desired, traffic: Traffic) -> Desired:
+    """The second pass of ``reconcile.plan``: every feature's declared traffic,
+    whatever the order of the features."""
+    return replace(d, traffic=traffic)
+
+
+def verify(d: Desired) -> list[str]:
+    return list(d.problems)
+
+
+# -- render (pure) ----------------------------------------------------------
+
+
+def _q(ifname: str) -> str:
+    return json.dumps(ifname)  # interface names are validated; quoting keeps nft's parser happy
+
+
+def _set(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def _ifset(names: list[str]) -> str:
+    return _set([_q(n) for n in names])
+
+
+def _ports(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def _l4(proto: str, ports: tuple[int, int] | None, icmp: tuple[int | None, int | None],
+        dport: str = "dport") -> str:
+    if proto in ("tcp", "udp"):
+        if ports is None:
+            return f"meta l4proto {proto}"
+        return f"{proto} {dport} {_ports(*ports)}"
+    if proto == "icmp":
+        icmp_type, icmp_code = icmp
+        if icmp_type is None or icmp_type < 0:
+            return "meta l4proto icmp"
+        match = f"icmp type {icmp_type}"
+        if icmp_code is not None and icmp_code >= 0:
+            match += f" icmp code {icmp_code}"
+        return match
+    if proto:
+        return f"meta l4proto {proto}"
+    return ""
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def _addr_matches(cidrs: str | list[str] | None, direction: str) -> list[str] | None:
+    """Address matches for a CIDR list, one per family present; [""] means any.
+
+    The management server writes "any" as "0.0.0.0/0,::/0"
+    (SetNetworkACLCommand: NetUtils.ALL_IP4_CIDRS, ALL_IP6_CIDRS). The table
+    is inet, so IPv6 entries get their own match rather than being refused or
+    dropped (configure.py CsAcl.AclDevice sends them to ip6tables/nft).
+    None means the list names no address at all.
+    """
+    v4, v6 = split_cidrs(cidrs)
+    if "0.0.0.0/0" in v4 and (not v6 or "::/0" in v6):
+        return [""]
+    matches = []
+    if "0.0.0.0/0" in v4:
+        matches.append("meta nfproto ipv4")
+    elif v4:
+        matches.append(f"ip {direction} {_set(v4)}")
+    if "::/0" in v6:
+        matches.append("meta nfproto ipv6")
+    elif v6:
+        matches.append(f"ip6 {direction} {_set(v6)}")
+    return matches or None
+
+
+class _Recent:
+    """What the last render produced, by key: reused by the next one.
+
+    Rendering is pure and an ACL is re-sent whole for every change, so the
+    resident agent renders each distinct item (and each unchanged model: they
+    are frozen, and config.Memo keeps the unchanged ones) once. Only what the
+    render in progress used is kept afterwards, so nothing accumulates.
+    """
+
+    def __init__(self) -> None:
+        self.now: dict[Any, Any] = {}
+        self.before: dict[Any, Any] = {}
+
+    def start(self) -> None:
+        self.before, self.now = self.now, {}
+
+    def finish(self) -> None:
+        self.before = {}
+
+    def get(self, key: Any) -> Any:
+        value = self.now.get(key)
+        if value is None:
+            value = self.before.pop(key, None)
+            if value is not None:
+                self.now[key] = value
+        return value
+
+
+_RECENT = _Recent()
+_RENDERING = threading.Lock()
+
+
+def acl_rules(rule: AclRule, ingress: bool) -> list[str]:
+    """One ACL item (configure.py CsAcl.AclDevice.AclRule): ingress rules match
+    who may reach the tier, egress rules where it may go; first match wins."""
+    cidr = rule.cidr
+    key = (tuple(cidr) if isinstance(cidr, list) else cidr, rule.type, rule.allowed,
+           rule.first_port, rule.last_port, rule.icmp_type, rule.icmp_code, rule.protocol,
+           ingress)
+    # _RECENT.get, inlined: this runs for each of 10,000 items.
+    now = _RECENT.now
+    lines: list[str] | None = now.get(key)
+    if lines is None:
+        lines = _RECENT.before.pop(key, None)
+        if lines is None:
+            lines = _acl_rules(rule, ingress)
+        now[key] = lines
+    return lines
+
+
+def _acl_rules(rule: AclRule, ingress: bool) -> list[str]:
+    # Ingress rules are about who may reach the tier, egress about where it may go.
+    addrs = _addr_matches(rule.cidr, "saddr" if ingress else "daddr") or []
+    l4 = _l4(rule.proto, rule.ports, (rule.icmp_type, rule.icmp_code))
+    verdict = "accept" if rule.allowed else "drop"
+    return [_join(addr, l4, verdict) for addr in addrs]
+
+
+def chunked(name: str, rules: list[str], tail: list[str]) -> list[Chain]:
+    """Chain ``name`` holding ``rules`` then ``tail``; long ones split into chunks.
+
+    Boundaries depend only on rule text, so inserting or changing a rule moves
+    at most the chunk it lands in. Chunk chains end in no verdict and fall back
+    to the parent, which goes on to the next chunk.
+    """
+    if len(rules) <= CHUNK_MIN:
+        return [Chain(name, tuple(rules + tail))]
+    chunks: list[list[str]] = [[]]
+    for rule in rules:
+        chunks[-1].append(rule)
+        if (zlib.crc32(rule.encode()) & CHUNK_MASK) == 0 or len(chunks[-1]) >= CHUNK_MAX:
+            chunks.append([])
+    out: dict[str, Chain] = {}
+    jumps = []
+    for chunk in (c for c in chunks if c):
+        digest = hashlib.sha256("\n".join(chunk).encode()).hexdigest()[:10]
+        sub = f"{name}_{digest}"
+        out[sub] = Chain(sub, tuple(chunk))
+        jumps.append(f"jump {sub}")
+    return [*out.values(), Chain(name, tuple(jumps + tail))]
+
+
+def _fw_rules(rule: FirewallRule, verdict: str) -> list[str]:
+    """Rules of one public-IP firewall item (configure.py CsAcl.AclIP.add_rule):
+    one per source family; an item with no source CIDR matches nothing."""
+    addrs = _addr_matches(rule.sources, "saddr")
+    if addrs is None:
+        return []
+    proto = rule.protocol if rule.protocol != "all" else ""
+    l4 = _l4(proto, None, (rule.icmp_type, rule.icmp_code))
+    ports = rule.ports
+    if ports is not None:
+        # On a forwarded packet the port was already rewritten by DNAT: the public
+        # port the rule is about is the connection's original destination port.
+        l4 = f"meta l4proto {rule.protocol} ct original proto-dst {_ports(*ports)}"
+    return [_join(addr, l4, verdict) for addr in addrs]
+
+
+def _egress_rules(rule: FirewallRule, verdict: str) -> list[str]:
+    """One egress firewall item (configure.py CsAcl.AclIP.add_rule, egress):
+    sources and destinations (0.0.0.0/0 meaning any) and the protocol."""
+    src = _addr_matches(rule.sources, "saddr") or [""]
+    dst = _addr_matches([c for c in rule.destinations if c != "0.0.0.0/0"], "daddr") or [""]
+    proto = rule.protocol if rule.protocol != "all" else ""
+    l4 = _l4(proto, rule.ports, (rule.icmp_type, rule.icmp_code))
+    return [_join(a, b, l4, verdict) for a in src for b in dst
+            if not (a.startswith("ip6") and b.startswith("ip ")
+                    or a.startswith("ip ") and b.startswith("ip6"))]
+
+
+def _fw_chain_name(ip: str) -> str:
+    return "fw_in_" + ip.replace(".", "_")
+
+
+def _once(obj: object, what: str, make: Callable[[], T]) -> T:
+    """``make()``, or what it gave for this very object in the last render
+    (the entry keeps the object alive, so its id is not reused meanwhile)."""
+    key = (id(obj), what)
+    hit = _RECENT.get(key)
+    if hit is not None and hit[0] is obj:
+        return cast(T, hit[1])
+    value = make()
+    _RECENT.now[key] = (obj, value)
+    return value
+
+
+def _forward_dnat(rule: ForwardRule) -> list[str]:
+    return _once(rule, "dnat", lambda: _render_dnat(rule))
+
+
+def _ftp_helper(f: ForwardRule) -> list[str]:
+    return _once(f, "ftp", lambda: _render_ftp_helper(f))
+
+
+def _render_ftp_helper(f: ForwardRule) -> list[str]:
+    if f.protocol == "tcp" and f.private_ports[0] <= FTP_PORT <= f.private_ports[1]:
+        return [f"ip daddr {f.source_ip_address} tcp dport "
+                f"{f.public_ports[0] + FTP_PORT - f.private_ports[0]} "
+                f"ct helper set {_q(FTP_HELPER)}"]
+    return []
+
+
+def _acl_chains(acl: NetworkAcl, name: str, ingress: bool) -> list[Chain]:
+    items = acl.ingress_rules if ingress else acl.egress_rules
+
+    def make() -> list[Chain]:
+        return chunked(name, [x for r in items for x in acl_rules(r, ingress)], ["counter drop"])
+
+    return _once(acl, name, make)
+
+
+def _render_dnat(rule: ForwardRule) -> list[str]:
+    proto = rule.protocol.lower()
+    pub, priv = rule.public_ports, rule.private_ports
+    # configure.py forward_vpc: "-s <source_cidr_list>", so one public port can
+    # lead to different VMs for different sources.
+    src = f"ip saddr {_set(rule.sources)} " if rule.sources else ""
+    head = f"{src}ip daddr {rule.source_ip_address} {proto} dport"
+    vm = rule.destination_ip_address
+    if pub == priv:
+        return [f"{head} {_ports(*pub)} dnat ip to {vm}"]
+    return [
+        f"{head} {pub[0] + i} dnat ip to {vm}:{priv[0] + i}"
+        for i in range(pub[1] - pub[0] + 1)
+    ]
+
+
+# Links by the role they play, in the order openings are rendered.
+ROLES = ("vrrp", "sync", "control", "guests")
+
+
+def _role(topo: Topology, role: str) -> list[str]:
+    if role == "vrrp":
+        return [topo.vrrp.ifname] if topo.vrrp is not None else []
+    if role == "sync":
+        return [topo.sync.ifname] if topo.sync is not None else []
+    if role == "control":
+        # Management reaches the router over its link-local control NIC only.
+        return sorted(dev for dev, cidr in topo.control.items() if cidr.startswith("169.254."))
+    if role == "guests":
+        return topo.guest_names
+    raise ValueError(f"unknown role {role!r}")
+
+
+def _proto(proto: str | int, ports: tuple[int, ...] = ()) -> str:
+    if isinstance(proto, int):
+        return f"meta l4proto {proto}"
+    if not ports:
+        return f"meta l4proto {proto}"
+    return f"{proto} dport {_set([str(p) for p in ports])}"
+
+
+def _openings(topo: Topology, openings: list[Opening]) -> list[str]:
+    """One accept rule per opening whose links exist, by role (``ROLES``)."""
+    rules = []
+    for o in sorted(openings, key=lambda o: ROLES.index(o.role)):
+        devs = _role(topo, o.role)
+        if devs:
+            src = f"ip saddr {o.saddr} " if o.saddr else ""
+            rules.append(f"iifname {_ifset(devs)} {src}{_proto(o.proto, o.ports)} accept")
+    return rules
+
+
+def render(d: Desired) -> Ruleset:
+    with _RENDERING:  # _RECENT is one per process
+        _RECENT.start()
+        try:
+            return _render(d)
+        finally:
+            _RECENT.finish()
+
+
+def _render(d: Desired) -> Ruleset:
+    topo = d.topo
+    guests = topo.guest_names
+    publics = topo.public_names
+    chains: list[Chain] = []
+    base: list[Chain] = []
+
+    # Marks route replies of connections that came in on a public interface
+    # back out of that interface (policy routing, see routes.py).
+    mangle = [
+        f"iifname {_q(p.ifname)} ct state new ct mark set {p.table}" for p in topo.public
+    ]
+    if mangle:
+        mangle.append("ct mark != 0 meta mark set ct mark")
+    # FTP through a port forward: the control connection gets the ftp helper,
+    # so the data connection it announces is expected and translated
+    # (configure.py forward_ftp_helper: "-t raw ... --dport <port> -j CT --helper ftp").
+    # nft assigns helpers once conntrack has seen the packet, and before DNAT
+    # the destination is still the public one: the mangle priority is both.
+    ftp = [line for f in d.forwards for line in _ftp_helper(f)]
+    helpers = (FTP_HELPER,) if ftp else ()
+    mangle += ftp
+    base.append(Chain("mangle_prerouting", tuple(mangle),
+                      "type filter hook prerouting priority mangle; policy accept;"))
+
+    # -- NAT ------------------------------------------------------------
+    dnat = [f"ip daddr {s.source_ip_address} dnat ip to {s.destination_ip_address}"
+            for s in d.staticnat]
+    for rule in d.forwards:
+        dnat.extend(_forward_dnat(rule))
+    chains += chunked("port_forward", dnat, [])
+    base.append(Chain("nat_prerouting", ("jump port_forward",),
+                      "type nat hook prerouting priority dstnat; policy accept;"))
+
+    # What a feature sends from this router's own address keeps it (the
+    # pair's adverts: the peer breaks priority ties on the source, and NAT of
+    # a portless protocol to the shared address clashes with the tuple the
+    # previous master left behind, EPERM on send).
+    snat = [f"oifname {_ifset(devs)} {_proto(o.proto)} accept"
+            for o in d.traffic.own_source for devs in [_role(topo, o.role)] if devs]
+    for g in topo.guests:
+        if guests:
+            # Hairpin: a VM reaching a public IP of its own VPC gets its replies
+            # back through the router rather than straight from its neighbour.
+            snat.append(f"ct status dnat iifname {_ifset(guests)} oifname {_q(g.ifname)} "
+                        f"snat ip to {g.ip}")
+    for p in topo.public:
+        own = {a.public_ip for a in p.addresses}
+        for s in d.staticnat:
+            if s.source_ip_address in own:
+                snat.append(f"oifname {_q(p.ifname)} ip saddr {s.destination_ip_address} "
+                            f"snat ip to {s.source_ip_address}")
+        if p.source_nat:
+            # Every guest network leaves by the source-NAT IP (CsAddress fw_router /
+            # fw_vpcrouter: "-A POSTROUTING -o <public> -j SNAT --to-source <ip>").
+            snat.append(f"oifname {_q(p.ifname)} ip saddr != {_set(sorted(own))} "
+                        f"snat ip to {p.snat_ip}")
+    base.append(Chain("nat_postrouting", tuple(snat),
+                      "type nat hook postrouting priority srcnat; policy accept;"))
+
+    # -- firewall on public IPs -------------------------------------------
+    # Isolated networks: every public IP has a firewall chain ending in drop
+    # (CsAddress.fw_router: FIREWALL_<ip> in mangle PREROUTING, "-j DROP"), so
+    # nothing new reaches it, ICMP included, until an ingress rule allows it.
+    # A VPC's public IPs get one only when firewall rules name them.
+    ingress_fw: dict[str, list[str]] = {}
+    for fw in d.firewall:
+        if fw.is_ingress and fw.src_ip:
+            ingress_fw.setdefault(fw.src_ip, []).extend(_fw_rules(fw, "accept"))
+    if topo.router_type == "router":
+        for p in topo.public:
+            for a in p.addresses:
+                ingress_fw.setdefault(a.public_ip, [])
+    for ip, rules in sorted(ingress_fw.items()):
+        chains += chunked(_fw_chain_name(ip), rules, ["counter drop"])
+    # Egress (isolated networks): user rules are the exceptions to the default
+    # policy, DROP when the default allows and ACCEPT when it denies; the
+    # default itself comes last, carried by the "all" rule without sources
+    # (configure.py CsAcl.AclIP.add_rule). With no default rule, nothing passes
+    # that no rule allows (the FORWARD policy); with no egress rule, all does.
+    egress = [r for r in d.firewall if not r.is_ingress]
+    default = next((r for r in egress if r.is_default_egress), None)
+    exceptions = [r for r in egress if not r.is_default_egress]
+    if egress and guests and publics:
+        rules = []
+        for r in exceptions:
+            rules += _egress_rules(r, "drop" if r.default_egress_policy else "accept")
+        if default is not None:
+            tail = ["accept" if default.default_egress_policy else "counter drop"]
+        else:
+            tail = ["counter drop"]
+        chains += chunked("fw_egress", rules, tail)
+
+    # -- ACLs per tier ----------------------------------------------------
+    for g in topo.guests:
+        acl = d.acls.get(g.ifname)
+        if acl is None:
+            continue
+        if acl.egress_rules:
+            # Egress is open until the ACL has egress rules; then what they do
+            # not allow is dropped (CloudStack's documented ACL default; the
+            # 4.x CsAcl.AclDevice: "only if one or more egress rules exist we
+            # will drop everything else").
+            chains += _acl_chains(acl, f"acl_out_{g.ifname}", ingress=False)
+        # Ingress always ends in drop (CsAddress fw_vpcrouter: ACL_INBOUND_<dev> -j DROP).
+        chains += _acl_chains(acl, f"acl_in_{g.ifname}", ingress=True)
+
+    stateful = ["ct state established,related accept", "ct state invalid drop"]
+    fwd_egress = list(stateful)
+    fwd_ingress = list(stateful)
+    for g in topo.guests:
+        acl = d.acls.get(g.ifname)
+        if acl is not None:
+            if acl.egress_rules:
+                fwd_egress.append(f"iifname {_q(g.ifname)} jump acl_out_{g.ifname}")
+            fwd_ingress.append(f"oifname {_q(g.ifname)} jump acl_in_{g.ifname}")
+        elif not g.private_gateway:
+            if topo.router_type == "router":
+                # Isolated networks have no ACLs: port forwards and static NAT
+                # pass here and are gated by the public IP's firewall chain
+                # (forward_firewall); a drop here would be final.
+                fwd_ingress.append(f"oifname {_q(g.ifname)} ct status dnat accept")
+            # A tier without an ACL may go out but admits nothing new.
+            fwd_ingress.append(f"oifname {_q(g.ifname)} counter drop")
+    base.append(Chain("forward_egress", tuple(fwd_egress),
+                      "type filter hook forward priority filter; policy accept;"))
+    base.append(Chain("forward_ingress", tuple(fwd_ingress),
+                      "type filter hook forward priority 10; policy accept;"))
+
+    fwd_fw = ["ct state established,related accept"]
+    for ip in sorted(ingress_fw):
+        fwd_fw.append(f"ct status dnat ct original ip daddr {ip} jump {_fw_chain_name(ip)}")
+    if egress and guests and publics:
+        fwd_fw.append(f"iifname {_ifset(guests)} oifname {_ifset(publics)} jump fw_egress")
+    base.append(Chain("forward_firewall", tuple(fwd_fw),
+                      "type filter hook forward priority 20; policy accept;"))
+
+    final = ["ct state established,related accept"]
+    if guests:
+        final += [f"iifname {_ifset(guests)} accept", f"oifname {_ifset(guests)} accept"]
+    final.append("counter drop")
+    base.append(Chain("forward_final", tuple(final),
+                      "type filter hook forward priority 30; policy drop;"))
+
+    # -- the router itself ------------------------------------------------
+    inp = [
+        'iifname "lo" accept',
+        "ct state established,related accept",
+        "ct state invalid drop",
+    ]
+    # The pair's own traffic, on its links only, before any firewall.
+    inp += _openings(topo, [o for o in d.traffic.accept if o.pair])
+    # A public IP's firewall decides before anything else, ICMP included.
+    for ip in sorted(ingress_fw):
+        inp.append(f"ip daddr {ip} jump {_fw_chain_name(ip)}")
+    inp.append("meta l4proto icmp accept")
+    # What the router serves, on the links each service is for.
+    inp += _openings(topo, [o for o in d.traffic.accept if not o.pair])
+    inp.append("counter drop")
+    base.append(Chain("input", tuple(inp),
+                      "type filter hook input priority filter; policy drop;"))
+
+    vrrp = topo.vrrp
+    if vrrp is not None and vrrp.borrowed_src:
+        # CloudStack mode: both routers' public NICs have the same MAC, so the
+        # backup must send nothing there (upstream takes the NIC down, which
+        # would also silence the adverts the backup listens for). Only the
+        # master's adverts and what leaves from a public IP this router holds
+        # get out: after source NAT, so "holds" is asked of the kernel (the
+        # backup's own traffic is NATed to an address it does not have).
+        pub = next(p for p in topo.public if p.ifname == vrrp.ifname)
+        shared = sorted(a.public_ip for a in pub.addresses)
+        own_source = [f"oifname {_q(pub.ifname)} {_proto(o.proto)} accept"
+                      for o in d.traffic.own_source if o.role == "vrrp"]
+        base.append(Chain("public_guard", (
+            *own_source,
+            f"oifname {_q(pub.ifname)} ip saddr {_set(shared)} fib saddr type local accept",
+            f"oifname {_q(pub.ifname)} drop",
+        ), "type filter hook postrouting priority 300; policy accept;"))
+
+    return Ruleset(d.table, tuple(chains + base), helpers)
+
+
+# -- apply ------------------------------------------------------------------
+
+
+def _delta(old: dict[str, Any], new: Ruleset, table: str) -> str | None:
+    """nft script turning the table recorded in ``old`` into ``new``; None: use a full load."""
+    if old.get("helpers", []) != list(new.helpers):
+        return None  # helper objects are declared with the table: reload it
+    old_chains = old["chains"]
+    new_by_name = {c.name: c for c in new.chains}
+    for c in new.chains:
+        if c.hook and old["hooks"].get(c.name) != c.hook:
+            return None  # base chain created or re-hooked: reload the table
+    for name in old_chains:
+        if name not in new_by_name and old["hooks"].get(name):
+            return None
+    changed = [c for c in new.chains if old_chains.get(c.name) != c.digest()]
+    removed = [n for n in old_chains if n not in new_by_name]
+    if not changed and not removed:
+        return ""
+    # Chains going away are emptied first: a removed chain may still jump to
+    # another removed one (an ACL's parent to its chunks), and nft refuses to
+    # delete a chain some rule refers to, whatever the order in the script.
+    lines = [f"flush chain inet {table} {n}" for n in removed]
+    for c in changed:
+        if c.name in old_chains:
+            lines.append(f"flush chain inet {table} {c.name}")
+        else:
+            lines.append(f"add chain inet {table} {c.name}")
+    lines.append(f"table inet {table} {{")
+    for c in changed:
+        lines.append(f"\tchain {c.name} {{")
+        lines += [f"\t\t{r}" for r in c.rules]
+        lines.append("\t}")
+    lines.append("}")
+    lines += [f"delete chain inet {table} {n}" for n in removed]
+    return "\n".join(lines) + "\n"
+
+
+def _record(rs: Ruleset) -> dict[str, object]:
+    return {
+        "chains": {c.name: c.digest() for c in rs.chains},
+        "hooks": {c.name: c.hook for c in rs.chains if c.hook},
+        "helpers": list(rs.helpers),
+    }
+
+
+def _trusted_record(table: str, settings: Settings) -> dict[str, Any] | None:
+    """The record of the last load, if the live table is still exactly that load.
+
+    Cheap check first: same network namespace and no nftables transaction
+    since ours (generation counter). Otherwise compare a listing of the table,
+    when the record has one; without it, the caller reloads the whole table.
+    """
+    from ...system import nft
+
+    try:
+        saved: dict[str, Any] = json.loads(settings.applied_netfilter.read_text())
+    except (OSError, ValueError):
+        return None
+    if saved.get("netns") != nft.namespace_id():
+        return None
+    if saved.get("generation") is not None and saved["generation"] == nft.generation():
+        return saved
+    live = nft.list_table(table)
+    if live is not None and saved.get("listing") == hashlib.sha256(live.encode()).hexdigest():
+        return saved
+    return None
+
+
+def applied_in_force(settings: Settings) -> bool:
+    """The live table is still exactly what the agent last loaded (the question
+    ``apply`` asks before a delta; the health checks ask it too)."""
+    return _trusted_record(settings.nft_table, settings) is not None
+
+
+def apply(d: Desired, rendered: Ruleset, settings: Settings, dry_run: bool = False) -> list[str]:
+    rs = rendered
+    from ...store import atomic_write
+    from ...system import nft
+
+    record = _trusted_record(rs.table, settings)
+    script = _delta(record, rs, rs.table) if record is not None else None
+    if script == "":
+        return []
+    if script is None:
+        change = f"netfilter: load table inet {rs.table} ({rs.rule_count} rules)"
+        script = rs.text()
+    else:
+        names = list(dict.fromkeys(ln.split()[-1] for ln in script.splitlines()
+                                   if ln.startswith(("flush chain", "add chain",
+                                                     "delete chain"))))
+        change = f"netfilter: replace {len(names)} chain(s): {', '.join(names[:8])}" + (
+            " ..." if len(names) > 8 else "")
+    if dry_run:
+        return [change]
+    before = nft.generation()
+    nft.load(script)
+    after = nft.generation()
+    new = _record(rs)
+    new["netns"] = nft.namespace_id()
+    if before is not None and after == before + 1:
+        new["generation"] = after
+    else:
+        # Another transaction landed around ours: identify the table by content.
+        new["listing"] = hashlib.sha256((nft.list_table(rs.table) or "").encode()).hexdigest()
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(settings.applied_netfilter, json.dumps(new).encode())
+    return [change]

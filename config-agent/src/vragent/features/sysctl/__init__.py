@@ -1,0 +1,1 @@
+"""Kernel settings the router needs (forwarding, rp_filter…)."""

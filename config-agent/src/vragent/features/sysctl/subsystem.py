@@ -1,0 +1,77 @@
+"""Kernel settings a router needs: forwarding on, reverse-path filtering per role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...config import RouterConfig
+from ...errors import ApplyError
+from ...feature import Text
+from ...settings import Settings
+from ...topology import Topology
+
+NAME = "sysctl"
+
+PROC = Path("/proc/sys")
+
+
+@dataclass(frozen=True)
+class Desired:
+    # Keys are /proc/sys paths: interface names may contain dots.
+    values: tuple[tuple[str, str], ...]
+
+
+def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
+    values = {
+        "net/ipv4/ip_forward": "1",
+        "net/ipv4/conf/all/rp_filter": "0",
+        # Removing a subnet's first address must not take the others with it:
+        # a source-NAT IP moved within its subnet (old one removed, new one
+        # added in the same ips bag) would otherwise vanish with the old one.
+        "net/ipv4/conf/all/promote_secondaries": "1",
+    }
+    off = cfg.cmdline.flag("disable_rp_filter")
+    for g in topo.guests:
+        # Strict on tiers: a VM can only source addresses routed back to its tier.
+        values[f"net/ipv4/conf/{g.ifname}/rp_filter"] = "0" if off else "1"
+    for p in topo.public:
+        # Loose on public links: with several uplinks and policy routing, replies
+        # may legitimately come back on another interface than the main route's.
+        values[f"net/ipv4/conf/{p.ifname}/rp_filter"] = "0" if off else "2"
+    if topo.vrrp is not None and topo.vrrp.borrowed_src:
+        # CloudStack mode: both routers' public NICs share one MAC, and the
+        # backup's must stay silent; IPv6 would announce it (DAD, MLD, RS).
+        values[f"net/ipv6/conf/{topo.vrrp.ifname}/disable_ipv6"] = "1"
+    return Desired(tuple(sorted(values.items())))
+
+
+def verify(d: Desired) -> list[str]:
+    return []
+
+
+def render(d: Desired) -> Text:
+    return Text("".join(f"{k} = {v}\n" for k, v in d.values))
+
+
+def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
+    changes = []
+    for key, value in d.values:
+        path = PROC / key
+        try:
+            current = path.read_text().strip()
+        except FileNotFoundError:
+            continue  # interface went away between resolve and apply
+        if current != value:
+            changes.append(f"sysctl: {key} {current} -> {value}")
+            if not dry_run:
+                try:
+                    path.write_text(value)
+                except OSError as exc:
+                    # A container's /proc/sys is read-only: its sysctls are set
+                    # when it is created (compose "sysctls"), and only checked here.
+                    raise ApplyError(
+                        f"sysctl {key.replace('/', '.')}={value}: cannot be set here "
+                        f"({exc.strerror}); it is {current}. In a container, set it "
+                        f"with the container's sysctls") from None
+    return changes

@@ -1,0 +1,1 @@
+"""VM metadata, user data and passwords, served by the ``metadata`` service."""

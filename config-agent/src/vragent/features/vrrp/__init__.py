@@ -1,0 +1,1 @@
+"""VRRP: keepalived elects the pair's master and moves the shared addresses."""

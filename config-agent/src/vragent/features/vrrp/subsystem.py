@@ -1,0 +1,174 @@
+"""VRRP: keepalived's configuration for the redundant pair.
+
+keepalived decides who is master, never the agent. This module only writes
+its configuration: both routers start BACKUP with ``nopreempt``; the adverts
+carry one fixed address on the sync link, while tier gateways and public IPs
+are ``virtual_ipaddress_excluded`` so adding or removing them never changes
+what the pair elects on. A changed file is checked with ``keepalived -t``
+before it replaces the old one, and the resident agent reloads keepalived
+(SIGHUP, coalesced); it is never restarted for a configuration change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from ... import templates
+from ...config import SYNC_LINK, RouterConfig
+from ...feature import Text
+from ...models.common import prefixlen
+from ...settings import Settings
+from ...topology import Topology
+from . import daemon
+
+NAME = "vrrp"
+
+INSTANCE = "vpc"
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$", re.ASCII)
+_AUTH = re.compile(r"^[A-Za-z0-9]+$", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Bfd:
+    """A BFD session to the peer on the sync link (boot key sync_bfd)."""
+
+    name: str
+    peer: str
+    src_ip: str
+    interval_ms: int
+    multiplier: int
+
+
+@dataclass(frozen=True)
+class Desired:
+    enabled: bool
+    router_id: str = ""
+    instance: str = INSTANCE
+    interface: str = ""
+    src_ip: str = ""
+    mcast_src_ip: str = ""  # set when the source is not the link's own address
+    peer: str | None = None
+    vrid: int = 0
+    priority: int = 0
+    advert_int: str = ""
+    version: int = 3
+    auth_pass: str = ""
+    vip: str = ""  # "ip/prefix"
+    excluded: tuple[tuple[str, str], ...] = ()  # ("ip/prefix", ifname), sorted
+    fifo: str = ""
+    health_file: str = ""
+    yield_file: str = ""
+    boost_file: str = ""
+    bfd: Bfd | None = None
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
+    ha = cfg.ha
+    if ha is None:
+        return Desired(enabled=False)
+    warnings = (cfg.ha_problem,) if cfg.ha_problem else ()
+    link = topo.vrrp
+    if link is None:
+        # CloudStack mode before the source-NAT IP: nothing is shared yet, and
+        # nothing is held either (see interfaces: the pair's addresses are keepalived's).
+        why = ("a control address on the boot parameters" if not topo.control
+               else "the source-NAT public IP (an ips bag)")
+        return Desired(enabled=False, warnings=(
+            *warnings, f"redundant_router=1: VRRP starts with {why}"))
+    problems: list[str] = []
+    if ha.mode == SYNC_LINK:
+        if ha.sync_dev not in topo.control:
+            problems.append(f"sync_dev={ha.sync_dev}: no such interface on this router")
+        sync_net = ipaddress.IPv4Network(f"{ha.sync_ip}/{ha.sync_prefix}", strict=False)
+        if ipaddress.IPv4Address(ha.vip) not in sync_net or ha.vip in (ha.sync_ip, ha.peer):
+            problems.append(f"sync_vip={ha.vip}: must be a free address on the sync network "
+                            f"{sync_net}")
+        if ha.peer is not None and (ipaddress.IPv4Address(ha.peer) not in sync_net
+                                    or ha.peer == ha.sync_ip):
+            problems.append(f"sync_peer={ha.peer}: must be the peer's address on the sync "
+                            f"network {sync_net}")
+    bfd = None
+    if ha.bfd_interval is not None:
+        if ha.mode != SYNC_LINK or ha.peer is None:
+            problems.append("sync_bfd=1: fast detection needs a sync link with the peer's "
+                            "address (sync_dev, its ethNip/ethNmask and sync_peer)")
+        elif ha.version != 3 or ha.priority < 2:
+            problems.append("sync_bfd=1: fast detection needs vrrp_version=3 and router_pr "
+                            "of at least 2")
+        else:
+            bfd = Bfd(name="peer", peer=ha.peer, src_ip=ha.sync_ip,
+                      interval_ms=ha.bfd_interval, multiplier=ha.bfd_multiplier)
+    advert = _advert_text(ha.advert_int)
+    if ha.version == 2 and not ha.advert_int.is_integer():
+        problems.append(f"advert_int={advert}: sub-second adverts need vrrp_version=3")
+    auth = ""
+    if ha.version == 2 and ha.password:
+        # VRRPv2 simple auth carries at most 8 characters; v3 has no auth at all.
+        auth = ha.password[:8]
+        if not _AUTH.fullmatch(auth):
+            problems.append("router_password: only letters and digits can be carried in "
+                            "VRRP authentication")
+    root = str(settings.root)
+    if not _SAFE_PATH.fullmatch(root):
+        problems.append(f"state root {root!r}: keepalived's configuration cannot take this path")
+
+    advert_vip = f"{link.vip}/{link.vip_prefix}"
+    excluded: set[tuple[str, str]] = set()
+    for g in topo.guests:
+        if not g.private_gateway:
+            excluded.add((f"{g.gateway}/{g.network.prefixlen}", g.ifname))
+    for p in topo.public:
+        for a in p.addresses:
+            excluded.add((f"{a.public_ip}/{prefixlen(a.netmask)}", p.ifname))
+    excluded.discard((advert_vip, link.ifname))
+    return Desired(
+        enabled=True,
+        router_id=_router_id(ha.name),
+        interface=link.ifname,
+        src_ip=link.src_ip,
+        mcast_src_ip=link.src_ip if link.borrowed_src and link.peer is None else "",
+        peer=link.peer,
+        vrid=ha.vrid,
+        priority=ha.priority,
+        advert_int=advert,
+        version=ha.version,
+        auth_pass=auth,
+        vip=advert_vip,
+        excluded=tuple(sorted(excluded)),
+        fifo=str(settings.notify_fifo),
+        health_file=str(settings.vrrp_health_file),
+        yield_file=str(settings.vrrp_yield_file),
+        boost_file=str(settings.vrrp_boost_file),
+        bfd=bfd,
+        problems=tuple(problems),
+        warnings=warnings,
+    )
+
+
+def _advert_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else f"{value:g}"
+
+
+def _router_id(name: str) -> str:
+    # keepalived takes one word; CloudStack names are already like "r-4-VM".
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or "router"
+
+
+def verify(d: Desired) -> list[str]:
+    return list(d.problems)
+
+
+def render(d: Desired) -> Text:
+    if not d.enabled:
+        return Text("")
+    return Text(templates.render("vrrp/keepalived.conf.j2", d=d))
+
+
+def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
+    from ...system import daemons
+
+    return daemons.sync_rendered(daemon.daemons(settings)[0], rendered, settings, dry_run)

@@ -1,1 +1,0 @@
-"""Router services written in Python, each run by supervisord like any daemon."""
