@@ -351,6 +351,36 @@ class Check:
     run: Callable[[Any], Outcome]
 
 
+# -- the pair's election -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """Fast takeover (ha/fast.py): when the elector reports ``down_priority``
+    (a session to the master found it dead) this router raises its priority,
+    and once the elector reports ``boosted_priority`` hands it ``resignation``,
+    the packet a dying master would have sent, injected on ``dev``."""
+
+    dev: str
+    peer: str
+    resignation: bytes
+    down_priority: int
+    boosted_priority: int
+
+
+@dataclass(frozen=True)
+class Election:
+    """What the pair's run time (``ha``) needs of the feature that elects the
+    master: it never reads the elector's configuration itself."""
+
+    interface: str  # where the adverts go
+    vip: str  # the address every advert carries: the master holds it
+    # (address, link) the master holds and announces (gratuitous ARP, the
+    # dual-master probe).
+    announce: tuple[tuple[str, str], ...] = ()
+    takeover: Takeover | None = None
+
+
 # -- the feature ------------------------------------------------------------------
 
 
@@ -368,4 +398,8 @@ class Feature:
     # Its daemons: the package's daemon.py, imported on its own where only
     # daemons are needed (supervisord's watchdog, vragent-launch).
     has_daemons: bool = False
+    # The feature that elects the pair's master says what the pair's run time
+    # needs of it: (configuration, topology, settings) -> Election, or None
+    # while there is no election (not a pair, or not yet).
+    election: Callable[[RouterConfig, Topology, Settings], Election | None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

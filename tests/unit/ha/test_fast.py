@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from vragent.ha.fast import Peer, _checksum, bfd_down, resignation
+from vragent.features.vrrp.resign import Peer, _checksum, bfd_down, resignation
 
 PEER = Peer(dev="eth5", peer="10.255.0.2", local="10.255.0.1", vrid=51, vip="10.255.0.254",
             advert_cs=100)

@@ -1,73 +1,109 @@
-"""Fast takeover: the backup takes over as soon as BFD finds the master dead.
+"""Fast takeover: the backup takes over as soon as a session to the master
+finds it dead, without waiting for the elector's own timers.
 
-keepalived 2.2.7 reacts to a BFD session going down only by changing the
-instance's priority (``track_bfd``); its takeover still waits for three
-missed adverts. So the resident agent, told of the priority change on the
-notify FIFO, does what a dying master would have done had it had the time:
-
-1. it raises this router's priority to the top (``vragent_boost``), which
-   shortens keepalived's skew time to 2/256 of advert_int;
-2. once keepalived reports the raised priority (the skew is computed when the
-   resignation arrives: at priority 99 it would be 61 % of advert_int), it
-   hands keepalived the master's resignation, a VRRPv3 advert of priority 0
-   from the master's address, received on the sync NIC (system/inject.py).
-
-keepalived, per RFC 5798 6.4.2, then becomes master after its skew time: a
-few milliseconds. If the master was in fact alive (BFD lost on a busy host),
-the pair still has one master: the old one sees this router's higher
-priority and steps down, as in any election. Once this router is master (or
-after BOOST_LIMIT) the priority comes back.
+The elector's feature declares how (``feature.Takeover``: the priority the
+elector reports when the session is down, the one it reports once boosted,
+and the resignation packet a dying master would have sent; the vrrp feature
+explains why for keepalived). Here: the reported priority says the session
+went down while this router is backup, so the priority is raised to the top;
+once the elector reports it raised, the resignation is injected; once this
+router is master (or after BOOST_LIMIT) the priority comes back.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
-from dataclasses import dataclass
+import threading
+import time
 
-VRRP = 112
+from ..errors import VragentError
+from ..feature import Takeover
+from ..settings import Settings
+from ..system import inject
+from . import switchover
+from .log import log
+from .pair import Pair
+
 # The longest the priority stays raised when no transition follows.
 BOOST_LIMIT = 2.0
-# What keepalived reports once the boost applies (its ceiling below an owner's 255).
-BOOSTED = 254
 
 
-@dataclass(frozen=True)
-class Peer:
-    """What the resignation carries: the peer's and this router's sync addresses."""
+class FastTakeover:
+    def __init__(self, settings: Settings, pair: Pair, switching: threading.Lock) -> None:
+        self.settings = settings
+        self.pair = pair
+        self.switching = switching  # a planned switchover moves the priority itself
+        self.takeover: Takeover | None = None
+        self.boosted = 0.0  # monotonic time the priority was raised (0: not)
+        self.resigned = False  # the resignation went out for the current boost
+        pair.on_priority = self.on_priority
+        pair.on_transition = self.on_transition
 
-    dev: str
-    peer: str  # the master's address (the packet's source)
-    local: str  # this router's (its destination)
-    vrid: int
-    vip: str
-    advert_cs: int  # advert_int in centiseconds
+    def set(self, want: Takeover | None) -> None:
+        """The election's takeover, as the configuration now says."""
+        if want == self.takeover:
+            return
+        self.pair.save(bfd="")  # a new session, or none: unknown until the elector says
+        try:
+            if want is not None:
+                inject.ensure(want.dev)
+            elif self.takeover is not None:
+                inject.remove()
+        except (VragentError, OSError) as exc:
+            log(f"fast takeover: {exc}")
+            return
+        self.takeover = want
 
+    def on_priority(self, priority: int) -> None:
+        """The elector's priority changed: the session to the master may be down."""
+        t = self.takeover
+        if t is None or self.pair.ha is None or self.switching.locked():
+            return
+        if self.boosted:
+            if priority >= t.boosted_priority and not self.resigned:
+                self._resign_for_peer(t)
+            return
+        down = priority == t.down_priority
+        # Only a session seen up going down means a dead master: at start it
+        # is down until both routers run.
+        was_up = self.pair.state.bfd == "up"
+        self.pair.save(bfd="down" if down else "up")
+        if not down or not was_up or self.pair.state.status != "BACKUP":
+            return
+        log(f"BFD: the master on {t.peer} is down: taking over")
+        self.boosted = time.monotonic()
+        self.resigned = False
+        try:
+            switchover.set_boost(self.settings, True)
+        except OSError as exc:
+            log(f"fast takeover: {exc}")
+            self.unboost()
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total >> 16) + (total & 0xFFFF)
-    return ~total & 0xFFFF
+    def _resign_for_peer(self, t: Takeover) -> None:
+        """The raised priority applies: the dead master's resignation, now."""
+        self.resigned = True
+        try:
+            inject.send(t.resignation)
+        except (VragentError, OSError) as exc:
+            log(f"fast takeover: {exc}")
+            self.unboost()
+            return
+        log(f"fast takeover: resignation handed to {self.pair.elector} "
+            f"{1000 * (time.monotonic() - self.boosted):.1f} ms after BFD")
 
+    def on_transition(self, status: str) -> None:
+        if status != "BACKUP":
+            self.unboost()
 
-def resignation(p: Peer) -> bytes:
-    """The IPv4 packet of a VRRPv3 advert with priority 0 from ``p.peer``."""
-    body = struct.pack("!BBBBHH", 0x31, p.vrid, 0, 1, p.advert_cs & 0x0FFF, 0) \
-        + socket.inet_aton(p.vip)
-    pseudo = socket.inet_aton(p.peer) + socket.inet_aton(p.local) \
-        + struct.pack("!BBH", 0, VRRP, len(body))
-    body = body[:6] + struct.pack("!H", _checksum(pseudo + body)) + body[8:]
-    # TTL 255: keepalived drops adverts that crossed a router (RFC 5798 5.1.1.3).
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0xC0, 20 + len(body), 0, 0, 255, VRRP, 0,
-                         socket.inet_aton(p.peer), socket.inet_aton(p.local))
-    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
-    return header + body
+    def expire(self) -> None:
+        """Called from the loop: a boost no transition followed is taken back."""
+        if self.boosted and time.monotonic() - self.boosted > BOOST_LIMIT:
+            log("fast takeover: no transition followed; priority back")
+            self.unboost()
 
-
-def bfd_down(priority: int, base: int) -> bool:
-    """keepalived's reported priority says the peer's BFD session is down
-    (track_bfd weight -1; only read while nothing else moves the priority)."""
-    return priority == max(1, base - 1)
+    def unboost(self) -> None:
+        if self.boosted:
+            self.boosted = 0.0
+            try:
+                switchover.set_boost(self.settings, False)
+            except OSError as exc:
+                log(f"fast takeover: lowering the priority back: {exc}")

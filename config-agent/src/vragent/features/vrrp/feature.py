@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...feature import Feature, Opening, OwnSource, Traffic
-from . import subsystem
+from ...feature import Election, Feature, Opening, OwnSource, Takeover, Traffic
+from . import resign, subsystem
 
-VRRP_PROTO = 112
+VRRP_PROTO = resign.VRRP
 # BFD control packets from the peer (RFC 5881: single hop).
 BFD_PORT = 3784
 
@@ -22,4 +22,27 @@ def traffic(cfg: Any, settings: Any, d: subsystem.Desired) -> Traffic:
     return Traffic(accept=tuple(accept), own_source=(OwnSource("vrrp", VRRP_PROTO),))
 
 
-FEATURE = Feature(name=subsystem.NAME, subsystem=subsystem, traffic=traffic, has_daemons=True)
+def election(cfg: Any, topo: Any, settings: Any) -> Election | None:
+    """What the pair's run time needs: where the adverts go, what the master
+    announces, and how to take over at once when BFD finds the master dead."""
+    d = subsystem.desired(cfg, topo, settings)
+    if not d.enabled:
+        return None
+    vip = d.vip.split("/")[0]
+    announce = [(addr.split("/")[0], dev) for addr, dev in d.excluded]
+    if d.mcast_src_ip:
+        # The advert address is a shared one too (CloudStack mode: the source-NAT IP).
+        announce.append((vip, d.interface))
+    takeover = None
+    if d.bfd is not None and cfg.ha is not None and d.src_ip:
+        peer = resign.Peer(dev=d.interface, peer=d.bfd.peer, local=d.src_ip, vrid=d.vrid,
+                           vip=vip, advert_cs=round(cfg.ha.advert_int * 100))
+        takeover = Takeover(dev=d.interface, peer=d.bfd.peer,
+                            resignation=resign.resignation(peer),
+                            down_priority=resign.down_priority(cfg.ha.priority),
+                            boosted_priority=resign.BOOSTED)
+    return Election(interface=d.interface, vip=vip, announce=tuple(announce), takeover=takeover)
+
+
+FEATURE = Feature(name=subsystem.NAME, subsystem=subsystem, traffic=traffic, has_daemons=True,
+                  election=election)
