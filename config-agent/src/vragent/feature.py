@@ -64,20 +64,23 @@ class Text(str):
 class Files:
     """A render that is several files of one daemon, by file name (``hosts``, ``opts``…).
 
-    An empty text means the file should not exist. A name that is not one of
-    the daemon's declared files is an index for operators and golden files
-    only (it is never written).
+    An empty text means the file should not exist. Every name is one of the
+    daemon's declared files (``system.daemons`` refuses any other); ``index``
+    holds what operators and golden files read but nothing writes (what the
+    feature keeps elsewhere, by digest).
     """
 
     files: tuple[tuple[str, str], ...]
+    index: tuple[tuple[str, str], ...] = ()
 
     def __getitem__(self, name: str) -> str:
-        return dict(self.files)[name]
+        return dict(self.files + self.index)[name]
 
     def text(self) -> str:
-        if not any(body for _, body in self.files):
+        parts = self.files + self.index
+        if not any(body for _, body in parts):
             return ""
-        return "".join(f"# ==> {name} <==\n{body}" for name, body in self.files if body)
+        return "".join(f"# ==> {name} <==\n{body}" for name, body in parts if body)
 
 
 class Subsystem(Protocol):

@@ -75,14 +75,21 @@ def sync(daemon: Daemon, texts: dict[Path, str], settings: Settings,
 def sync_rendered(daemon: Daemon, rendered: Rendered, settings: Settings,
                   dry_run: bool = False) -> list[str]:
     """Install what the daemon's feature rendered for it: a ``Files`` by file
-    name (names the daemon does not declare are indexes, never written), any
-    other render as the daemon's main file.
+    name (each one the daemon declares), any other render as the daemon's
+    main file.
 
     Returns one "<feature>: <file> written|updated|removed" per change.
     """
     subsystem = daemon.subsystem
     if isinstance(rendered, Files):
         named = dict(rendered.files)
+        declared = {f.path.name for f in daemon.files}
+        undeclared = sorted(set(named) - declared)
+        if undeclared:
+            # A name written in two places that drifted apart: never install
+            # the rest as if nothing happened (the undeclared file would be lost).
+            raise ApplyError(f"{subsystem}: rendered {', '.join(undeclared)}, which "
+                             f"{daemon.name} does not declare")
         texts = {f.path: named.get(f.path.name, "") for f in daemon.files}
     else:
         texts = {daemon.conf: rendered.text()}

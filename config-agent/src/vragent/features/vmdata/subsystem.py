@@ -79,7 +79,7 @@ def render(d: Desired) -> Files:
     index = "".join(f"vm {ip} {hashlib.sha256(v.encode()).hexdigest()[:16]}\n"
                     for ip, v in sorted(d.vms.items()))
     index += "".join(f"password {ip} (set)\n" for ip in sorted(d.passwords))
-    return Files(((CONF.name, _conf(d)), ("vmdata", index)))
+    return Files(((CONF.name, _conf(d)),), index=(("vmdata", index),))
 
 
 def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False) -> list[str]:
