@@ -1,12 +1,23 @@
-"""Reading links, addresses, routes and rules through ``ip -json``."""
+"""Links, addresses, routes and rules: read through ``ip -json``, changed through ``ip``.
+
+Callers pass data (a ``Route``, a ``Rule``, an address); the ``ip`` argument
+lists are built here. Routes and rules take the address family (4 or 6,
+IPv4 unless told) as a parameter.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
-from .cmd import run_json
+from .cmd import run, run_json, run_json_batch
+
+Family = Literal[4, 6]
+
+# The kernel's main routing table.
+MAIN = 254
 
 
 @dataclass(frozen=True)
@@ -39,8 +50,6 @@ def links() -> dict[str, Link]:
 
 def rename(old: str, new: str) -> None:
     """Give link ``old`` the name ``new`` (a link is renamed only while down)."""
-    from .cmd import run
-
     run(["ip", "link", "set", "dev", old, "down"])
     run(["ip", "link", "set", "dev", old, "name", new])
     run(["ip", "link", "set", "dev", new, "up"])
@@ -63,3 +72,126 @@ def names() -> list[str]:
         return sorted(f"{n}={mac_of(n) or ''}" for n in os.listdir(base))
     except OSError:
         return []
+
+
+# -- addresses and links ---------------------------------------------------------
+
+
+def set_mtu(ifname: str, mtu: int) -> None:
+    run(["ip", "link", "set", "dev", ifname, "mtu", str(mtu)])
+
+
+def set_up(ifname: str) -> None:
+    run(["ip", "link", "set", "dev", ifname, "up"])
+
+
+def add_address(ifname: str, address: str, link_scope: bool = False) -> None:
+    """Add ``address`` ("ip/prefix"); with ``link_scope`` the kernel never picks
+    it as a source."""
+    scope = ["scope", "link"] if link_scope else []
+    run(["ip", "address", "add", address, "dev", ifname, *scope])
+
+
+def del_address(ifname: str, address: str) -> None:
+    run(["ip", "address", "del", address, "dev", ifname])
+
+
+# -- routes and rules ------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    table: int
+    dst: str  # "default" or a network
+    gateway: str
+    dev: str
+    # In a pair the public address comes and goes with mastership; an on-link
+    # route stays valid on the backup, so a takeover needs no route changes.
+    onlink: bool = False
+
+
+@dataclass(frozen=True, order=True)
+class Rule:
+    priority: int
+    table: int
+    src: str = ""
+    fwmark: int = 0
+    suppress_prefixlength: int = -1
+
+
+def _table(t: int) -> str:
+    return "main" if t == MAIN else str(t)
+
+
+def route_argv(r: Route) -> list[str]:
+    """The route as ``ip route`` names it (after the verb)."""
+    argv = ["to", r.dst, "via", r.gateway, "dev", r.dev, "table", _table(r.table)]
+    return [*argv, "onlink"] if r.onlink else argv
+
+
+def rule_argv(r: Rule) -> list[str]:
+    """The rule as ``ip rule`` names it (after the verb)."""
+    argv = ["priority", str(r.priority)]
+    if r.src:
+        argv += ["from", r.src]
+    if r.fwmark:
+        argv += ["fwmark", str(r.fwmark)]
+    argv += ["lookup", _table(r.table)]
+    if r.suppress_prefixlength >= 0:
+        argv += ["suppress_prefixlength", str(r.suppress_prefixlength)]
+    return argv
+
+
+def routing(proto: int, family: Family = 4) -> tuple[set[Route], set[Rule]]:
+    """The routes (every table) and rules of protocol ``proto`` the kernel
+    holds, read in one ``ip`` process."""
+    routes, rules = run_json_batch(["ip", "-json", f"-{family}"],
+                                   [f"route show table all proto {proto}", "rule show"])
+    return _routes_of(routes, family), _rules_of(rules, proto)
+
+
+def _routes_of(items: list[dict[str, Any]], family: Family = 4) -> set[Route]:
+    host = "/32" if family == 4 else "/128"
+    found = set()
+    for item in items:
+        table = item.get("table", "main")
+        dst = item["dst"]
+        if dst != "default" and "/" not in dst:
+            dst += host
+        found.add(Route(MAIN if table == "main" else int(table), dst,
+                        item.get("gateway", ""), item.get("dev", ""),
+                        "onlink" in item.get("flags", [])))
+    return found
+
+
+def _rules_of(items: list[dict[str, Any]], proto: int) -> set[Rule]:
+    found = set()
+    for item in items:
+        if str(item.get("protocol")) != str(proto):
+            continue
+        table = item.get("table", "main")
+        src = item.get("src", "")
+        found.add(Rule(
+            priority=int(item["priority"]),
+            table=MAIN if table == "main" else int(table),
+            src="" if src in ("", "all") else src,
+            fwmark=int(item["fwmark"], 0) if "fwmark" in item else 0,
+            suppress_prefixlength=int(item.get("suppress_prefixlen", -1)),
+        ))
+    return found
+
+
+def replace_route(r: Route, proto: int, family: Family = 4) -> None:
+    run(["ip", f"-{family}", "route", "replace", *route_argv(r), "proto", str(proto)])
+
+
+def del_route(r: Route, proto: int, family: Family = 4) -> None:
+    run(["ip", f"-{family}", "route", "del", *route_argv(r), "proto", str(proto)])
+
+
+def add_rule(r: Rule, proto: int, family: Family = 4) -> None:
+    run(["ip", f"-{family}", "rule", "add", *rule_argv(r), "protocol", str(proto)])
+
+
+def del_rule(r: Rule, proto: int, family: Family = 4) -> None:
+    run(["ip", f"-{family}", "rule", "del", *rule_argv(r), "protocol", str(proto)])

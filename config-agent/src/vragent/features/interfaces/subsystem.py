@@ -8,12 +8,15 @@ keepalived owns (tier gateways, public IPs) are left to keepalived.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from ...config import RouterConfig
 from ...feature import Text
 from ...models.common import prefixlen
 from ...settings import Settings
+from ...system import iproute
 from ...system.iproute import Link
 from ...topology import Topology
 
@@ -108,11 +111,8 @@ def render(d: Desired) -> Text:
 
 
 def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
-    from ...system import iproute
-    from ...system.cmd import run
-
     live = d.observed if d.observed is not None else iproute.links()
-    actions: list[tuple[str, list[str]]] = []
+    actions: list[tuple[str, Callable[[], None]]] = []
     wanted = {s.ifname for s in d.links}
     for ifname, addrs in sorted(_last_applied(settings).items()):
         # A link the configuration no longer names (its last public IP or its
@@ -123,27 +123,27 @@ def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False)
             continue
         for addr in sorted(set(addrs) & set(link.ipv4)):
             actions.append((f"{ifname}: remove {addr} (no longer configured)",
-                            ["ip", "address", "del", addr, "dev", ifname]))
+                            partial(iproute.del_address, ifname, addr)))
     for s in d.links:
         link = live.get(s.ifname)
         if link is None:
             continue
         if s.mtu and link.mtu != s.mtu:
             actions.append((f"{s.ifname}: mtu {link.mtu} -> {s.mtu}",
-                            ["ip", "link", "set", "dev", s.ifname, "mtu", str(s.mtu)]))
+                            partial(iproute.set_mtu, s.ifname, s.mtu)))
         if not link.up:
-            actions.append((f"{s.ifname}: up", ["ip", "link", "set", "dev", s.ifname, "up"]))
+            actions.append((f"{s.ifname}: up", partial(iproute.set_up, s.ifname)))
         current = set(link.ipv4)
         for addr in sorted(s.addresses - current):
-            scope = ["scope", "link"] if addr in s.link_scope else []
             actions.append((f"{s.ifname}: add {addr}",
-                            ["ip", "address", "add", addr, "dev", s.ifname, *scope]))
+                            partial(iproute.add_address, s.ifname, addr,
+                                    link_scope=addr in s.link_scope)))
         for addr in sorted(current - s.addresses - s.protected if not s.vrrp_owned else ()):
             actions.append((f"{s.ifname}: remove {addr}",
-                            ["ip", "address", "del", addr, "dev", s.ifname]))
+                            partial(iproute.del_address, s.ifname, addr)))
     if not dry_run:
-        for _, argv in actions:
-            run(argv)
+        for _, change in actions:
+            change()
         _record(settings, d)
     return [f"interfaces: {what}" for what, _ in actions]
 

@@ -14,40 +14,27 @@ anything else (kernel, keepalived, an operator) is never touched.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 from ...config import RouterConfig
 from ...feature import Text
 from ...settings import Settings
+from ...system import iproute
+from ...system.iproute import MAIN, Route, Rule, route_argv, rule_argv
 from ...topology import Topology
+
+# Route, Rule and their argument lists are the system's (``system/iproute.py``):
+# named here too, as this feature's vocabulary.
+__all__ = ["MAIN", "NAME", "PRIO_FROM", "PRIO_FWMARK", "PRIO_MAIN_SPECIFIC", "Desired", "Route",
+           "Rule", "apply", "desired", "render", "route_argv", "rule_argv", "verify"]
 
 NAME = "routes"
 
-MAIN = 254
 PRIO_MAIN_SPECIFIC = 90
 PRIO_FROM = 100
 PRIO_FWMARK = 110
-
-
-@dataclass(frozen=True, order=True)
-class Route:
-    table: int
-    dst: str  # "default" or a network
-    gateway: str
-    dev: str
-    # In a pair the public address comes and goes with mastership; an on-link
-    # route stays valid on the backup, so a takeover needs no route changes.
-    onlink: bool = False
-
-
-@dataclass(frozen=True, order=True)
-class Rule:
-    priority: int
-    table: int
-    src: str = ""
-    fwmark: int = 0
-    suppress_prefixlength: int = -1
 
 
 @dataclass(frozen=True)
@@ -102,93 +89,31 @@ def verify(d: Desired) -> list[str]:
     return list(d.problems)
 
 
-def _table(t: int) -> str:
-    return "main" if t == MAIN else str(t)
-
-
-def route_argv(r: Route) -> list[str]:
-    argv = ["to", r.dst, "via", r.gateway, "dev", r.dev, "table", _table(r.table)]
-    return [*argv, "onlink"] if r.onlink else argv
-
-
-def rule_argv(r: Rule) -> list[str]:
-    argv = ["priority", str(r.priority)]
-    if r.src:
-        argv += ["from", r.src]
-    if r.fwmark:
-        argv += ["fwmark", str(r.fwmark)]
-    argv += ["lookup", _table(r.table)]
-    if r.suppress_prefixlength >= 0:
-        argv += ["suppress_prefixlength", str(r.suppress_prefixlength)]
-    return argv
-
-
 def render(d: Desired) -> Text:
     lines = ["route " + " ".join(route_argv(r)) for r in sorted(d.routes)]
     lines += ["rule " + " ".join(rule_argv(r)) for r in sorted(d.rules)]
     return Text("\n".join(lines) + ("\n" if lines else ""))
 
 
-def _live(proto: int) -> tuple[set[Route], set[Rule]]:
-    """What the kernel holds, routes and rules in one ``ip`` process."""
-    from ...system.cmd import run_json_batch
-
-    routes, rules = run_json_batch(["ip", "-json", "-4"],
-                                   [f"route show table all proto {proto}", "rule show"])
-    return _routes_of(routes), _rules_of(rules, proto)
-
-
-def _routes_of(items: list[dict[str, Any]]) -> set[Route]:
-    found = set()
-    for item in items:
-        table = item.get("table", "main")
-        dst = item["dst"]
-        if dst != "default" and "/" not in dst:
-            dst += "/32"
-        found.add(Route(MAIN if table == "main" else int(table), dst,
-                        item.get("gateway", ""), item.get("dev", ""),
-                        "onlink" in item.get("flags", [])))
-    return found
-
-
-def _rules_of(items: list[dict[str, Any]], proto: int) -> set[Rule]:
-    found = set()
-    for item in items:
-        if str(item.get("protocol")) != str(proto):
-            continue
-        table = item.get("table", "main")
-        src = item.get("src", "")
-        found.add(Rule(
-            priority=int(item["priority"]),
-            table=MAIN if table == "main" else int(table),
-            src="" if src in ("", "all") else src,
-            fwmark=int(item["fwmark"], 0) if "fwmark" in item else 0,
-            suppress_prefixlength=int(item.get("suppress_prefixlen", -1)),
-        ))
-    return found
-
-
 def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
-    from ...system.cmd import run
-
-    proto = str(settings.route_protocol)
-    live_routes, live_rules = _live(settings.route_protocol)
-    actions: list[tuple[str, list[str]]] = []
+    proto = settings.route_protocol
+    live_routes, live_rules = iproute.routing(proto)
+    actions: list[tuple[str, Callable[[], None]]] = []
     # Remove stale rules first and add routes before rules, so no rule ever
     # points at a table that has lost its default route.
     for rule in sorted(live_rules - d.rules):
         actions.append((f"del rule {' '.join(rule_argv(rule))}",
-                        ["ip", "-4", "rule", "del", *rule_argv(rule), "protocol", proto]))
+                        partial(iproute.del_rule, rule, proto)))
     for route in sorted(live_routes - d.routes):
         actions.append((f"del route {' '.join(route_argv(route))}",
-                        ["ip", "-4", "route", "del", *route_argv(route), "proto", proto]))
+                        partial(iproute.del_route, route, proto)))
     for route in sorted(d.routes - live_routes):
         actions.append((f"add route {' '.join(route_argv(route))}",
-                        ["ip", "-4", "route", "replace", *route_argv(route), "proto", proto]))
+                        partial(iproute.replace_route, route, proto)))
     for rule in sorted(d.rules - live_rules):
         actions.append((f"add rule {' '.join(rule_argv(rule))}",
-                        ["ip", "-4", "rule", "add", *rule_argv(rule), "protocol", proto]))
+                        partial(iproute.add_rule, rule, proto)))
     if not dry_run:
-        for _, argv in actions:
-            run(argv)
+        for _, change in actions:
+            change()
     return [f"routes: {what}" for what, _ in actions]
