@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ...config import RouterConfig
 from ...errors import ApplyError
 from ...feature import Text
 from ...settings import Settings
+from ...system import sysctl
 from ...topology import Topology
 
 NAME = "sysctl"
-
-PROC = Path("/proc/sys")
 
 
 @dataclass(frozen=True)
@@ -57,16 +55,14 @@ def render(d: Desired) -> Text:
 def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
     changes = []
     for key, value in d.values:
-        path = PROC / key
-        try:
-            current = path.read_text().strip()
-        except FileNotFoundError:
+        current = sysctl.read(key)
+        if current is None:
             continue  # interface went away between resolve and apply
         if current != value:
             changes.append(f"sysctl: {key} {current} -> {value}")
             if not dry_run:
                 try:
-                    path.write_text(value)
+                    sysctl.write(key, value)
                 except OSError as exc:
                     # A container's /proc/sys is read-only: its sysctls are set
                     # when it is created (compose "sysctls"), and only checked here.
