@@ -21,6 +21,7 @@ from .errors import BagError
 from .settings import Settings
 from .store import atomic_write
 from .store.store import private_dir
+from .system.proc import become
 
 ENV_CMDLINE = "VRAGENT_CMDLINE"
 
@@ -64,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     private_dir(settings.run_dir)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     programs.write(settings)
-    command = ["supervisord", "--nodaemon", "-c", str(settings.supervisord_conf)]
-    os.execvp(command[0], command)
-    return 127  # not reached
+    become(["supervisord", "--nodaemon", "-c", str(settings.supervisord_conf)])
 
 
 if __name__ == "__main__":

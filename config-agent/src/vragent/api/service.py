@@ -12,7 +12,6 @@ an acknowledged command survives a crash at any instant.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import queue
@@ -36,6 +35,7 @@ from ..errors import (
 from ..models.limits import escape
 from ..settings import Settings
 from ..store.batch import Command, commands_from_bytes
+from ..system.proc import trim_heap
 from .metrics import Metrics
 
 # Outcomes as the API reports them, by the error class (None: no error).
@@ -112,15 +112,6 @@ class Job:
 
 # After a command this big, the heap its parsing left behind is handed back.
 TRIM_AFTER = 256 * 1024
-
-
-def _trim_heap() -> None:
-    """glibc keeps the arenas a 2 MB bag's parsing and validation filled (tens
-    of MB); a resident process would hold them for ever."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc
 
 
 class CommandService:
@@ -206,7 +197,9 @@ class CommandService:
             gc.freeze()
             if self._trim_due:
                 self._trim_due = False
-                _trim_heap()
+                # glibc keeps the arenas a 2 MB bag's parsing and validation
+                # filled (tens of MB); a resident process would hold them for ever.
+                trim_heap()
 
     def _execute(self, job: Job) -> Result:
         started = time.monotonic()

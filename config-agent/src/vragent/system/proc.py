@@ -1,9 +1,12 @@
-"""What the kernel says about this router, read from /proc and statvfs."""
+"""What the kernel says about this router, read from /proc and statvfs; and
+this process's own scheduling and heap."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
+from typing import NoReturn
 
 CONNTRACK_COUNT = Path("/proc/sys/net/netfilter/nf_conntrack_count")
 CONNTRACK_MAX = Path("/proc/sys/net/netfilter/nf_conntrack_max")
@@ -105,3 +108,18 @@ def agent_alive(pid_file: Path) -> bool:
         return b"vragent" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def trim_heap() -> None:
+    """Hand the heap's free memory back to the kernel (glibc's malloc_trim);
+    nothing where the C library is not glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
+def become(argv: list[str]) -> NoReturn:
+    """Replace this process with ``argv`` (looked up in PATH); OSError when it
+    cannot be run."""
+    os.execvp(argv[0], argv)
