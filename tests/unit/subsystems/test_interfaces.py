@@ -129,7 +129,7 @@ def test_pair_render_keeps_vips_for_keepalived() -> None:
     text = render(interfaces.desired(cfg, topo, settings()))
     assert "link eth5 up addresses 10.255.0.1/24 keep 10.255.0.1/24 10.255.0.254/24\n" in text
     assert ("link eth2 up addresses 169.254.0.10/32 keep 10.10.1.1/24 (addresses owned by "
-            "keepalived) link-scope 169.254.0.10/32\n") in text
+            "VRRP) link-scope 169.254.0.10/32\n") in text
     assert "link eth4 up addresses 172.30.0.1/24\n" in text
 
 
