@@ -9,8 +9,9 @@ leaves both the store and the system as they were.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .bags import merge, parse_bag, stored_model_part
@@ -22,6 +23,7 @@ from .settings import Settings
 from .store import Store
 from .store.batch import Command, read_limited
 from .system import iproute
+from .system.cmd import children_hold
 
 
 @dataclass
@@ -48,6 +50,15 @@ class Agent:
         self.memo = Memo()
         self._current: tuple[int, Docs] | None = None
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store's lock, held by every program a command runs meanwhile
+        too: if the agent is killed mid-command, the lock stays held until
+        its last ``ip`` or ``nft`` has finished, so the next command cannot
+        overtake them."""
+        with self.store.locked() as fd, children_hold(fd):
+            yield
+
     def _plan(self, docs: Docs) -> Plan:
         return plan(RouterConfig.from_docs(docs, self.memo), self.settings, iproute.links())
 
@@ -69,7 +80,7 @@ class Agent:
         Bags before the failing one are applied (as CloudStack's batches are);
         the failing one and those after it change nothing.
         """
-        with self.store.locked():
+        with self._locked():
             docs = self._load()
             merged = [docs]
             accepted: list[str] = []
@@ -123,7 +134,7 @@ class Agent:
 
     def reconcile(self, dry_run: bool = False, strict: bool = False) -> Outcome:
         """Re-apply the stored configuration; problems become warnings unless strict."""
-        with self.store.locked():
+        with self._locked():
             docs = self._load()
             p = self._plan(docs)
             if strict and p.problems:
@@ -136,7 +147,7 @@ class Agent:
     def boot(self) -> Outcome:
         """Boot parameters into the store, then the whole stored configuration onto the box."""
         path = self.settings.cmdline_file
-        with self.store.locked():
+        with self._locked():
             docs = self._load()
             if path.exists():
                 raw = load_json(read_limited(path), str(path), duplicates_allowed=True)
@@ -151,14 +162,14 @@ class Agent:
 
     def render(self, subsystem: str) -> Outcome:
         """What the stored configuration renders to for one subsystem."""
-        with self.store.locked():
+        with self._locked():
             p = self._plan(self._load())
             text = "".join(s.rendered.text() for s in p.steps if s.subsystem.NAME == subsystem)
             return Outcome(self.store.current_rev(), text=text)
 
     def rollback(self, rev: int | None) -> Outcome:
         """Make an earlier revision current again (as a new revision) and apply it."""
-        with self.store.locked():
+        with self._locked():
             target = rev if rev is not None else self.store.current_rev() - 1
             docs = self.store.load_kept(target)
             p = self._plan(docs)

@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .supervised import Daemon
+from .feature import Daemon
 
 MISSING = "-"  # the digest of a file that does not exist
 

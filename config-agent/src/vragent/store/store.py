@@ -97,17 +97,18 @@ class Store:
             path.mkdir(parents=True, exist_ok=True)
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Serialise commands: a second one waits here, it never interleaves."""
-        from ..system.cmd import children_hold
+    def locked(self) -> Iterator[int]:
+        """Serialise commands: a second one waits here, it never interleaves.
 
+        Gives the lock's descriptor: a command that runs programs meanwhile
+        hands it to them (``system.cmd.children_hold``, as ``Agent`` does), so
+        the lock outlives a killed agent until they have finished."""
         self.ensure()
         fd = os.open(self.settings.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._remove_torn_writes()
-            with children_hold(fd):
-                yield
+            yield fd
         finally:
             os.close(fd)
 
