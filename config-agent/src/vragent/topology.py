@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 
 from .config import CLOUDSTACK, RouterConfig
+from .family import V4, V6, Family
 from .models import GuestNetwork, IpAddress
 from .models.common import prefixlen
 from .system.iproute import Link
@@ -63,6 +64,14 @@ class GuestIf:
     # The VMs' gateway when it is not the router's own address: in a pair,
     # router_guest_gateway, held by the master only (CsRedundant._collect_ips).
     vip: str | None = None
+    # A dual-stack tier's IPv6 prefix and the router's address in it.
+    network6: ipaddress.IPv6Network | None = None
+    ip6: str | None = None
+    gateway6: str | None = None
+
+    @property
+    def families(self) -> tuple[Family, ...]:
+        return (V4, V6) if self.network6 is not None else (V4,)
 
     @property
     def gateway(self) -> str:
@@ -115,6 +124,11 @@ class Topology:
     def public_names(self) -> list[str]:
         return [p.ifname for p in self.public]
 
+    @property
+    def families(self) -> tuple[Family, ...]:
+        """The address families the router speaks: IPv4, and IPv6 once a tier has it."""
+        return (V4, V6) if any(V6 in g.families for g in self.guests) else (V4,)
+
     def guest_by_key(self, key: str) -> GuestIf | None:
         return next((g for g in self.guests if g.key == key or g.ifname == key), None)
 
@@ -129,7 +143,7 @@ class Topology:
         return next((p for p in self.public if p.source_nat), fallback)
 
     def connected(self) -> list[tuple[ipaddress.IPv4Network, str]]:
-        """(network, interface) of every directly attached network."""
+        """(network, interface) of every directly attached IPv4 network."""
         nets = [(g.network, g.ifname) for g in self.guests]
         for p in self.public:
             nets += [(_network(a.public_ip, a.netmask), p.ifname) for a in p.addresses]
@@ -256,7 +270,9 @@ def _guest(ifname: str, key: str, guest: GuestNetwork, redundant: bool) -> Guest
     # A standalone router's own address is the gateway (upstream configures
     # router_guest_ip only); in a pair the gateway is the shared VIP.
     vip = gw if redundant and gw and gw != guest.router_guest_ip else None
-    return GuestIf(ifname, key, guest.router_guest_ip, guest.network, guest.mtu, vip=vip)
+    return GuestIf(ifname, key, guest.router_guest_ip, guest.network, guest.mtu, vip=vip,
+                   network6=guest.network6, ip6=guest.router_guest_ip6,
+                   gateway6=guest.router_guest_ip6_gateway)
 
 
 def _with_pair_links(cfg: RouterConfig, topo: Topology) -> Topology:

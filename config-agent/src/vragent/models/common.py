@@ -55,6 +55,18 @@ def _ipv4(value: str) -> str:
     return value
 
 
+def _ipv6(value: str) -> str:
+    # Only what ipaddress reads as IPv6, and never a scope ("fe80::1%eth0"):
+    # the address reaches nft and ip as it is.
+    if "%" in value or not value.isascii():
+        raise ValueError("not an IPv6 address")
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        raise ValueError("not an IPv6 address") from None
+    return value
+
+
 def _network(value: str, parse: Callable[[str], object], family: str) -> str:
     try:
         parse(value)
@@ -67,6 +79,12 @@ def _network(value: str, parse: Callable[[str], object], family: str) -> str:
 
 def _cidr(value: str) -> str:
     return _network(value, lambda v: ipaddress.IPv4Network(v, strict=False), "IPv4")
+
+
+def _cidr6(value: str) -> str:
+    if not value.isascii():
+        raise ValueError("not an IPv6 CIDR")
+    return _network(value, lambda v: ipaddress.IPv6Network(v, strict=False), "IPv6")
 
 
 def _any_cidr(value: str) -> str:
@@ -153,6 +171,10 @@ AnyCidr = Annotated[StrictStr, AfterValidator(_any_cidr)]
 CidrList = Annotated[StrictStr, AfterValidator(_cidr_list)]
 # CloudStack writes "no address" as "" in some fields (egress rules' src_ip).
 OptionalIPv4 = Annotated[IPv4 | None, BeforeValidator(_empty_is_none)]
+IPv6 = Annotated[StrictStr, AfterValidator(_ipv6)]
+OptionalIPv6 = Annotated[IPv6 | None, BeforeValidator(_empty_is_none)]
+Cidr6 = Annotated[StrictStr, AfterValidator(_cidr6)]
+OptionalCidr6 = Annotated[Cidr6 | None, BeforeValidator(_empty_is_none)]
 Netmask = Annotated[str, BeforeValidator(_netmask)]
 Mac = Annotated[StrictStr, AfterValidator(_mac)]
 IfName = Annotated[StrictStr, AfterValidator(_ifname)]

@@ -7,7 +7,18 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .common import Bag, Bool, DomainName, IfName, IPv4, Mac, Netmask, Str
+from .common import (
+    Bag,
+    Bool,
+    DomainName,
+    IfName,
+    IPv4,
+    Mac,
+    Netmask,
+    OptionalCidr6,
+    OptionalIPv6,
+    Str,
+)
 
 
 class GuestNetwork(Bag):
@@ -22,6 +33,12 @@ class GuestNetwork(Bag):
     dns: Str | None = None
     domain_name: DomainName | None = None
     mtu: int | None = Field(default=None, ge=68, le=65535)
+    # A dual-stack tier (CloudStack 4.17+; cs/CsVpcGuestNetwork.py, CsAddress.py
+    # add_address_route): the router's IPv6 address there, the gateway VMs
+    # route through and the tier's prefix. Carried, not yet realised.
+    router_guest_ip6: OptionalIPv6 = None
+    router_guest_ip6_gateway: OptionalIPv6 = None
+    router_guest_ip6_cidr: OptionalCidr6 = None
 
     @field_validator("dns")
     @classmethod
@@ -45,6 +62,13 @@ class GuestNetwork(Bag):
             except ValueError:
                 raise ValueError("not a prefix length or IPv4 CIDR") from None
         return value
+
+    @property
+    def network6(self) -> ipaddress.IPv6Network | None:
+        """The tier's IPv6 prefix, when it has one."""
+        if self.router_guest_ip6_cidr is None:
+            return None
+        return ipaddress.IPv6Network(self.router_guest_ip6_cidr, strict=False)
 
     @property
     def network(self) -> ipaddress.IPv4Network:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
+from ... import family
 from ...config import RouterConfig
 from ...feature import Opening, Traffic
 from ...models.common import split_cidrs
@@ -161,6 +162,19 @@ def _set(items: list[str]) -> str:
 
 def _ifset(names: list[str]) -> str:
     return _set([_q(n) for n in names])
+
+
+def _match(address: str, direction: str) -> str:
+    """``ip daddr 10.0.0.1``, ``ip6 saddr fd00::1``: the address's family decides."""
+    return f"{family.of(address).nft} {direction} {address}"
+
+
+def _nat(kind: str, address: str, port: int | None = None) -> str:
+    """``snat ip to 10.0.0.1``, ``dnat ip to 10.0.0.5:22``, ``dnat ip6 to [fd00::5]:22``."""
+    fam = family.of(address)
+    to = address if port is None else (f"[{address}]:{port}" if fam.version == 6
+                                       else f"{address}:{port}")
+    return f"{kind} {fam.nft} to {to}"
 
 
 def _ports(first: int, last: int) -> str:
@@ -350,7 +364,7 @@ def _ftp_helper(f: ForwardRule) -> list[str]:
 
 def _render_ftp_helper(f: ForwardRule) -> list[str]:
     if f.protocol == "tcp" and f.private_ports[0] <= FTP_PORT <= f.private_ports[1]:
-        return [f"ip daddr {f.source_ip_address} tcp dport "
+        return [f"{_match(f.source_ip_address, 'daddr')} tcp dport "
                 f"{f.public_ports[0] + FTP_PORT - f.private_ports[0]} "
                 f"ct helper set {_q(FTP_HELPER)}"]
     return []
@@ -370,13 +384,13 @@ def _render_dnat(rule: ForwardRule) -> list[str]:
     pub, priv = rule.public_ports, rule.private_ports
     # configure.py forward_vpc: "-s <source_cidr_list>", so one public port can
     # lead to different VMs for different sources.
-    src = f"ip saddr {_set(rule.sources)} " if rule.sources else ""
-    head = f"{src}ip daddr {rule.source_ip_address} {proto} dport"
+    src = f"{family.of(rule.sources[0]).nft} saddr {_set(rule.sources)} " if rule.sources else ""
+    head = f"{src}{_match(rule.source_ip_address, 'daddr')} {proto} dport"
     vm = rule.destination_ip_address
     if pub == priv:
-        return [f"{head} {_ports(*pub)} dnat ip to {vm}"]
+        return [f"{head} {_ports(*pub)} {_nat('dnat', vm)}"]
     return [
-        f"{head} {pub[0] + i} dnat ip to {vm}:{priv[0] + i}"
+        f"{head} {pub[0] + i} {_nat('dnat', vm, priv[0] + i)}"
         for i in range(pub[1] - pub[0] + 1)
     ]
 
@@ -412,7 +426,7 @@ def _openings(topo: Topology, openings: list[Opening]) -> list[str]:
     for o in sorted(openings, key=lambda o: ROLES.index(o.role)):
         devs = _role(topo, o.role)
         if devs:
-            src = f"ip saddr {o.saddr} " if o.saddr else ""
+            src = f"{_match(o.saddr, 'saddr')} " if o.saddr else ""
             rules.append(f"iifname {_ifset(devs)} {src}{_proto(o.proto, o.ports)} accept")
     return rules
 
@@ -452,7 +466,7 @@ def _render(d: Desired) -> Ruleset:
                       "type filter hook prerouting priority mangle; policy accept;"))
 
     # -- NAT ------------------------------------------------------------
-    dnat = [f"ip daddr {s.source_ip_address} dnat ip to {s.destination_ip_address}"
+    dnat = [f"{_match(s.source_ip_address, 'daddr')} {_nat('dnat', s.destination_ip_address)}"
             for s in d.staticnat]
     for rule in d.forwards:
         dnat.extend(_forward_dnat(rule))
@@ -471,18 +485,18 @@ def _render(d: Desired) -> Ruleset:
             # Hairpin: a VM reaching a public IP of its own VPC gets its replies
             # back through the router rather than straight from its neighbour.
             snat.append(f"ct status dnat iifname {_ifset(guests)} oifname {_q(g.ifname)} "
-                        f"snat ip to {g.ip}")
+                        f"{_nat('snat', g.ip)}")
     for p in topo.public:
         own = {a.public_ip for a in p.addresses}
         for s in d.staticnat:
             if s.source_ip_address in own:
                 snat.append(f"oifname {_q(p.ifname)} ip saddr {s.destination_ip_address} "
-                            f"snat ip to {s.source_ip_address}")
+                            f"{_nat('snat', s.source_ip_address)}")
         if p.source_nat:
             # Every guest network leaves by the source-NAT IP (CsAddress fw_router /
             # fw_vpcrouter: "-A POSTROUTING -o <public> -j SNAT --to-source <ip>").
             snat.append(f"oifname {_q(p.ifname)} ip saddr != {_set(sorted(own))} "
-                        f"snat ip to {p.snat_ip}")
+                        f"{_nat('snat', p.snat_ip)}")
     base.append(Chain("nat_postrouting", tuple(snat),
                       "type nat hook postrouting priority srcnat; policy accept;"))
 
@@ -557,7 +571,8 @@ def _render(d: Desired) -> Ruleset:
 
     fwd_fw = ["ct state established,related accept"]
     for ip in sorted(ingress_fw):
-        fwd_fw.append(f"ct status dnat ct original ip daddr {ip} jump {_fw_chain_name(ip)}")
+        fwd_fw.append(f"ct status dnat ct original {_match(ip, 'daddr')} "
+                      f"jump {_fw_chain_name(ip)}")
     if egress and guests and publics:
         fwd_fw.append(f"iifname {_ifset(guests)} oifname {_ifset(publics)} jump fw_egress")
     base.append(Chain("forward_firewall", tuple(fwd_fw),
@@ -580,8 +595,10 @@ def _render(d: Desired) -> Ruleset:
     inp += _openings(topo, [o for o in d.traffic.accept if o.pair])
     # A public IP's firewall decides before anything else, ICMP included.
     for ip in sorted(ingress_fw):
-        inp.append(f"ip daddr {ip} jump {_fw_chain_name(ip)}")
-    inp.append("meta l4proto icmp accept")
+        inp.append(f"{_match(ip, 'daddr')} jump {_fw_chain_name(ip)}")
+    # Every family the router speaks gets its ICMP (path MTU, errors; for
+    # IPv6 also neighbour discovery, without which nothing works).
+    inp += [f"meta l4proto {fam.icmp} accept" for fam in topo.families]
     # What the router serves, on the links each service is for.
     inp += _openings(topo, [o for o in d.traffic.accept if not o.pair])
     inp.append("counter drop")
