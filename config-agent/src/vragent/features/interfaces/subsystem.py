@@ -103,7 +103,7 @@ def render(d: Desired) -> Text:
         addrs = " ".join(sorted(s.addresses)) or "-"
         keep = f" keep {' '.join(sorted(s.protected))}" if s.protected else ""
         if s.vrrp_owned:
-            keep += " (addresses owned by keepalived)"
+            keep += " (addresses owned by VRRP)"
         if s.link_scope:
             keep += f" link-scope {' '.join(sorted(s.link_scope))}"
         lines.append(f"link {s.ifname} up{mtu} addresses {addrs}{keep}")
