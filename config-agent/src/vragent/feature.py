@@ -25,7 +25,7 @@ watchdog can use it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -405,4 +405,3 @@ class Feature:
     # needs of it: (configuration, topology, settings) -> Election, or None
     # while there is no election (not a pair, or not yet).
     election: Callable[[RouterConfig, Topology, Settings], Election | None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
