@@ -39,8 +39,16 @@ def merge_monitorservice(docs: Docs, bag: BaseModel, sent: Any = None) -> Docs:
     return {**docs, "monitorservice": doc}
 
 
+def view(docs: Docs, v: Any) -> MonitorService | None:
+    """The stored bag (None: none received)."""
+    doc = docs.get("monitorservice")
+    return MonitorService.model_validate({**doc, "type": "monitorservice"}) \
+        if doc is not None else None
+
+
 FEATURE = Feature(
     name=NAME,
     bags=(BagType("monitorservice", MonitorService, merge_monitorservice),),
+    view=view,
     checks=CHECKS,
 )

@@ -15,16 +15,15 @@ import time
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from ...errors import StoreError
+from ... import box
+from ...config import RouterConfig
 from ...features import features
-from ...models import CmdLine, describe_errors
 from ...pairstate import HaState
 from ...settings import Settings
 from ...store import Store
 from . import results as files
 from .checks import Check, Context, Outcome, failed, service_checks
+from .feature import FEATURE, NAME
 from .model import MonitorService
 from .results import KINDS, Kind, cloudstack_output, results
 
@@ -35,28 +34,17 @@ DEFAULT_BASIC_INTERVAL = 3
 DEFAULT_ADVANCED_INTERVAL = 0
 
 
-def _monitor(settings: Settings) -> tuple[MonitorService | None, dict[str, Any]]:
-    """The stored monitorservice bag (None: none received) and the boot parameters."""
-    docs = Store(settings).load(types=("monitorservice", "cmdline"))
-    doc = docs.get("monitorservice")
-    try:
-        monitor = (MonitorService.model_validate({**doc, "type": "monitorservice"})
-                   if doc is not None else None)
-    except ValidationError as exc:
-        # Only reachable if the state directory was edited by hand.
-        problems = "; ".join(describe_errors(exc))
-        raise StoreError(f"stored monitorservice is invalid: {problems}") from None
-    return monitor, docs.get("cmdline", {}).get("config", {})
+def _config(settings: Settings) -> RouterConfig:
+    """The stored configuration, as every reader reads it: only the boot
+    parameters and this feature's bag are loaded."""
+    keys = (box.CMDLINE.store_key, *(bt.store_key for bt in FEATURE.bags))
+    return RouterConfig.from_docs(Store(settings).load(types=keys))
 
 
 def context(settings: Settings) -> Context:
-    monitor, cmdline = _monitor(settings)
-    try:
-        redundant = CmdLine.model_validate({"type": "cmdline", "cmd_line": cmdline}).flag(
-            "redundant_router")
-    except ValidationError:
-        redundant = False
-    return Context(settings, monitor, redundant, HaState.load(settings.ha_state).status)
+    cfg = _config(settings)
+    return Context(settings, cfg.part(NAME), cfg.redundant,
+                   HaState.load(settings.ha_state).status)
 
 
 def _timed(check: Check, ctx: Context) -> tuple[Outcome, float, float]:
@@ -112,7 +100,7 @@ def intervals(settings: Settings) -> tuple[int, int, bool]:
     are enabled (a basic run then checks the services only). Before any
     monitorservice bag there is no cron at all: (0, 0, False).
     """
-    monitor, _ = _monitor(settings)
+    monitor: MonitorService | None = _config(settings).part(NAME)
     if monitor is None:
         return 0, 0, False
     basic = monitor.health_checks_basic_run_interval
