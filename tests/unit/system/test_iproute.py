@@ -7,6 +7,7 @@ import json
 import subprocess
 
 import pytest
+from vragent.family import V6
 from vragent.system import cmd, iproute
 from vragent.system.iproute import MAIN, Route, Rule
 
@@ -43,10 +44,10 @@ def test_routing_reads_routes_and_rules_of_one_protocol_in_one_process(
 
 
 def test_the_family_is_a_parameter(ran: list[tuple[list[str], str | None]]) -> None:
-    routes, _ = iproute.routing(196, family=6)
+    routes, _ = iproute.routing(196, family=V6)
     assert ran[0][0][:3] == ["ip", "-json", "-6"]
     assert Route(MAIN, "10.1.1.5/128", "192.0.2.1", "eth1", onlink=True) in routes
-    iproute.replace_route(Route(MAIN, "default", "fe80::1", "eth1"), 196, family=6)
+    iproute.replace_route(Route(MAIN, "default", "fe80::1", "eth1"), 196, family=V6)
     assert ran[-1][0][:3] == ["ip", "-6", "route"]
 
 

@@ -1,8 +1,8 @@
 """Links, addresses, routes and rules: read through ``ip -json``, changed through ``ip``.
 
 Callers pass data (a ``Route``, a ``Rule``, an address); the ``ip`` argument
-lists are built here. Routes and rules take the address family (4 or 6,
-IPv4 unless told) as a parameter.
+lists are built here. Routes and rules take the address family
+(``vragent.family``, IPv4 unless told) as a parameter.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from ..family import V4, Family
 from .cmd import run, run_json, run_json_batch
-
-Family = Literal[4, 6]
 
 # The kernel's main routing table.
 MAIN = 254
@@ -142,16 +141,16 @@ def rule_argv(r: Rule) -> list[str]:
     return argv
 
 
-def routing(proto: int, family: Family = 4) -> tuple[set[Route], set[Rule]]:
+def routing(proto: int, family: Family = V4) -> tuple[set[Route], set[Rule]]:
     """The routes (every table) and rules of protocol ``proto`` the kernel
     holds, read in one ``ip`` process."""
-    routes, rules = run_json_batch(["ip", "-json", f"-{family}"],
+    routes, rules = run_json_batch(["ip", "-json", family.ip_flag],
                                    [f"route show table all proto {proto}", "rule show"])
     return _routes_of(routes, family), _rules_of(rules, proto)
 
 
-def _routes_of(items: list[dict[str, Any]], family: Family = 4) -> set[Route]:
-    host = "/32" if family == 4 else "/128"
+def _routes_of(items: list[dict[str, Any]], family: Family = V4) -> set[Route]:
+    host = "/32" if family.version == 4 else "/128"
     found = set()
     for item in items:
         table = item.get("table", "main")
@@ -181,17 +180,17 @@ def _rules_of(items: list[dict[str, Any]], proto: int) -> set[Rule]:
     return found
 
 
-def replace_route(r: Route, proto: int, family: Family = 4) -> None:
-    run(["ip", f"-{family}", "route", "replace", *route_argv(r), "proto", str(proto)])
+def replace_route(r: Route, proto: int, family: Family = V4) -> None:
+    run(["ip", family.ip_flag, "route", "replace", *route_argv(r), "proto", str(proto)])
 
 
-def del_route(r: Route, proto: int, family: Family = 4) -> None:
-    run(["ip", f"-{family}", "route", "del", *route_argv(r), "proto", str(proto)])
+def del_route(r: Route, proto: int, family: Family = V4) -> None:
+    run(["ip", family.ip_flag, "route", "del", *route_argv(r), "proto", str(proto)])
 
 
-def add_rule(r: Rule, proto: int, family: Family = 4) -> None:
-    run(["ip", f"-{family}", "rule", "add", *rule_argv(r), "protocol", str(proto)])
+def add_rule(r: Rule, proto: int, family: Family = V4) -> None:
+    run(["ip", family.ip_flag, "rule", "add", *rule_argv(r), "protocol", str(proto)])
 
 
-def del_rule(r: Rule, proto: int, family: Family = 4) -> None:
-    run(["ip", f"-{family}", "rule", "del", *rule_argv(r), "protocol", str(proto)])
+def del_rule(r: Rule, proto: int, family: Family = V4) -> None:
+    run(["ip", family.ip_flag, "rule", "del", *rule_argv(r), "protocol", str(proto)])
