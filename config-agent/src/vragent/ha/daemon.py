@@ -26,7 +26,6 @@ import os
 import selectors
 import signal
 import socket
-import stat
 import threading
 import time
 from concurrent.futures import Future
@@ -45,7 +44,7 @@ from ..features import features
 from ..settings import Settings
 from ..store import Store
 from ..store.store import private_dir
-from ..system import iproute, proc
+from ..system import ipc, iproute, proc
 from ..system.supervisor import Supervisor
 from ..topology import Topology, resolve
 from . import schedule, switchover
@@ -189,38 +188,10 @@ class Daemon:
         self.settings.agent_heartbeat.touch()
 
     def _open_fifo(self) -> int:
-        """The notify FIFO, only if it is ours: a FIFO, owned by us, mode 0600.
-
-        Anything else at that path (a file, a symlink, someone else's FIFO)
-        is replaced: transitions must come from the elector alone.
-        """
-        path = self.settings.notify_fifo
-        try:
-            st = os.lstat(path)
-            if not (stat.S_ISFIFO(st.st_mode) and st.st_uid == os.geteuid()
-                    and stat.S_IMODE(st.st_mode) & 0o077 == 0):
-                log(f"{path}: not our FIFO (mode {stat.filemode(st.st_mode)}, uid "
-                    f"{st.st_uid}): replacing it")
-                path.unlink()
-                os.mkfifo(path, 0o600)
-        except FileNotFoundError:
-            os.mkfifo(path, 0o600)
-        # Read-write: the elector's exit or restart never gives us EOF, and the
-        # events it wrote while we were down are still there, in order.
-        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOFOLLOW)
-        st = os.fstat(fd)
-        if not stat.S_ISFIFO(st.st_mode) or st.st_uid != os.geteuid():
-            os.close(fd)
-            raise VragentError(f"{path}: replaced while being opened")
-        return fd
+        return ipc.own_fifo(self.settings.notify_fifo, log)
 
     def _bind(self) -> socket.socket:
-        path = self.settings.agent_socket
-        path.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(path))
-        sock.setblocking(False)
-        return sock
+        return ipc.wake_socket(self.settings.agent_socket)
 
     def _boot(self) -> None:
         """Rebuild the box once per boot (the run dir is empty after a reboot)."""

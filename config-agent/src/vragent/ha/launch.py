@@ -9,12 +9,12 @@ one is stale.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ..settings import Settings
 from ..store.store import private_dir
 from ..supervised import registry
+from ..system import proc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     daemon = registry(settings).get(args.daemon)
     for path in daemon.stale:
         path.unlink(missing_ok=True)
-    os.execvp(daemon.argv[0], list(daemon.argv))
-    return 127  # not reached
+    proc.become(list(daemon.argv))
 
 
 if __name__ == "__main__":
