@@ -16,12 +16,12 @@ from pydantic import BaseModel, ValidationError
 from . import box
 from .errors import BagError
 from .feature import BagType, Docs
-from .features import features
+from .features import features, packages
 from .models import describe_errors
 
 
 @functools.lru_cache(maxsize=4)
-def _types(key: tuple[int, ...]) -> dict[str, BagType]:
+def _types(packages: tuple[str, ...]) -> dict[str, BagType]:
     found: dict[str, BagType] = {}
     for bt in (*box.BAGS, *(b for f in features() for b in f.bags)):
         if bt.name in found:
@@ -32,7 +32,7 @@ def _types(key: tuple[int, ...]) -> dict[str, BagType]:
 
 def types() -> dict[str, BagType]:
     """Every declared bag type, by CloudStack's ``type``."""
-    return _types(tuple(id(f) for f in features()))
+    return _types(packages())
 
 
 def models() -> dict[str, type[BaseModel]]:
