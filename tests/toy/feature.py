@@ -105,5 +105,4 @@ FEATURE = Feature(
     subsystem=subsystem,
     traffic=traffic,
     checks=(Check("toy_check", "basic", toy_check),),
-    has_daemons=True,
 )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .bags import merge, parse_bag, stored_model_part
 from .config import Memo, RouterConfig
 from .errors import ApplyError, BagError, VerifyError, VragentError
-from .models.limits import load_json
+from .models.limits import escape, load_json
 from .reconcile import Plan, execute, plan
 from .settings import Settings
 from .store import Store
@@ -164,6 +164,10 @@ class Agent:
         """What the stored configuration renders to for one subsystem."""
         with self._locked():
             p = self._plan(self._load())
+            names = [s.subsystem.NAME for s in p.steps]
+            if subsystem not in names:
+                raise VragentError(f"render: no feature renders {escape(subsystem)} "
+                                   f"(known: {', '.join(names)})")
             text = "".join(s.rendered.text() for s in p.steps if s.subsystem.NAME == subsystem)
             return Outcome(self.store.current_rev(), text=text)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import VragentError
-from .features import FEATURES
+from .features import EXTRA, FEATURES
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="make revision REV (default: the previous) current")
     p.add_argument("rev", nargs="?", type=int)
     p = sub.add_parser("render", help="print what the configuration renders to")
-    p.add_argument("what", choices=FEATURES)
+    # A feature registered through $VRAGENT_FEATURES renders too: the name is
+    # checked where the features are loaded (a clear error lists them).
+    p.add_argument("what", help=f"a feature ({', '.join(FEATURES)}, or one "
+                                f"registered in ${EXTRA})")
     p = sub.add_parser("state", help="this router's pair state, as CloudStack polls it")
     p.add_argument("--json", action="store_true", help="the whole persisted state")
     p = sub.add_parser("switchover", help="hand mastership to the peer, losing nothing "

@@ -398,9 +398,9 @@ class Feature:
     # the desired state of its subsystem or None) -> Traffic.
     traffic: Callable[[RouterConfig, Settings, Any], Traffic] | None = None
     checks: tuple[Check, ...] = ()
-    # Its daemons: the package's daemon.py, imported on its own where only
-    # daemons are needed (supervisord's watchdog, vragent-launch).
-    has_daemons: bool = False
+    # Its daemons are in the package's daemon.py (``features.daemons``),
+    # imported on its own where only daemons are needed (supervisord's
+    # watchdog, vragent-launch).
     # The feature that elects the pair's master says what the pair's run time
     # needs of it: (configuration, topology, settings) -> Election, or None
     # while there is no election (not a pair, or not yet).

@@ -22,7 +22,9 @@ from types import ModuleType
 import pytest
 import vragent
 from vragent import cli, features
+from vragent.agent import Agent
 from vragent.config import RouterConfig
+from vragent.errors import VragentError
 from vragent.feature import Files, Rendered, Subsystem, Traffic
 from vragent.reconcile import desired_states, subsystems
 from vragent.topology import Topology
@@ -82,12 +84,13 @@ def test_pure_steps_run_without_a_system(module: Subsystem, scenario: object) ->
     assert isinstance(rendered.text(), str)
 
 
-def test_cli_render_choices_are_the_registry() -> None:
+def test_cli_render_takes_any_feature_and_the_agent_names_the_known_ones(
+        tmp_path: Path) -> None:
     parser = cli._parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    render = sub.choices["render"]  # type: ignore[index]
-    what = next(a for a in render._actions if a.dest == "what")
-    assert tuple(what.choices) == features.FEATURES
+    assert parser.parse_args(["render", "toy"]).what == "toy"  # one of $VRAGENT_FEATURES
+    with pytest.raises(VragentError) as exc:
+        Agent(settings().__class__(root=tmp_path)).render("nosuch")
+    assert str(exc.value) == f"render: no feature renders 'nosuch' (known: {', '.join(NAMES)})"
 
 
 # -- ownership: a feature lives in one place --------------------------------------
@@ -174,8 +177,7 @@ def owned() -> list[Owned]:
     for pkg, f in zip(features.packages(), features.features(), strict=True):
         module = importlib.import_module(pkg)
         home = Path(module.__file__ or "").parent
-        daemons = importlib.import_module(f"{pkg}.daemon").daemons(settings()) \
-            if f.has_daemons else ()
+        daemons = features.daemons_of(pkg, settings())
         ports: set[int] = set()
         for cfg, topo in _scenarios():
             d = desired_states(cfg, topo, settings()).get(f.name)
@@ -247,9 +249,9 @@ def test_every_rendered_file_is_a_declared_file_of_its_daemon() -> None:
     for cfg, topo in _scenarios():
         states = desired_states(cfg, topo, settings())
         for pkg, f in zip(features.packages(), features.features(), strict=True):
-            if not f.has_daemons or f.subsystem is None:
+            daemons = features.daemons_of(pkg, settings())
+            if not daemons or f.subsystem is None:
                 continue
-            daemons = importlib.import_module(f"{pkg}.daemon").daemons(settings())
             declared = {p.path.name for d in daemons for p in d.files}
             rendered = f.subsystem.render(states[f.name])
             if isinstance(rendered, Files):

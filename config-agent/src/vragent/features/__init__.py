@@ -57,12 +57,17 @@ def by_name(name: str) -> Feature:
     raise KeyError(f"unknown feature {name!r} (known: {known})")
 
 
+def daemons_of(package: str, settings: Settings) -> tuple[Daemon, ...]:
+    """The daemons feature ``package`` declares (none without a daemon module)."""
+    if importlib.util.find_spec(f"{package}.daemon") is None:
+        return ()
+    found: tuple[Daemon, ...] = importlib.import_module(f"{package}.daemon").daemons(settings)
+    return found
+
+
 @functools.lru_cache(maxsize=16)
 def _daemons(pkgs: tuple[str, ...], settings: Settings) -> tuple[Daemon, ...]:
-    found: list[Daemon] = []
-    for p in pkgs:
-        if importlib.util.find_spec(f"{p}.daemon") is not None:
-            found += importlib.import_module(f"{p}.daemon").daemons(settings)
+    found = [d for p in pkgs for d in daemons_of(p, settings)]
     return tuple(sorted(found, key=lambda d: (d.start_order, d.name)))
 
 

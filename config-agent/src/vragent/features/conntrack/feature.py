@@ -15,4 +15,4 @@ def traffic(cfg: Any, settings: Any, d: subsystem.Desired) -> Traffic:
         else Traffic()
 
 
-FEATURE = Feature(name=subsystem.NAME, subsystem=subsystem, traffic=traffic, has_daemons=True)
+FEATURE = Feature(name=subsystem.NAME, subsystem=subsystem, traffic=traffic)

@@ -60,5 +60,4 @@ FEATURE = Feature(
         Check("dhcp_check.py", "advanced", checks.dhcp),
         Check("dns_check.py", "advanced", checks.dns),
     ),
-    has_daemons=True,
 )

@@ -65,5 +65,4 @@ FEATURE = Feature(
     view=view,
     subsystem=subsystem,
     traffic=traffic,
-    has_daemons=True,
 )

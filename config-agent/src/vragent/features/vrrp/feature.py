@@ -44,5 +44,5 @@ def election(cfg: Any, topo: Any, settings: Any) -> Election | None:
     return Election(interface=d.interface, vip=vip, announce=tuple(announce), takeover=takeover)
 
 
-FEATURE = Feature(name=subsystem.NAME, subsystem=subsystem, traffic=traffic, has_daemons=True,
+FEATURE = Feature(name=subsystem.NAME, subsystem=subsystem, traffic=traffic,
                   election=election)
