@@ -358,7 +358,7 @@ class Lab:
         client = self.client()
         flt = {"label": f"org.vragent.lab.project={self.project}"}
         for c in client.containers.list(all=True, filters=flt):
-            c.remove(force=True)
+            c.remove(force=True, v=True)  # and its anonymous volumes (the image declares one)
         for n in client.networks.list(filters=flt):
             n.reload()
             for c in n.containers:

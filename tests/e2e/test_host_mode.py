@@ -61,7 +61,7 @@ def host_ns() -> Iterator[tuple[str, str]]:
     finally:
         for name in (f"{PREFIX}_router", holder):
             try:
-                client.containers.get(name).remove(force=True)
+                client.containers.get(name).remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
         sh("ip", "netns", "delete", handle, check=False)
