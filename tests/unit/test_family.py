@@ -10,6 +10,7 @@ import pytest
 from vragent import family
 from vragent.bags import parse_bag
 from vragent.errors import BagError
+from vragent.feature import Between, Traffic
 from vragent.features.netfilter import subsystem as netfilter
 from vragent.models import GuestNetwork
 from vragent.reconcile import desired_states
@@ -83,3 +84,33 @@ def test_rule_builders_follow_the_address_family() -> None:
     assert netfilter._nat("dnat", "10.10.1.10", 22) == "dnat ip to 10.10.1.10:22"
     assert netfilter._nat("dnat", "fd00::5", 22) == "dnat ip6 to [fd00::5]:22"
     assert netfilter._nat("snat", "fd00::1") == "snat ip6 to fd00::1"
+
+
+def _ruleset_with(traffic: Traffic) -> dict[str, tuple[str, ...]]:
+    cfg, topo = sample_topology()
+    d = netfilter.with_traffic(desired_states(cfg, topo, settings())["netfilter"], traffic)
+    return {c.name: c.rules for c in netfilter.render(d).chains}
+
+
+def test_what_a_feature_forwards_and_keeps_out_of_nat_is_rendered_per_family() -> None:
+    """A feature's Traffic.forward and .nat_exempt (a VPN's, once it lands):
+    forwarded once nothing before dropped it, and never source-NATed."""
+    plain = _ruleset_with(Traffic())
+    tunnel = Between(saddr=("10.10.0.0/16", "fd00:10::/48"),
+                     daddr=("172.16.5.0/24", "fd00:99::/48"))
+    web = Between(daddr=("10.20.0.0/16",), proto="tcp", ports=(443,))
+    chains = _ruleset_with(Traffic(forward=(tunnel, web), nat_exempt=(tunnel,)))
+    assert chains["forward_final"] == (
+        *plain["forward_final"][:-1],
+        "ip saddr 10.10.0.0/16 ip daddr 172.16.5.0/24 accept",
+        "ip6 saddr fd00:10::/48 ip6 daddr fd00:99::/48 accept",
+        "ip daddr 10.20.0.0/16 tcp dport 443 accept",
+        "counter drop")
+    # Exempt before any SNAT rule of the public link.
+    assert chains["nat_postrouting"] == (
+        "ip saddr 10.10.0.0/16 ip daddr 172.16.5.0/24 accept",
+        "ip6 saddr fd00:10::/48 ip6 daddr fd00:99::/48 accept",
+        *plain["nat_postrouting"])
+    # Sides of different families never meet; nothing at all is never a rule.
+    assert netfilter._between(Between(saddr=("10.0.0.0/8",), daddr=("fd00::/8",))) == []
+    assert netfilter._between(Between()) == []

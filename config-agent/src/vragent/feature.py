@@ -307,12 +307,33 @@ class OwnSource:
 
 
 @dataclass(frozen=True)
+class Between:
+    """Traffic between networks, by source and destination CIDRs (either
+    family; empty: any), optionally of one protocol and destination ports."""
+
+    saddr: tuple[str, ...] = ()
+    daddr: tuple[str, ...] = ()
+    proto: str = ""  # "tcp", "udp"; "" for any
+    ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Traffic:
+    """What a feature needs the router to let through, as data."""
+
+    # To the router itself.
     accept: tuple[Opening, ...] = ()
+    # Sent from the router's own address on a link.
     own_source: tuple[OwnSource, ...] = ()
+    # Through the router: forwarded once nothing before (the tiers' ACLs, the
+    # public IPs' firewall) dropped it (a VPN's peer networks and the tiers).
+    forward: tuple[Between, ...] = ()
+    # Never source-NATed (a tunnel's traffic keeps the tier's address).
+    nat_exempt: tuple[Between, ...] = ()
 
     def __add__(self, other: Traffic) -> Traffic:
-        return Traffic(self.accept + other.accept, self.own_source + other.own_source)
+        return Traffic(self.accept + other.accept, self.own_source + other.own_source,
+                       self.forward + other.forward, self.nat_exempt + other.nat_exempt)
 
 
 # -- health checks ---------------------------------------------------------------

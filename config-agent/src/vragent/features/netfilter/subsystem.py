@@ -33,7 +33,7 @@ from typing import Any, TypeVar, cast
 
 from ... import family
 from ...config import RouterConfig
-from ...feature import Opening, Traffic
+from ...feature import Between, Opening, Traffic
 from ...models.common import split_cidrs
 from ...settings import Settings
 from ...templates import render as render_template
@@ -420,6 +420,25 @@ def _proto(proto: str | int, ports: tuple[int, ...] = ()) -> str:
     return f"{proto} dport {_set([str(p) for p in ports])}"
 
 
+def _between(b: Between) -> list[str]:
+    """The matches of traffic between networks: one per family both sides
+    have (a side left empty is any address of the other's family)."""
+    l4 = _proto(b.proto, b.ports) if b.proto else ""
+    if not b.saddr and not b.daddr:
+        # A protocol between any networks; nothing at all is never a rule
+        # (it would let everything through).
+        return [l4] if l4 else []
+    found = []
+    for fam in family.FAMILIES:
+        src = [c for c in b.saddr if family.of(c) is fam]
+        dst = [c for c in b.daddr if family.of(c) is fam]
+        if (b.saddr and not src) or (b.daddr and not dst):
+            continue
+        found.append(_join(f"{fam.nft} saddr {_set(src)}" if src else "",
+                           f"{fam.nft} daddr {_set(dst)}" if dst else "", l4))
+    return found
+
+
 def _openings(topo: Topology, openings: list[Opening]) -> list[str]:
     """One accept rule per opening whose links exist, by role (``ROLES``)."""
     rules = []
@@ -480,6 +499,8 @@ def _render(d: Desired) -> Ruleset:
     # previous master left behind, EPERM on send).
     snat = [f"oifname {_ifset(devs)} {_proto(o.proto)} accept"
             for o in d.traffic.own_source for devs in [_role(topo, o.role)] if devs]
+    # What a feature keeps out of source NAT (a tunnel's traffic).
+    snat += [f"{match} accept" for b in d.traffic.nat_exempt for match in _between(b)]
     for g in topo.guests:
         if guests:
             # Hairpin: a VM reaching a public IP of its own VPC gets its replies
@@ -581,6 +602,8 @@ def _render(d: Desired) -> Ruleset:
     final = ["ct state established,related accept"]
     if guests:
         final += [f"iifname {_ifset(guests)} accept", f"oifname {_ifset(guests)} accept"]
+    # What a feature forwards, once nothing before dropped it.
+    final += [f"{match} accept" for b in d.traffic.forward for match in _between(b)]
     final.append("counter drop")
     base.append(Chain("forward_final", tuple(final),
                       "type filter hook forward priority 30; policy drop;"))
