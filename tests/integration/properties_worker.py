@@ -26,6 +26,7 @@ import io
 import json
 import sys
 import traceback
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,18 @@ SCALARS = st.one_of(NASTY_TEXT, st.integers(min_value=-2**70, max_value=2**70),
 JSON = st.recursive(SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=12)
+
+
+# What a terminal or a log reader acts on: C0 and C1 controls, DEL, line and
+# paragraph separators, bidi overrides.
+CONTROL = ("\x1b", "\r", "\x0b", "\x85", "\u2028", "\u2029", "\x7f", "\x00", "\u202e",
+           "\x1b[2J")
+
+
+def raw_control(text: str) -> bool:
+    """``text`` (a message, many lines) holds a character it should show escaped."""
+    return any(c != "\n" and unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cf")
+               for c in text)
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -134,8 +147,13 @@ def hostile_bags(draw: st.DrawFn) -> tuple[str, bytes]:
     bag_type = draw(st.sampled_from(sorted(EXAMPLES)))
     doc = copy.deepcopy(EXAMPLES[bag_type])
     how = draw(st.sampled_from(["replace", "replace", "replace", "delete", "extra", "any",
-                                "deep", "duplicate"]))
-    if how in ("replace", "delete"):
+                                "deep", "duplicate", "type"]))
+    if how == "type":
+        # The type itself carries a control character: refused, and shown escaped.
+        doc["type"] = draw(st.sampled_from([
+            t for c in CONTROL
+            for t in (f"{bag_type}{c}", f"{c}{bag_type}", f"{bag_type[:2]}{c}{bag_type[2:]}")]))
+    elif how in ("replace", "delete"):
         path = draw(st.sampled_from([p for p in _paths(doc) if p != ("type",)]))
         parent = doc
         for key in path[:-1]:
@@ -243,7 +261,7 @@ class Run:
             self.fail(f"{bag_type}: traceback for {shown!r}:\n{err}")
         elif code != 0 and store.current_rev() != before:
             self.fail(f"{bag_type}: rejected, yet revision {before} -> {store.current_rev()}")
-        if any(ord(c) < 32 and c not in "\n" for c in err):
+        if raw_control(err):
             self.fail(f"{bag_type}: control character in the error for {shown!r}: {err!r}")
         if code == 0:
             # Keep the box near the sample, so later cases stay meaningful.

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import VragentError
+from .errors import VragentError, printable, shown
 from .features import EXTRA, FEATURES
 from .settings import Settings
 
@@ -157,7 +157,8 @@ def _local(args: argparse.Namespace, settings: Settings) -> int:
             changed = sorted(t for t in set(r.docs) | set(previous)
                              if r.docs.get(t) != previous.get(t))
             when = datetime.datetime.fromtimestamp(r.time).isoformat(timespec="seconds")
-            print(f"{r.rev:6d}  {when}  {r.cause}  [{', '.join(changed) or 'no change'}]")
+            print(f"{r.rev:6d}  {when}  {printable(r.cause)}  "
+                  f"[{', '.join(changed) or 'no change'}]")
             previous = r.docs
         return 0
     if args.command == "render":
@@ -195,8 +196,8 @@ def _forward(args: argparse.Namespace, settings: Settings) -> int:
                 with path.open("rb") as f:
                     files.append((path.name, f.read(MAX_FILE_BYTES + 1)))
             except OSError as exc:
-                return _fail(f"rejected bag: nothing was changed by it\n  {path}: cannot be "
-                             f"read ({exc.strerror})", 2)
+                return _fail(f"rejected bag: nothing was changed by it\n  "
+                             f"{shown(str(path), 200)}: cannot be read ({exc.strerror})", 2)
         header = json.dumps([[name, len(data)] for name, data in files]).encode()
         status, body = client.json("POST", "/v1/local/apply",
                                    body=b"\n".join([header, *(d for _, d in files)]),
@@ -230,7 +231,8 @@ def _forward(args: argparse.Namespace, settings: Settings) -> int:
         docs = r["documents"]
         changed = sorted(t for t in set(docs) | set(previous) if docs.get(t) != previous.get(t))
         when = datetime.datetime.fromtimestamp(r["time"]).isoformat(timespec="seconds")
-        print(f"{r['revision']:6d}  {when}  {r['cause']}  [{', '.join(changed) or 'no change'}]")
+        print(f"{r['revision']:6d}  {when}  {printable(str(r['cause']))}  "
+              f"[{', '.join(changed) or 'no change'}]")
         previous = docs
     return 0
 

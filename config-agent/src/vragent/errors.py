@@ -6,6 +6,32 @@ management plane can show it verbatim.
 
 from __future__ import annotations
 
+import re
+
+# What may be shown as it is: a type name, a file name.
+_PLAIN = re.compile(r"[A-Za-z0-9_.,:/@+=-]{1,200}", re.ASCII)
+
+
+def escape(value: object, limit: int = 80) -> str:
+    """A value as an error may show it: repr-escaped (no control characters) and truncated."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on written as its
+    escape (a revision's cause, made of file names, on one line)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """``text`` itself when it is plain (letters, digits, path punctuation),
+    else escaped: a message line never carries a control character (ESC, CR,
+    vertical tab, NEL, U+2028…) from a bag, a file name or a peer."""
+    return text if _PLAIN.fullmatch(text) else escape(text, limit)
+
 
 class VragentError(Exception):
     """Base class: an error the CLI prints without a traceback."""
@@ -22,9 +48,9 @@ class BagError(VragentError):
         self.bag_type = bag_type
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
-        where = f" from {source}" if source else ""
-        super().__init__(f"rejected {bag_type or 'bag'}{where}: nothing was changed by it\n"
-                         f"{lines}")
+        where = f" from {shown(source, 200)}" if source else ""
+        super().__init__(f"rejected {shown(bag_type) if bag_type else 'bag'}{where}: "
+                         f"nothing was changed by it\n{lines}")
 
 
 class VerifyError(VragentError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import BagError
+from ..errors import BagError, escape
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a bag file or an aggregated batch
 MAX_BAG_BYTES = 16 * 1024 * 1024  # one bag inside a batch
@@ -27,12 +27,6 @@ MAX_COMMANDS = 100_000  # bags in one batch
 # Fields whose values are secrets: never echoed in an error or shown.
 SECRET_FIELDS = frozenset({"password", "router_password", "api_token"})
 REDACTED = "(secret, not shown)"
-
-
-def escape(value: object, limit: int = 80) -> str:
-    """A value as an error may show it: repr-escaped (no control characters) and truncated."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
