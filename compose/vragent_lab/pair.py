@@ -65,9 +65,11 @@ def start_supervisord(ns: str, root: Path) -> subprocess.Popen[bytes]:
     env_path = f"{bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     for sub in ("run/vragent", "var/log/vragent", "etc/vragent/supervisor.d"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    # The declared daemons' [program:] sections, as vragent-init writes them.
-    subprocess.run([sys.executable, "-m", "vragent", "--root", str(root), "programs"],
-                   check=True, capture_output=True)
+    # The declared daemons' [program:] sections, as vragent-init writes them,
+    # and, as the image build does, what the router is built from.
+    for command in ("programs", "signature --write"):
+        subprocess.run([sys.executable, "-m", "vragent", "--root", str(root),
+                        *command.split()], check=True, capture_output=True)
     with (root / "var/log/vragent/supervisord.out").open("ab") as log:
         return subprocess.Popen(
             ["ip", "netns", "exec", ns, "env", f"VRAGENT_ROOT={root}", f"PATH={env_path}",

@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("daemon", help="run the resident agent (under supervisord)")
     sub.add_parser("programs", help="write supervisord's program list from the declared "
                                     "daemons (before supervisord starts)")
+    p = sub.add_parser("signature", help="the md5 of this agent, as CloudStack's "
+                                         "cloud-scripts-signature (router_version_check.py)")
+    p.add_argument("--write", action="store_true",
+                   help="record it as what the router was built or patched with "
+                        "(the image build; installing another agent)")
     parser.add_argument("--local", action="store_true",
                         help="work in this process even when the resident agent runs")
     return parser
@@ -120,6 +125,21 @@ def _local(args: argparse.Namespace, settings: Settings) -> int:
         from .ha import daemon
 
         return daemon.main(settings)
+    if args.command == "signature":
+        from .store.store import atomic_write
+        from .version import scripts_signature
+
+        signature = scripts_signature()
+        if args.write:
+            path = settings.scripts_signature
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(path, f"{signature}\n".encode(), 0o644)
+            except OSError as exc:
+                raise VragentError(f"signature: cannot write {shown(str(path), 200)}: "
+                                   f"{exc.strerror}") from None
+        print(signature)
+        return 0
     if args.command == "programs":
         from . import programs
 

@@ -18,12 +18,13 @@ def escape(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
-def printable(text: str) -> str:
+def printable(text: str, keep: str = "") -> str:
     """``text`` with every character a terminal would act on written as its
-    escape (a revision's cause, made of file names, on one line)."""
+    escape (a revision's cause, made of file names, on one line), but those
+    in ``keep`` (a message's own line breaks)."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 
 def shown(text: str, limit: int = 80) -> str:

@@ -95,6 +95,13 @@ class Settings:
     # -- router services -------------------------------------------------------
 
     @property
+    def scripts_signature(self) -> Path:
+        """The md5 of what the router was built or last patched with, where
+        CloudStack's systemvm has it (router_version_check.py compares its
+        first line with scriptsVersion; see version.py)."""
+        return self.cache_dir / "cloud-scripts-signature"
+
+    @property
     def release_file(self) -> Path:
         """The template's release line, where CloudStack's systemvm has it
         (router_version_check.py compares its first line with templateVersion)."""

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vragent import __version__, daemon_state
+from vragent import daemon_state, version
 from vragent.settings import Settings
 from vragent.supervised import registry
 from vragent_lab.netns import wait_for
@@ -36,12 +36,13 @@ VM2_ENTRY = SAMPLE / "vm_dhcp_entry_vm2.json"
 
 
 def monitor_bag(**data: str) -> dict[str, Any]:
-    """The sample monitorservice bag; this agent's version as scriptsVersion
-    (what router_version_check.py compares it with here)."""
+    """The sample monitorservice bag, with this agent's signature as
+    scriptsVersion (what the server recorded of a current router, and what
+    router_version_check.py compares with the router's signature file)."""
     bag: dict[str, Any] = json.loads((SAMPLE / "monitor_service.json").read_text())
     config = bag["health_checks_config"]
     config["routerVersion"] = config["routerVersion"].split(",scriptsVersion=")[0] + (
-        f",scriptsVersion={__version__}")
+        f",scriptsVersion={version.scripts_signature()}\n")
     config.update(data)
     return bag
 

@@ -4,11 +4,12 @@ monitorServices.py monitProcess): what each compares, and upstream's messages.""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from vragent import __version__, daemon_state, supervised
+from vragent import cli, daemon_state, supervised, version
 from vragent.bags import parse_bag
 from vragent.config import RouterConfig
 from vragent.features import features
@@ -184,6 +185,19 @@ def test_what_is_no_address_is_never_pinged_and_counts_as_unreachable(tmp_path: 
     assert message == "Unreachable gateways found-\n['-f', 'gw.example']"
 
 
+@pytest.mark.parametrize("status", ["BACKUP", "FAULT"])
+def test_a_backup_leaves_the_gateways_to_the_master(tmp_path: Path, status: str) -> None:
+    """Upstream #4163: a backup's shared links are silent, so its gateways never
+    answer it; its verdict is a skip, not a failure (and not a ping)."""
+    data = {"gateways": "gatewaysIps=-f gw.example "}  # would fail if pinged
+    assert outcome("gateways_check.py", ctx(tmp_path, data, redundant=True, status=status)) == (
+        True, f"Router is {status}: gateways are checked on the master, skipping")
+    # The master, and a standalone router whatever it persisted, do ping them.
+    assert not outcome("gateways_check.py", ctx(tmp_path, data, redundant=True,
+                                                status="PRIMARY"))[0]
+    assert not outcome("gateways_check.py", ctx(tmp_path, data, status="BACKUP"))[0]
+
+
 # -- router version ------------------------------------------------------------------------
 
 
@@ -193,23 +207,61 @@ def _release(root: Path, line: str) -> None:
     path.write_text(f"{line}\nbuilt somewhere\n")
 
 
+def _signature(root: Path, line: str) -> None:
+    path = Settings(root=root).scripts_signature
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{line}\n")
+
+
+# What a 4.20 server sends: the router's own recorded values, the second
+# ending in the newline of get_template_version.sh's output.
+SIGNATURE = "0123456789abcdef0123456789abcdef"
+SENT = f"templateVersion=Release 1,scriptsVersion={SIGNATURE}\n"
+
+
 def test_versions_match(tmp_path: Path) -> None:
-    data = {"routerVersion": f"templateVersion=Release 1,scriptsVersion={__version__}"}
-    # No release file yet: upstream's note, and no failure.
+    data = {"routerVersion": SENT}
+    # Neither file yet: upstream's notes, and no failure (upstream crashes on
+    # the missing signature).
     assert outcome("router_version_check.py", ctx(tmp_path, data)) == (True, (
         f"Release version not yet setup at {tmp_path}/etc/cloudstack-release, skipping.\n"
+        f"Scripts signature is not yet setup at {tmp_path}/var/cache/cloud/"
+        "cloud-scripts-signature, skipping\n"
         "Template and scripts version match successful"))
     _release(tmp_path, "Release 1")
+    _signature(tmp_path, SIGNATURE)
     assert outcome("router_version_check.py", ctx(tmp_path, data)) == (
         True, "Template and scripts version match successful")
 
 
 def test_versions_mismatch(tmp_path: Path) -> None:
+    """An outdated router: patched (or rolled back) since the server recorded it."""
     _release(tmp_path, "Release 2")
-    data = {"routerVersion": "templateVersion=Release 1,scriptsVersion=4f0e2b2a"}
-    assert outcome("router_version_check.py", ctx(tmp_path, data)) == (False, (
-        "Template Version mismatch. Expected: Release 1, found: Release 2\n"
-        f"Scripts Version mismatch. Expected: 4f0e2b2a, found: {__version__}"))
+    _signature(tmp_path, "ffffffffffffffffffffffffffffffff")
+    assert outcome("router_version_check.py", ctx(tmp_path, {"routerVersion": SENT})) == (
+        False, "Template Version mismatch. Expected: Release 1, found: Release 2\n"
+               f"Scripts Version mismatch. Expected: {SIGNATURE}, "
+               "found: ffffffffffffffffffffffffffffffff")
+
+
+def test_version_values_are_shown_escaped(tmp_path: Path) -> None:
+    _release(tmp_path, "Release 1")
+    _signature(tmp_path, SIGNATURE)
+    data = {"routerVersion": "templateVersion=Release 1,scriptsVersion=ab\x1b[2Jcd\n"}
+    assert outcome("router_version_check.py", ctx(tmp_path, data)) == (
+        False, f"Scripts Version mismatch. Expected: ab\\x1b[2Jcd, found: {SIGNATURE}")
+
+
+def test_the_agents_signature_is_what_the_image_records(tmp_path: Path) -> None:
+    assert cli.main(["--root", str(tmp_path), "signature", "--write"]) == 0
+    recorded = Settings(root=tmp_path).scripts_signature.read_text()
+    assert recorded == f"{version.scripts_signature()}\n"
+    assert re.fullmatch(r"[0-9a-f]{32}\n", recorded)
+    # Another agent (a patch) is another signature.
+    other = tmp_path / "other"
+    shutil.copytree(version.PACKAGE, other)
+    (other / "settings.py").write_text((other / "settings.py").read_text() + "# patched\n")
+    assert version.scripts_signature(other) != version.scripts_signature()
 
 
 # -- services ----------------------------------------------------------------------------

@@ -42,11 +42,13 @@ def test_true_runs_basic_then_advanced_first(tmp_path: Path) -> None:
     bag = {**load(SAMPLE / "monitor_service.json"), "excluded_health_checks": (
         "cpu_usage_check.py,gateways_check.py,iptables_check.py")}
     Store(s).commit(apply_bags([bag]), "test")
+    s.scripts_signature.parent.mkdir(parents=True)
+    s.scripts_signature.write_text("ffffffffffffffffffffffffffffffff\n")  # as an image records it
     proc = _run(tmp_path, "getRouterMonitorResults.sh", "true")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "FAILING CHECKS:"
-    # Basic first: the sample's scriptsVersion is CloudStack's, not this agent's.
+    # Basic first: the sample's scriptsVersion is not what this router records.
     assert lines[1] == "router_version_check.py"
     # This host has no router: the advanced checks of its files fail.
     assert lines[2].startswith("dhcp_check.py,dns_check.py")

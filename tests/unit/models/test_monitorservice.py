@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from vragent.bags import parse_bag
 from vragent.features.monitor.model import MonitorService
+from vragent.models.limits import MAX_STRING
 
 from tests.conftest import REFERENCE, SAMPLE
 from tests.unit.builders import load
@@ -86,7 +87,7 @@ def test_health_checks_enabled_is_required() -> None:
     ("config", "[ssh]:processname=sshd;reboot:servicename=ssh:pidfile=/p:,", "is not"),
     ("config", "[ssh]:processname=sshd:servicename=ssh:pidfile=/p\n:,", "control character"),
     ("excluded_health_checks", "dns_check.py,rm -rf", "not a check name"),
-    ("health_checks_config", {"virtualMachines": "vmName=a\n,ip=1.2.3.4"}, "control character"),
+    ("health_checks_config", {"virtualMachines": "x" * (MAX_STRING + 1)}, "longer than"),
     ("health_checks_config", {"bad key": "x"}, "not a name"),
     ("health_checks_config.gateways", {"gateways": 5}, "must be a string"),
     ("disable_monitoring", "no", "'true' or 'false'"),
@@ -94,6 +95,17 @@ def test_health_checks_enabled_is_required() -> None:
 ])
 def test_bad_values_rejected(field: str, value: Any, fragment: str) -> None:
     assert_rejected(_bag(**{field.split(".")[0]: value}), field, fragment)
+
+
+def test_the_servers_opaque_values_are_kept_as_sent() -> None:
+    """A 4.20 server's routerVersion is a command's output, newline included
+    (VirtualNetworkApplianceManagerImpl.getRouterVersionHealthChecksData):
+    kept as sent; the checks strip it as getHealthChecksData does."""
+    sent = {"routerVersion": "templateVersion=Cloudstack Release 4.20.0 Thu Aug  8 10:11:12 "
+                             "UTC 2024,scriptsVersion=0123456789abcdef0123456789abcdef\n",
+            "virtualMachines": "vmName=a\x1b,ip=1.2.3.4;"}
+    bag = parse_bag(_bag(health_checks_config=sent))
+    assert isinstance(bag, MonitorService) and bag.health_checks_config == sent
 
 
 def test_too_many_services_rejected() -> None:

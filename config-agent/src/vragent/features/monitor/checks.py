@@ -25,15 +25,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
-from ... import __version__, daemon_state, supervised
+from ... import daemon_state, supervised
+from ...errors import printable
 from ...feature import Check, Outcome, failed, ok
 
 __all__ = ["CHECKS", "Check", "Context", "Outcome", "failed", "ok", "service_checks"]
 from ...settings import Settings
 from ...system import ping, proc
 from ...system.supervisor import RUNNING_STATES, Supervisor
+from ...version import first_line
 from .model import MonitorService
 
 # /proc/stat is sampled twice this far apart (upstream: top's two iterations).
@@ -175,6 +176,12 @@ def gateways(ctx: Context) -> Outcome:
     records = ctx.data("gateways")
     if not records:
         return ok("No gateways data available, skipping")
+    if ctx.redundant and ctx.ha_status in ("BACKUP", "FAULT"):
+        # A backup keeps the shared links silent (CloudStack mode: its public
+        # NIC), so a gateway there cannot answer it: the master is the one to
+        # ask (upstream #4163; its server excludes this check for a backup,
+        # and this router knows its state before the server does).
+        return ok(f"Router is {ctx.ha_status}: gateways are checked on the master, skipping")
     addresses = [a for a in records[0].get("gatewaysIps", "").split(" ") if a]
     usable = [a for a in addresses if _valid_ip(a)]
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(usable)))) as pool:
@@ -186,38 +193,32 @@ def gateways(ctx: Context) -> Outcome:
     return ok(f"All {len(addresses)} gateways are reachable via ping")
 
 
-def _first_line(path: Path) -> str | None:
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return lines[0].strip() if lines else None
-
-
 def router_version(ctx: Context) -> Outcome:
     """health_checks/router_version_check.py: templateVersion against the first
-    line of the release file, scriptsVersion against this agent's version
-    (upstream: the md5 signature of its scripts, which this router does not
-    have: the agent is what runs here in their place)."""
+    line of the release file, scriptsVersion against the first line of the
+    scripts' signature (version.py: what this router was built or last
+    patched with), each stripped as upstream strips them. A file not there
+    yet is upstream's "skipping" note, not a failure (upstream then crashes
+    on the missing signature). Values are shown escaped."""
     data = ctx.single("routerVersion")
     if not data:
         return ok("Missing routerVersion in health_checks_data, skipping")
     lines: list[str] = []
     matches = True
-    if "templateVersion" in data:
-        expected = data["templateVersion"].strip()
-        path = ctx.settings.release_file
-        found = _first_line(path)
+    for key, path, missing, what in (
+            ("templateVersion", ctx.settings.release_file,
+             "Release version not yet setup at {path}, skipping.", "Template Version"),
+            ("scriptsVersion", ctx.settings.scripts_signature,
+             "Scripts signature is not yet setup at {path}, skipping", "Scripts Version")):
+        if key not in data:
+            continue
+        expected = data[key].strip()
+        found = first_line(path)
         if found is None:
-            lines.append(f"Release version not yet setup at {path}, skipping.")
+            lines.append(missing.format(path=path))
         elif expected != found:
-            lines.append(f"Template Version mismatch. Expected: {expected}, found: {found}")
-            matches = False
-    if "scriptsVersion" in data:
-        expected = data["scriptsVersion"].strip()
-        if expected != __version__:
-            lines.append(f"Scripts Version mismatch. Expected: {expected}, "
-                         f"found: {__version__}")
+            lines.append(f"{what} mismatch. Expected: {printable(expected)}, "
+                         f"found: {printable(found)}")
             matches = False
     if matches:
         lines.append("Template and scripts version match successful")

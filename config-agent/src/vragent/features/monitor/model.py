@@ -15,9 +15,15 @@ MonitorService.java, filled by SetMonitorServiceConfigItem.generateConfig):
 * ``disable_monitoring`` ("false" when router.monitor.enabled is off) and
   ``delete_from_processed_cache``, which the router does not keep.
 
-None of these values reach a command line or a configuration file: the checks
-compare them with what the router has and put them in JSON result messages.
-They are held to plain printable text all the same.
+``config`` and ``excluded_health_checks`` name services and checks: they are
+held to plain names. The values of ``health_checks_config`` are opaque text
+the management server builds (a 4.20 server's ``routerVersion`` is the output
+of a command, ending in a newline): they are kept as sent, parsed as
+upstream's utility/sharedFunctions.py getHealthChecksData does (blanks
+stripped), compared with what the router has, and never reach a command
+line or a configuration file; where a check's message shows one, it shows it
+escaped (``errors.printable``), and the runner escapes whatever else a
+message might carry.
 """
 
 from __future__ import annotations
@@ -105,10 +111,8 @@ class MonitorService(Bag):
             if not _DATA_KEY.fullmatch(key):
                 raise ValueError(f"key {escape(key, 60)} is not a name (a letter, then "
                                  f"letters, digits, '.', '_' and '-')")
-            try:
-                _plain(text, MAX_STRING)
-            except ValueError as exc:
-                raise ValueError(f"{key}: {exc}") from None
+            if len(text) > MAX_STRING:
+                raise ValueError(f"{key}: longer than {MAX_STRING} characters")
         return value
 
     @field_validator("disable_monitoring")

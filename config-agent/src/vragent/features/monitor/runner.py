@@ -17,6 +17,7 @@ from typing import Any
 
 from ... import box
 from ...config import RouterConfig
+from ...errors import printable
 from ...features import features
 from ...pairstate import HaState
 from ...settings import Settings
@@ -79,7 +80,9 @@ def run(settings: Settings, kind: Kind) -> dict[str, Any]:
             "success": "true" if result.success else "false",
             "lastUpdate": str(int(start * 1000)),
             "lastRunDuration": str((end - start) * 1000),
-            "message": result.message,
+            # The check's own line breaks stay (upstream's layout); any other
+            # control character a value brought is shown escaped.
+            "message": printable(result.message, keep="\n"),
         }
         if not result.success:
             failing.append(check.name)
