@@ -105,6 +105,13 @@ def wheelhouse(out: Path) -> list[str]:
     return sorted(p.name for p in out.glob("*.whl"))
 
 
+def scripts_signature(package: Path) -> str:
+    sys.path.insert(0, str(package.parent))
+    from vragent.version import scripts_signature as signature
+
+    return signature(package)
+
+
 def agent_version() -> str:
     for line in (AGENT / "pyproject.toml").read_text().splitlines():
         if line.startswith("version"):
@@ -128,6 +135,9 @@ def build_image(base: str, tag_latest: bool = True) -> str:
                     "-f", "${Package} ${Version}\n"], capture_output=True).stdout
         manifest = {
             "agent_version": agent_version(),
+            # What the image records as the scripts it runs (version.py),
+            # computed here from the same files the wheel carries.
+            "scripts_signature": scripts_signature(AGENT / "src/vragent"),
             "base_image": base,
             "debian_packages": dict(line.split(" ", 1) for line in debs.splitlines() if line),
             "wheels": wheels,

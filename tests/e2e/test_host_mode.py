@@ -98,3 +98,16 @@ def test_the_image_configures_the_namespace_it_runs_in(host_ns: tuple[str, str])
     assert subprocess.run(["ip", "netns", "exec", peer, "ping", "-c", "1", "-W", "2",
                            "10.77.1.1"], capture_output=True, check=False).returncode == 0
     assert "table inet vragent" in sh("ip", "netns", "exec", handle, "nft", "list", "tables")
+    # What the image was built from, where CloudStack's router_version_check.py
+    # reads it: the signature of the agent it runs, as its manifest records it.
+    def cat(path: str) -> str:
+        result = router.exec_run(["cat", path])
+        assert result.exit_code == 0, path
+        return str(result.output.decode())
+
+    manifest = json.loads(cat("/usr/share/vragent/manifest.json"))
+    recorded = cat("/var/cache/cloud/cloud-scripts-signature")
+    assert recorded == f"{manifest['scripts_signature']}\n"
+    assert router.exec_run(["vragent", "signature"]).output.decode() == recorded
+    assert cat("/etc/cloudstack-release").startswith(
+        f"Cloudstack Release vragent-{manifest['agent_version']} ")
