@@ -100,6 +100,9 @@ def wheelhouse(out: Path) -> list[str]:
     """The agent's wheel and its dependencies' wheels, fetched on this host."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    # setuptools copies the package into build/lib and never removes what is
+    # gone from the source since: a module moved or deleted would ship too.
+    shutil.rmtree(AGENT / "build", ignore_errors=True)
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(out), str(AGENT)],
         stdout=subprocess.DEVNULL)
     return sorted(p.name for p in out.glob("*.whl"))
@@ -120,8 +123,9 @@ def agent_version() -> str:
 
 
 def build_image(base: str, tag_latest: bool = True) -> str:
+    # The recipe is an input too: this script and the Dockerfile.
     inputs = digest(base.encode(), tree_digest(AGENT), SUPERVISORD_CONF.read_bytes(),
-                    (HERE / "Dockerfile").read_bytes())
+                    (HERE / "Dockerfile").read_bytes(), Path(__file__).read_bytes())
     tag = f"{IMAGE_REPO}:{inputs}"
     if has_image(tag):
         log(f"router image {tag}: up to date")
