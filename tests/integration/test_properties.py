@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .harness import vpc_lab
+from .properties_worker import raw_control
 
 WORKER = str(Path(__file__).with_name("properties_worker.py"))
 # Per run; VRAGENT_PROPERTY_EXAMPLES raises it (CI keeps the default).
@@ -45,5 +46,10 @@ def test_hostile_bags_through_the_api_end_cleanly_and_change_nothing_when_reject
         result = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"\nproperty cases through the API: {result['cases']} {result['outcomes']}")
     assert result["failures"] == [], "\n\n".join(result["failures"])
+    # The agent's log (one JSON line per command, on the worker's stderr):
+    # whatever the bags held, no raw control character reached it.
+    assert "\"event\": \"command\"" in proc.stderr
+    assert not raw_control(proc.stderr), [ln for ln in proc.stderr.splitlines()
+                                          if raw_control(ln)][:3]
     assert result["outcomes"].get("accepted", 0) > 0
     assert result["outcomes"].get("rejected (2)", 0) > 0
