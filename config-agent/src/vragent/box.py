@@ -15,9 +15,10 @@ from pydantic import BaseModel
 
 from .feature import BagType, Doc, Docs, raw
 from .models import CmdLine, GuestNetwork, IpAddress, IpAlias, IpAliases, Ips
+from .models.cmdline import SECRET_KEYS
 from .models.limits import REDACTED
 
-SECRET_BOOT_KEYS = frozenset({"router_password", "api_token"})
+SECRET_BOOT_KEYS = SECRET_KEYS
 
 
 def merge_cmdline(docs: Docs, bag: BaseModel, sent: Any = None) -> Docs:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import box
+from .bags import secret_fields
 from .errors import StoreError
 from .features import features
 from .models import CmdLine, GuestNetwork, IpAddress, IpAlias, describe_errors
@@ -79,7 +80,7 @@ class RouterConfig:
                       parts={f.name: f.view(docs, v) for f in features() if f.view is not None})
         except ValidationError as exc:
             # Only reachable if the state directory was edited by hand.
-            problems = "; ".join(describe_errors(exc))
+            problems = "; ".join(describe_errors(exc, secret_fields()))
             raise StoreError(f"stored configuration is invalid: {problems}") from None
         seen.done()
         return cfg

@@ -13,7 +13,7 @@ from .cmdline import CmdLine
 from .guestnetwork import GuestNetwork
 from .ipaliases import IpAlias, IpAliases
 from .ips import IpAddress, Ips
-from .limits import REDACTED, SECRET_FIELDS, escape
+from .limits import REDACTED, escape
 
 __all__ = ["CmdLine", "GuestNetwork", "IpAddress", "IpAlias", "IpAliases", "Ips",
            "describe_errors"]
@@ -40,7 +40,7 @@ def _segment(part: object) -> str:
 
 
 def describe_errors(exc: ValidationError,
-                    secret: frozenset[str] = SECRET_FIELDS) -> list[str]:
+                    secret: frozenset[str] = frozenset()) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False):
         path = ".".join(_segment(p) for p in err["loc"]) or "(bag)"

@@ -13,7 +13,10 @@ from typing import Literal
 from pydantic import field_validator
 
 from .common import Bag
-from .limits import REDACTED, SECRET_FIELDS, escape
+from .limits import REDACTED, escape
+
+# Boot keys whose values are secrets: never echoed in an error or shown.
+SECRET_KEYS = frozenset({"router_password", "api_token"})
 
 ROUTER_TYPES = ("router", "vpcrouter", "dhcpsrvr")
 _ETH_KEY = re.compile(r"^eth(\d+)(ip|mask)$", re.ASCII)
@@ -37,7 +40,7 @@ _DECIMAL = re.compile(r"[0-9]{1,3}(\.[0-9]{1,2})?", re.ASCII)
 
 
 def _shown(key: str, text: str) -> str:
-    return REDACTED if key in SECRET_FIELDS else escape(text, 60)
+    return REDACTED if key in SECRET_KEYS else escape(text, 60)
 
 
 def _int(text: str) -> int:

@@ -24,8 +24,6 @@ MAX_ITEMS = 100_000  # in any one list or object
 MAX_STRING = 4 * 1024 * 1024  # one string value (user data)
 MAX_COMMANDS = 100_000  # bags in one batch
 
-# Fields whose values are secrets: never echoed in an error or shown.
-SECRET_FIELDS = frozenset({"password", "router_password", "api_token"})
 REDACTED = "(secret, not shown)"
 
 
