@@ -3,7 +3,6 @@ this process's own scheduling and heap."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 from pathlib import Path
 from typing import NoReturn
@@ -113,6 +112,8 @@ def agent_alive(pid_file: Path) -> bool:
 def trim_heap() -> None:
     """Hand the heap's free memory back to the kernel (glibc's malloc_trim);
     nothing where the C library is not glibc."""
+    import ctypes  # only the API's worker trims, after a command
+
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -33,7 +32,6 @@ from ...feature import Check, Outcome, failed, ok
 __all__ = ["CHECKS", "Check", "Context", "Outcome", "failed", "ok", "service_checks"]
 from ...settings import Settings
 from ...system import ping, proc
-from ...system.supervisor import RUNNING_STATES, Supervisor
 from ...version import first_line
 from .model import MonitorService
 
@@ -84,6 +82,10 @@ class Context:
 
     def states(self) -> dict[str, str]:
         """supervisord's state of each program; empty when it does not answer."""
+        # Here, not at the top: every command loads the features' checks, and
+        # the XML-RPC client is only for a run of them.
+        from ...system.supervisor import Supervisor
+
         if self.supervisor_states is None:
             try:
                 infos = Supervisor(self.settings.supervisor_socket).processes().values()
@@ -93,6 +95,8 @@ class Context:
         return self.supervisor_states
 
     def running(self, name: str) -> bool:
+        from ...system.supervisor import RUNNING_STATES
+
         return self.states().get(name) in RUNNING_STATES
 
 
@@ -184,6 +188,8 @@ def gateways(ctx: Context) -> Outcome:
         return ok(f"Router is {ctx.ha_status}: gateways are checked on the master, skipping")
     addresses = [a for a in records[0].get("gatewaysIps", "").split(" ") if a]
     usable = [a for a in addresses if _valid_ip(a)]
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(usable)))) as pool:
         answers = dict(zip(usable, pool.map(
             lambda a: ping.reachable(a, GATEWAY_DEADLINE), usable), strict=True))
