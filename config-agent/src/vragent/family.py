@@ -8,7 +8,6 @@ data, not as another rewrite.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 
@@ -31,5 +30,7 @@ FAMILIES = (V4, V6)
 
 
 def of(address: str) -> Family:
-    """The family of an address or network ("10.0.0.1", "fd00::/64")."""
-    return V6 if ipaddress.ip_network(address, strict=False).version == 6 else V4
+    """The family of an address or network ("10.0.0.1", "fd00::/64"), already
+    validated: only IPv6 has a colon. Called for every rule of a render, so
+    nothing is parsed again."""
+    return V6 if ":" in address else V4
