@@ -65,7 +65,7 @@ def test_the_toy_is_in_every_hub(registered: None, tmp_path: Path) -> None:
     assert d == daemon.daemons(s)[0]
     assert supervised.registry(s).of_subsystem("toy") is d
     assert d.conf == s.conf_dir / "toyecho.port"
-    assert [c.name for f in features.features() for c in f.checks].count("toy_check") == 1
+    assert [c.name for c in features.checks()].count("toy_check") == 1
 
 
 def test_supervisord_gets_a_program_for_the_toys_daemon(registered: None,

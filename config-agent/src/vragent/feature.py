@@ -12,7 +12,7 @@ declares, in one place:
   becomes primary or backup, and a fitness probe if mastership depends on it;
 * the traffic it needs (``Traffic``): what the router must accept, and what
   keeps its own source address, as data;
-* its health checks (``Check``).
+* its health checks (``Check``), in the package's ``checks.py``.
 
 The hubs (the bag registry and merge, the stored configuration's view,
 netfilter's openings, the pair's transitions and watchdog, the health
@@ -418,7 +418,8 @@ class Feature:
     # What the router must let through for it: (configuration, settings,
     # the desired state of its subsystem or None) -> Traffic.
     traffic: Callable[[RouterConfig, Settings, Any], Traffic] | None = None
-    checks: tuple[Check, ...] = ()
+    # Its health checks are in the package's checks.py (``CHECKS``), imported
+    # only where checks run (``features.checks``).
     # Its daemons are in the package's daemon.py (``features.daemons``),
     # imported on its own where only daemons are needed (supervisord's
     # watchdog, vragent-launch).

@@ -12,7 +12,7 @@ import pytest
 from vragent import cli, daemon_state, supervised, version
 from vragent.bags import parse_bag
 from vragent.config import RouterConfig
-from vragent.features import features
+from vragent.features import checks as all_checks
 from vragent.features.dhcp import subsystem as dhcp
 from vragent.features.dhcp.daemon import NAMES as DNSMASQ_NAMES
 from vragent.features.monitor import checks
@@ -28,7 +28,7 @@ from tests.unit.builders import apply_bags, load, sample_bag, sample_docs, sampl
 
 LAB = load(SAMPLE / "monitor_service.json")
 # Every feature's checks, as the runner assembles them.
-CHECKS = tuple(c for f in features() for c in f.checks)
+CHECKS = all_checks()
 
 
 def monitor(data: dict[str, str] | None = None, **fields: Any) -> MonitorService:

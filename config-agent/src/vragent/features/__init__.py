@@ -7,10 +7,11 @@ address comes up, routes follow the addresses they depend on, and daemons
 come last, conntrackd's configuration before keepalived's (a takeover always
 has a state cache to commit).
 
-A package holds ``feature.py`` (``FEATURE``: bag types, subsystem, traffic,
-health checks) and, when it runs daemons, a light ``daemon.py``
-(``daemons(settings)``) that supervisord's watchdog and ``vragent-launch``
-import without the rest. More packages can be named, comma-separated, in
+A package holds ``feature.py`` (``FEATURE``: bag types, subsystem, traffic)
+and, when it has them, a light ``daemon.py`` (``daemons(settings)``) that
+supervisord's watchdog and ``vragent-launch`` import without the rest, and a
+``checks.py`` (``CHECKS``, its health checks) that only a run of the checks
+imports: a command needs neither. More packages can be named, comma-separated, in
 ``$VRAGENT_FEATURES`` (a test's toy feature): they are registered exactly as
 these are.
 
@@ -26,7 +27,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..feature import Daemon, Feature
+    from ..feature import Check, Daemon, Feature
     from ..settings import Settings
 
 FEATURES = ("sysctl", "netfilter", "interfaces", "routes", "conntrack", "vrrp", "dhcp",
@@ -63,6 +64,19 @@ def daemons_of(package: str, settings: Settings) -> tuple[Daemon, ...]:
         return ()
     found: tuple[Daemon, ...] = importlib.import_module(f"{package}.daemon").daemons(settings)
     return found
+
+
+def checks_of(package: str) -> tuple[Check, ...]:
+    """The health checks feature ``package`` declares (none without a checks module)."""
+    if importlib.util.find_spec(f"{package}.checks") is None:
+        return ()
+    found: tuple[Check, ...] = importlib.import_module(f"{package}.checks").CHECKS
+    return found
+
+
+def checks() -> tuple[Check, ...]:
+    """Every feature's health checks."""
+    return tuple(c for p in packages() for c in checks_of(p))
 
 
 @functools.lru_cache(maxsize=16)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ...feature import Check, Outcome, failed, ok
 from ...feature import CheckContext as Context
-from ...feature import Outcome, failed, ok
 from ...system import dnsmasq
 from .daemon import NAMES, paths
 
@@ -56,3 +56,9 @@ def dns(ctx: Context) -> Outcome:
     if missing:
         return failed(f"Missing entries for VMs in {path.name} -\n" + ", ".join(missing))
     return ok(f"All {len(vms)} VMs are present in {path.name}")
+
+
+CHECKS = (
+    Check("dhcp_check.py", "advanced", dhcp),
+    Check("dns_check.py", "advanced", dns),
+)

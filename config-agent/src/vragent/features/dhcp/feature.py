@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ...feature import BagType, Check, Docs, Feature, Opening, Traffic, raw
-from . import checks, subsystem
+from ...feature import BagType, Docs, Feature, Opening, Traffic, raw
+from . import subsystem
 from .model import DhcpEntry
 
 # DNS (udp and tcp) and DHCP, on every tier (CsAddress.fw_router / fw_vpcrouter).
@@ -56,8 +56,4 @@ FEATURE = Feature(
     view=view,
     subsystem=subsystem,
     traffic=traffic,
-    checks=(
-        Check("dhcp_check.py", "advanced", checks.dhcp),
-        Check("dns_check.py", "advanced", checks.dns),
-    ),
 )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ...feature import Check, Outcome, failed, ok
 from ...feature import CheckContext as Context
-from ...feature import Outcome, failed, ok
 
 
 def haproxy(ctx: Context) -> Outcome:
@@ -16,3 +16,6 @@ def haproxy(ctx: Context) -> Outcome:
         return ok("No data provided to check, skipping")
     return failed(f"This router does not run haproxy yet: {len(rules)} load balancing "
                   f"rule(s) not served")
+
+
+CHECKS = (Check("haproxy_check.py", "advanced", haproxy),)

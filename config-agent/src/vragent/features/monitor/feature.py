@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from ...feature import BagType, Docs, Feature, raw
-from .checks import CHECKS
 from .model import MonitorService
 
 NAME = "monitor"
@@ -50,5 +49,4 @@ FEATURE = Feature(
     name=NAME,
     bags=(BagType("monitorservice", MonitorService, merge_monitorservice),),
     view=view,
-    checks=CHECKS,
 )

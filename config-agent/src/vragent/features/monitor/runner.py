@@ -15,10 +15,9 @@ import time
 from datetime import datetime
 from typing import Any
 
-from ... import box
+from ... import box, features
 from ...config import RouterConfig
 from ...errors import printable
-from ...features import features
 from ...pairstate import HaState
 from ...settings import Settings
 from ...store import Store
@@ -68,7 +67,7 @@ def run(settings: Settings, kind: Kind) -> dict[str, Any]:
     if monitor is not None and monitor.health_checks_enabled:
         # By name, as a listing of upstream's health_checks directory: the
         # same order whatever the order of the features that declare them.
-        selected += sorted((c for f in features() for c in f.checks), key=lambda c: c.name)
+        selected += sorted(features.checks(), key=lambda c: c.name)
     excluded = set(monitor.excluded()) if monitor is not None else set()
     outcome: dict[str, Any] = {}
     failing: list[str] = []

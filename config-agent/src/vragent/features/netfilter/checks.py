@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...feature import Check, Outcome, failed, ok
 from ...feature import CheckContext as Context
-from ...feature import Outcome, failed, ok
 from ...system import nft
 
 
@@ -149,3 +149,9 @@ def netfilter_applied(ctx: Context) -> Outcome:
     if nft.list_table(s.nft_table) is None:
         return failed(f"Table {table} is not loaded: removed since the agent applied it")
     return failed(f"Table {table} was changed since the agent applied it")
+
+
+CHECKS = (
+    Check("iptables_check.py", "advanced", port_forwarding),
+    Check("netfilter_check", "advanced", netfilter_applied),
+)

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ...feature import BagType, Check, Doc, Docs, Feature, raw
-from . import checks, subsystem
+from ...feature import BagType, Doc, Docs, Feature, raw
+from . import subsystem
 from .model_acl import NetworkAcl
 from .model_firewall import FirewallRule, FirewallRules
 from .model_forward import ForwardRule, ForwardRules, StaticNatRule, StaticNatRules, forward_key
@@ -112,8 +112,4 @@ FEATURE = Feature(
     ),
     view=view,
     subsystem=subsystem,
-    checks=(
-        Check("iptables_check.py", "advanced", checks.port_forwarding),
-        Check("netfilter_check", "advanced", checks.netfilter_applied),
-    ),
 )
