@@ -254,4 +254,6 @@ def log_command(job: Job, result: Result, subsystems: list[str]) -> None:
         "duration_ms": round(result.duration_s * 1000, 1),
         "changed": subsystems,
     }
-    print(json.dumps(line, sort_keys=True), file=sys.stderr, flush=True)
+    # One write per record (see ha/log.py): a reader parses a line at a time.
+    sys.stderr.write(json.dumps(line, sort_keys=True) + "\n")
+    sys.stderr.flush()

@@ -9,4 +9,7 @@ import time
 def log(message: str) -> None:
     now = time.time()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-    print(f"{stamp} vragent-daemon: {message}", file=sys.stderr, flush=True)
+    # One write per line: print() writes the text and its newline separately,
+    # and the API's worker logs from another thread (two records on a line).
+    sys.stderr.write(f"{stamp} vragent-daemon: {message}\n")
+    sys.stderr.flush()
