@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import BagError, escape
+from ..errors import BagError
+from ..errors import escape as escape  # where the models and their callers have it
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a bag file or an aggregated batch
 MAX_BAG_BYTES = 16 * 1024 * 1024  # one bag inside a batch
