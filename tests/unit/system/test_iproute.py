@@ -15,8 +15,8 @@ from vragent.system.iproute import MAIN, Route, Rule
 @pytest.fixture
 def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], str | None]]:
     calls: list[tuple[list[str], str | None]] = []
-    routes = [{"dst": "default", "gateway": "192.0.2.1", "dev": "eth1", "table": "101"},
-              {"dst": "10.1.1.5", "gateway": "192.0.2.1", "dev": "eth1", "flags": ["onlink"]}]
+    routes = [{"dst": "default", "gateway": "100.64.20.1", "dev": "eth1", "table": "101"},
+              {"dst": "10.1.1.5", "gateway": "100.64.20.1", "dev": "eth1", "flags": ["onlink"]}]
     rules = [{"priority": 100, "src": "198.51.100.4", "table": "101", "protocol": "196"},
              {"priority": 110, "fwmark": "0x65", "table": "101", "protocol": "196"},
              {"priority": 90, "src": "all", "table": "main", "protocol": "196",
@@ -37,8 +37,8 @@ def test_routing_reads_routes_and_rules_of_one_protocol_in_one_process(
     routes, rules = iproute.routing(196)
     assert ran == [(["ip", "-json", "-4", "-batch", "-"],
                     "route show table all proto 196\nrule show\n")]
-    assert routes == {Route(101, "default", "192.0.2.1", "eth1"),
-                      Route(MAIN, "10.1.1.5/32", "192.0.2.1", "eth1", onlink=True)}
+    assert routes == {Route(101, "default", "100.64.20.1", "eth1"),
+                      Route(MAIN, "10.1.1.5/32", "100.64.20.1", "eth1", onlink=True)}
     assert rules == {Rule(100, 101, src="198.51.100.4"), Rule(110, 101, fwmark=101),
                      Rule(90, MAIN, suppress_prefixlength=0)}
 
@@ -46,22 +46,22 @@ def test_routing_reads_routes_and_rules_of_one_protocol_in_one_process(
 def test_the_family_is_a_parameter(ran: list[tuple[list[str], str | None]]) -> None:
     routes, _ = iproute.routing(196, family=V6)
     assert ran[0][0][:3] == ["ip", "-json", "-6"]
-    assert Route(MAIN, "10.1.1.5/128", "192.0.2.1", "eth1", onlink=True) in routes
+    assert Route(MAIN, "10.1.1.5/128", "100.64.20.1", "eth1", onlink=True) in routes
     iproute.replace_route(Route(MAIN, "default", "fe80::1", "eth1"), 196, family=V6)
     assert ran[-1][0][:3] == ["ip", "-6", "route"]
 
 
 def test_route_and_rule_changes(ran: list[tuple[list[str], str | None]]) -> None:
-    route = Route(101, "default", "192.0.2.1", "eth1", onlink=True)
+    route = Route(101, "default", "100.64.20.1", "eth1", onlink=True)
     rule = Rule(100, 101, src="198.51.100.4")
     iproute.replace_route(route, 196)
     iproute.del_route(route, 196)
     iproute.add_rule(rule, 196)
     iproute.del_rule(rule, 196)
     assert [argv for argv, _ in ran] == [
-        ["ip", "-4", "route", "replace", "to", "default", "via", "192.0.2.1", "dev", "eth1",
+        ["ip", "-4", "route", "replace", "to", "default", "via", "100.64.20.1", "dev", "eth1",
          "table", "101", "onlink", "proto", "196"],
-        ["ip", "-4", "route", "del", "to", "default", "via", "192.0.2.1", "dev", "eth1",
+        ["ip", "-4", "route", "del", "to", "default", "via", "100.64.20.1", "dev", "eth1",
          "table", "101", "onlink", "proto", "196"],
         ["ip", "-4", "rule", "add", "priority", "100", "from", "198.51.100.4", "lookup", "101",
          "protocol", "196"],
@@ -73,13 +73,13 @@ def test_route_and_rule_changes(ran: list[tuple[list[str], str | None]]) -> None
 def test_address_and_link_changes(ran: list[tuple[list[str], str | None]]) -> None:
     iproute.set_mtu("eth1", 1400)
     iproute.set_up("eth1")
-    iproute.add_address("eth1", "192.0.2.10/24")
-    iproute.add_address("eth1", "192.0.2.11/32", link_scope=True)
-    iproute.del_address("eth1", "192.0.2.10/24")
+    iproute.add_address("eth1", "100.64.20.10/24")
+    iproute.add_address("eth1", "100.64.20.11/32", link_scope=True)
+    iproute.del_address("eth1", "100.64.20.10/24")
     assert [argv for argv, _ in ran] == [
         ["ip", "link", "set", "dev", "eth1", "mtu", "1400"],
         ["ip", "link", "set", "dev", "eth1", "up"],
-        ["ip", "address", "add", "192.0.2.10/24", "dev", "eth1"],
-        ["ip", "address", "add", "192.0.2.11/32", "dev", "eth1", "scope", "link"],
-        ["ip", "address", "del", "192.0.2.10/24", "dev", "eth1"],
+        ["ip", "address", "add", "100.64.20.10/24", "dev", "eth1"],
+        ["ip", "address", "add", "100.64.20.11/32", "dev", "eth1", "scope", "link"],
+        ["ip", "address", "del", "100.64.20.10/24", "dev", "eth1"],
     ]
