@@ -10,9 +10,12 @@ declares, in one place:
   relative to the settings' directories, checker, reload by signal or by
   command, master-only, start order, the steps it runs when the router
   becomes primary or backup, and a fitness probe if mastership depends on it;
-* the traffic it needs (``Traffic``): what the router must accept, and what
-  keeps its own source address, as data;
-* its health checks (``Check``), in the package's ``checks.py``.
+* the traffic it needs (``Traffic``), as data: what the router must accept,
+  what keeps its own source address, what it forwards and what it keeps out
+  of source NAT;
+* its health checks (``Check``), in the package's ``checks.py``;
+* for the feature that elects the pair's master, what the pair's run time
+  needs of the election (``Election``).
 
 The hubs (the bag registry and merge, the stored configuration's view,
 netfilter's openings, the pair's transitions and watchdog, the health

@@ -11,9 +11,8 @@ A package holds ``feature.py`` (``FEATURE``: bag types, subsystem, traffic)
 and, when it has them, a light ``daemon.py`` (``daemons(settings)``) that
 supervisord's watchdog and ``vragent-launch`` import without the rest, and a
 ``checks.py`` (``CHECKS``, its health checks) that only a run of the checks
-imports: a command needs neither. More packages can be named, comma-separated, in
-``$VRAGENT_FEATURES`` (a test's toy feature): they are registered exactly as
-these are.
+imports. More packages can be named, comma-separated, in ``$VRAGENT_FEATURES``
+(a test's toy feature): they are registered exactly as these are.
 
 Kept free of imports: the command line reads the names from here.
 """
