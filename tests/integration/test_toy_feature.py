@@ -102,8 +102,6 @@ def app(registered: None, tmp_path: Path) -> Iterator[Appliance]:
         appliance = Appliance(router)
         try:
             appliance.start()
-            wait_for(lambda: (router.root / "run/vragent/booted").exists(), 20,
-                     "the agent to boot the router")
             router.apply(*ALL_BAGS)
             apply(appliance, tmp_path, bag(), "toyecho.json")
             wait_for(lambda: settled(appliance), 20, "the agent to start the toy's daemon")

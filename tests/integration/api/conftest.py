@@ -81,8 +81,6 @@ def api_router(tmp_path: Path) -> Iterator[ApiRouter]:
         app = Appliance(router)
         try:
             app.start()
-            wait_for(lambda: (router.root / "run/vragent/booted").exists(), 20,
-                     "the agent to boot the router")
             r = ApiRouter(router, app)
             wait_for(lambda: r.http("GET", "/v1/state", timeout=2).status == 200, 20,
                      "the API to answer on the control address")

@@ -6,7 +6,13 @@ builds them and Gson writes them (one line, no nulls): at start with the
 services' ``config`` (finalizeMonitorService), then the periodic refresh
 (updateRouterHealthChecksConfig) without ``config`` and with
 ``delete_from_processed_cache: true``, which the agent turns into
-``update_config.py <file> false`` (AbstractConfigItemFacade). Their
+``update_config.py <file> false`` (AbstractConfigItemFacade). The rules
+followed: systemvm/debian/opt/cloud/bin/update_config.py ("false": the
+file is deleted, not archived), cs_monitorservice.py (a refresh without
+``config`` keeps it), systemvm/debian/root/health_checks/utility/
+sharedFunctions.py getHealthChecksData (values stripped),
+health_checks/router_version_check.py (the release and signature files,
+its messages) and monitorServices.py (the result rows). Their
 ``routerVersion`` is what the server recorded from get_template_version.sh,
 so it ends in that script's newline. The results are read as
 VirtualRoutingResource.parseLinesForHealthChecks reads
@@ -185,8 +191,6 @@ def test_a_vpc_without_tiers_has_no_failing_service(tmp_path: Path) -> None:
         app = Appliance(router)
         try:
             app.start()
-            wait_for(lambda: (router.root / "run/vragent/booted").exists(), 20,
-                     "the agent to boot the router")
             router.apply("ip_associations.json")
             # No tier: the server names the public gateway only.
             send(app, bag_420(version.scripts_signature(), vms=False, gateways="100.64.10.1 "))

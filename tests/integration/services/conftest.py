@@ -28,7 +28,10 @@ class Appliance:
         self.supervisord: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Power the router on, and wait until its agent has booted it."""
         self.supervisord = start_supervisord(self.router.ns, self.router.root)
+        wait_for(lambda: (self.router.root / "run/vragent/booted").exists(), 20,
+                 "the agent to boot the router")
 
     def supervisorctl(self, *args: str) -> str:
         return supervisorctl(self.router.root, *args)
@@ -60,8 +63,6 @@ def appliance(tmp_path: Path) -> Iterator[Appliance]:
         app = Appliance(router)
         try:
             app.start()
-            wait_for(lambda: (router.root / "run/vragent/booted").exists(), 20,
-                     "the agent to boot the router")
             router.apply(*ALL_BAGS, *SERVICE_BAGS)
             wait_for(lambda: app.running("dnsmasq") and app.running("metadata"), 20,
                      "dnsmasq and the metadata service to run")
