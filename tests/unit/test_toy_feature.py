@@ -63,7 +63,7 @@ def test_the_toy_is_in_every_hub(registered: None, tmp_path: Path) -> None:
     s = _settings(tmp_path)
     d = supervised.registry(s).get("toyecho")
     assert d == daemon.daemons(s)[0]
-    assert supervised.registry(s).of_subsystem("toy") is d
+    assert d.subsystem == "toy"
     assert d.conf == s.conf_dir / "toyecho.port"
     assert [c.name for c in features.checks()].count("toy_check") == 1
 

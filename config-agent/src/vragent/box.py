@@ -18,8 +18,6 @@ from .models import CmdLine, GuestNetwork, IpAddress, IpAlias, IpAliases, Ips
 from .models.cmdline import SECRET_KEYS
 from .models.limits import REDACTED
 
-SECRET_BOOT_KEYS = SECRET_KEYS
-
 
 def merge_cmdline(docs: Docs, bag: BaseModel, sent: Any = None) -> Docs:
     out = dict(docs)
@@ -118,13 +116,13 @@ def _stored_tier(docs: Docs, bag: BaseModel) -> Any:
 
 def _redact_cmdline(doc: Doc) -> Doc:
     config = doc.get("config")
-    if isinstance(config, dict) and SECRET_BOOT_KEYS & set(config):
-        return {**doc, "config": {k: REDACTED if k in SECRET_BOOT_KEYS else v
+    if isinstance(config, dict) and SECRET_KEYS & set(config):
+        return {**doc, "config": {k: REDACTED if k in SECRET_KEYS else v
                                   for k, v in config.items()}}
     return doc
 
 
-CMDLINE = BagType("cmdline", CmdLine, merge_cmdline, secret_fields=SECRET_BOOT_KEYS,
+CMDLINE = BagType("cmdline", CmdLine, merge_cmdline, secret_fields=SECRET_KEYS,
                   redact=_redact_cmdline)
 GUESTNETWORK = BagType("guestnetwork", GuestNetwork, merge_guestnetwork,
                        stored_part=_stored_tier, removes_tier=removed_tier)

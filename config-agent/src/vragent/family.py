@@ -15,17 +15,15 @@ from dataclasses import dataclass
 class Family:
     version: int
     nft: str  # nft's address expression: "ip saddr …", "snat ip to …"
-    nfproto: str  # "meta nfproto ipv4"
     icmp: str  # the ICMP of the family, as "meta l4proto" names it
-    any: str  # the whole address space
     ip_flag: str  # iproute2's family option
 
     def __str__(self) -> str:
         return f"IPv{self.version}"
 
 
-V4 = Family(4, "ip", "ipv4", "icmp", "0.0.0.0/0", "-4")
-V6 = Family(6, "ip6", "ipv6", "ipv6-icmp", "::/0", "-6")
+V4 = Family(4, "ip", "icmp", "-4")
+V6 = Family(6, "ip6", "ipv6-icmp", "-6")
 FAMILIES = (V4, V6)
 
 

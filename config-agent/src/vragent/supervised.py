@@ -34,12 +34,6 @@ class Registry:
         known = ", ".join(d.name for d in self.daemons)
         raise KeyError(f"unknown daemon {name!r} (known: {known})")
 
-    def of_subsystem(self, subsystem: str) -> Daemon:
-        for d in self.daemons:
-            if d.subsystem == subsystem:
-                return d
-        raise KeyError(f"no daemon is rendered by subsystem {subsystem!r}")
-
     @property
     def elector(self) -> Daemon | None:
         """The daemon that elects the pair's master (it owns the shared addresses)."""
