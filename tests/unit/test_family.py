@@ -1,6 +1,12 @@
 """Address families in the model, the topology and the rule builders
 (vragent/family.py): a dual-stack tier is carried as data, IPv4 renders as it
-always did, and what a builder writes follows the address it is about."""
+always did, and what a builder writes follows the address it is about.
+
+The tier's IPv6 fields are those upstream reads from the guestnetwork bag:
+router_guest_ip6, router_guest_ip6_gateway and router_guest_ip6_cidr
+(systemvm/debian/opt/cloud/bin/cs/CsAddress.py add_address_route,
+cs/CsDatabag.py CsGuestNetwork.get_dev_ip6gateway), on the sample tier bag
+as the management server builds it."""
 
 from __future__ import annotations
 
