@@ -10,7 +10,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
          dnsmasq-base dnsmasq-utils busybox bind9-dnsutils curl cloud-init \
-         docker.io docker-compose mmdebstrap iptables
+         docker.io docker-compose mmdebstrap iptables haproxy openssl
 PYTEST_ARGS ?=
 
 .PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \

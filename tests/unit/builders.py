@@ -12,9 +12,10 @@ from vragent.config import RouterConfig
 from vragent.settings import Settings
 from vragent.system.iproute import Link
 from vragent.topology import Topology, resolve
+from vragent_lab import loadbalancer as lb
 from vragent_lab.netns import ROUTER_MACS
 
-from tests.conftest import SAMPLE
+from tests.conftest import FIXTURES, SAMPLE
 
 # The order the lab applies them in: boot parameters, addresses, tiers, then the rest.
 SAMPLE_ORDER = (
@@ -55,8 +56,28 @@ def apply_bags(bags: list[dict[str, Any]], docs: Docs | None = None) -> Docs:
     return out
 
 
+def tls_pair() -> tuple[str, str]:
+    """A self-signed certificate for lb.vpc.lab and its key (test material only)."""
+    return (FIXTURES / "tls/lb.crt").read_text(), (FIXTURES / "tls/lb.key").read_text()
+
+
+def lb_bag(public: str = "100.64.10.11", stats_ip: str = "10.10.1.1",
+           backends: tuple[str, ...] = ("10.10.1.10", "10.10.2.10")) -> dict[str, Any]:
+    """Load balancing as a management server sends it for the sample VPC:
+    HTTP on a public IP over a VM of each tier (cookie stickiness), SSL
+    offload on 443, SSH by source, the statistics on the first tier."""
+    return lb.bag(lb.Command(rules=[
+        lb.Rule(public, 80, [(ip, 80) for ip in backends],
+                sticky=("LbCookie", {"cookie-name": "SRVID", "indirect": "", "nocache": ""})),
+        lb.Rule(public, 443, [(ip, 80) for ip in backends], algorithm="leastconn",
+                tls=tls_pair()),
+        lb.Rule(public, 2200, [(backends[0], 22)], algorithm="source",
+                sticky=("SourceBased", {})),
+    ], stats=lb.Stats(stats_ip)), router_ip=stats_ip)
+
+
 def sample_docs() -> Docs:
-    return apply_bags([sample_bag(n) for n in SAMPLE_ORDER])
+    return apply_bags([*(sample_bag(n) for n in SAMPLE_ORDER), lb_bag()])
 
 
 def link(name: str, mac: str = "", up: bool = True, mtu: int = 1500) -> Link:
@@ -111,7 +132,7 @@ def pair_cmdline(drop: tuple[str, ...] = (), **boot: str) -> dict[str, Any]:
 def pair_docs(drop: tuple[str, ...] = (), **boot: str) -> Docs:
     """The sample VPC, booted as one of a pair; every value validated as the agent does."""
     return apply_bags([pair_cmdline(drop, **boot),
-                       *(sample_bag(n) for n in SAMPLE_ORDER[1:])])
+                       *(sample_bag(n) for n in SAMPLE_ORDER[1:]), lb_bag()])
 
 
 def pair_links() -> dict[str, Link]:
@@ -141,7 +162,7 @@ def cloudstack_pair_docs() -> Docs:
             bag["router_guest_gateway"] = gateway
             bag["router_guest_ip"] = gateway.rsplit(".", 1)[0] + ".2"
         bags.append(bag)
-    return apply_bags(bags)
+    return apply_bags([*bags, lb_bag()])
 
 
 def cloudstack_pair_topology() -> tuple[RouterConfig, Topology]:
@@ -206,6 +227,9 @@ def isolated_bags(default_egress_policy: bool = True) -> list[dict[str, Any]]:
             {"revoke": False, "protocol": "tcp", "source_ip_address": "100.64.20.11",
              "source_port_range": "2222:2222", "destination_ip_address": "10.20.1.10",
              "destination_port_range": "22:22"}]},
+        lb.bag(lb.Command(rules=[lb.Rule("100.64.20.10", 80, [("10.20.1.10", 8080),
+                                                              ("10.20.1.11", 8080)])],
+                          stats=lb.Stats("10.20.1.1")), router_ip="10.20.1.1"),
         {"type": "firewallrules", "rules": [
             {"id": 1, "src_ip": "100.64.20.10", "protocol": "tcp", "src_port_range": [22, 22],
              "revoked": False, "source_cidr_list": ["0.0.0.0/0"], "purpose": "Firewall",

@@ -58,7 +58,7 @@ def test_two_roots_share_no_path() -> None:
         assert not set(one) & set(two)
 
 
-@pytest.mark.parametrize("name", ["", "Keepalived", "haproxy"])
+@pytest.mark.parametrize("name", ["", "Keepalived", "strongswan"])
 def test_unknown_daemon(name: str) -> None:
     with pytest.raises(KeyError, match="unknown daemon"):
         registry(Settings(root=ROOT)).get(name)

@@ -242,6 +242,10 @@ class Daemon:
     owns_addresses: bool = False
     # Run (the daemon's control command) after a restart while this router is backup.
     resync_on_backup: tuple[str, ...] = ()
+    # Saves what the running daemon would lose at a reload (haproxy's server
+    # state and counters), just before it is asked to reload. Returns what
+    # it could not save (logged; the reload goes on).
+    before_reload: Callable[[Settings], list[str]] | None = None
     # Drops from the daemon's own state what its configuration no longer has
     # (dnsmasq: leases of removed entries): called with running=False before
     # it starts and running=True after each reload. Returns what it dropped.
@@ -283,8 +287,9 @@ class Daemon:
 # Where a rule applies, by the role a link plays (topology resolves them):
 # "vrrp": the link the pair's adverts cross; "sync": where conntrackd
 # replicates; "control": the management server's link-local NIC; "guests":
-# every guest tier.
-Role = Literal["vrrp", "sync", "control", "guests"]
+# every guest tier; "public": every public link; "any": whichever link
+# (the destination address says where).
+Role = Literal["vrrp", "sync", "control", "guests", "public", "any"]
 
 
 @dataclass(frozen=True)
@@ -294,8 +299,11 @@ class Opening:
     role: Role
     proto: str | int  # "tcp", "udp" or an IP protocol number
     ports: tuple[int, ...] = ()
-    # A source address (the peer's), or "" for any.
+    # Source addresses or CIDRs of one family, comma-separated (the peer's),
+    # or "" for any.
     saddr: str = ""
+    # The router's address it is for (a load balancer's public IP), or "" for any.
+    daddr: str = ""
     # Pair traffic is accepted before any public IP's firewall can drop it.
     pair: bool = False
 
@@ -378,6 +386,21 @@ class Check:
     run: Callable[[Any], Outcome]
 
 
+# -- metrics ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """Figures a feature reads when the metrics endpoint is scraped (Prometheus's
+    gauge or counter family), by label values."""
+
+    name: str
+    help: str
+    kind: Literal["gauge", "counter"]
+    labels: tuple[str, ...] = ()
+    samples: tuple[tuple[tuple[str, ...], float], ...] = ()
+
+
 # -- the pair's election -----------------------------------------------------------
 
 
@@ -430,3 +453,6 @@ class Feature:
     # needs of it: (configuration, topology, settings) -> Election, or None
     # while there is no election (not a pair, or not yet).
     election: Callable[[RouterConfig, Topology, Settings], Election | None] | None = None
+    # Its figures on the metrics endpoint, read at scrape time (light: every
+    # scrape asks every feature).
+    metrics: Callable[[Settings], list[Metric]] | None = None

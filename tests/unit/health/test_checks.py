@@ -459,7 +459,7 @@ def test_an_unusable_forward_record_fails(tmp_path: Path, record: dict[str, str]
 # -- haproxy ---------------------------------------------------------------------------------
 
 
-def test_haproxy_rules_are_not_served_yet(tmp_path: Path) -> None:
+def test_haproxy_rules_without_haproxy_running_fail(tmp_path: Path) -> None:
     globals_only = {"haproxyData": "global.maxconn=4096,global.maxpipes=1024;"}
     assert outcome("haproxy_check.py", ctx(tmp_path, globals_only)) == (
         True, "No data provided to check, skipping")
@@ -468,7 +468,7 @@ def test_haproxy_rules_are_not_served_yet(tmp_path: Path) -> None:
         "destPortEnd=80,algorithm=roundrobin,protocol=tcp,stickiness=None,"
         "keepAliveEnabled=false,vmIps=10.10.1.10 10.10.1.11;")}
     assert outcome("haproxy_check.py", ctx(tmp_path, rules)) == (
-        False, "This router does not run haproxy yet: 1 load balancing rule(s) not served")
+        False, "haproxy is not running: 1 load balancing rule(s) not served")
 
 
 # -- netfilter and daemon files ----------------------------------------------------------------

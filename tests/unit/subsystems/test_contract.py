@@ -182,7 +182,9 @@ def owned() -> list[Owned]:
         for cfg, topo in _scenarios():
             d = desired_states(cfg, topo, settings()).get(f.name)
             t = f.traffic(cfg, settings(), d) if f.traffic is not None else Traffic()
-            ports |= {p for o in t.accept for p in o.ports}
+            # A port on one of the router's addresses the bag names (a load
+            # balancer's public IP) is configuration, not the feature's own.
+            ports |= {p for o in t.accept if not o.daddr for p in o.ports}
             ports |= {o.proto for o in (*t.accept, *t.own_source) if isinstance(o.proto, int)}
         found.append(Owned(
             feature=f.name, home=home,
@@ -219,6 +221,7 @@ def test_every_feature_owns_what_it_declares() -> None:
     assert {"metadata", "vmdata", "vmpassword"} <= by["vmdata"].names
     assert {80, 8080} <= by["vmdata"].ports and 3922 in by["control"].ports
     assert {"networkacl", "forwardrules"} <= by["netfilter"].names
+    assert {"haproxy", "loadbalancer"} <= by["loadbalancer"].names
 
 
 def test_no_module_outside_a_feature_names_its_daemon_bag_type_or_port() -> None:

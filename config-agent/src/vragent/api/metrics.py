@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..feature import Metric
 from ..pairstate import STATUSES, HaState
 
 # Seconds: a single-rule change is milliseconds, a cold 10,000-rule load about a second.
@@ -51,18 +52,21 @@ class Metrics:
     def daemon(self, name: str, event: str) -> None:
         self.daemon_events.labels(name, event).inc()
 
-    def watch(self, state_file: Path, conntrack_count: Callable[[], int | None]) -> None:
-        """Values read at scrape time."""
-        self.registry.register(_Scraped(state_file, conntrack_count))
+    def watch(self, state_file: Path, conntrack_count: Callable[[], int | None],
+              features: Callable[[], list[Metric]] = list) -> None:
+        """Values read at scrape time: the pair's, conntrack's and every feature's."""
+        self.registry.register(_Scraped(state_file, conntrack_count, features))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _Scraped(Collector):
-    def __init__(self, state_file: Path, conntrack_count: Callable[[], int | None]) -> None:
+    def __init__(self, state_file: Path, conntrack_count: Callable[[], int | None],
+                 features: Callable[[], list[Metric]]) -> None:
         self.state_file = state_file
         self.conntrack_count = conntrack_count
+        self.features = features
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         state = HaState.load(self.state_file)
@@ -80,6 +84,15 @@ class _Scraped(Collector):
         if count is not None:
             yield GaugeMetricFamily("vragent_conntrack_entries",
                                     "Connections in this router's conntrack table", value=count)
+        for m in self.features():
+            family: GaugeMetricFamily | CounterMetricFamily
+            if m.kind == "counter":
+                family = CounterMetricFamily(m.name, m.help, labels=list(m.labels))
+            else:
+                family = GaugeMetricFamily(m.name, m.help, labels=list(m.labels))
+            for values, value in m.samples:
+                family.add_metric(list(values), value)
+            yield family
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())

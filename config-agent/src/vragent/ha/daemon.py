@@ -39,7 +39,7 @@ from ..api.server import ApiServer
 from ..api.service import CommandService, Result
 from ..config import RouterConfig
 from ..errors import VragentError
-from ..feature import Election
+from ..feature import Election, Metric
 from ..features import features
 from ..settings import Settings
 from ..store import Store
@@ -79,7 +79,7 @@ class Daemon:
         self.supervisor = Supervisor(settings.supervisor_socket)
         self.stopping = threading.Event()
         self.metrics = Metrics()
-        self.metrics.watch(settings.ha_state, proc.conntrack_count)
+        self.metrics.watch(settings.ha_state, proc.conntrack_count, self._feature_metrics)
         self.commands = CommandService(settings, self.metrics)
         self.lifecycle = Lifecycle(settings, self.supervisor, self._pair_status,
                                    self._reconcile_later, self.metrics.daemon)
@@ -93,6 +93,14 @@ class Daemon:
         self.fifo_fd: int | None = None
         self.api_token: str | None = None
         self.api: ApiServer | None = None
+
+    def _feature_metrics(self) -> list[Metric]:
+        """What each feature reads for the metrics endpoint."""
+        found: list[Metric] = []
+        for f in features():
+            if f.metrics is not None:
+                found += f.metrics(self.settings)
+        return found
 
     def _pair_status(self) -> tuple[float | None, str]:
         ha = self.pair.ha

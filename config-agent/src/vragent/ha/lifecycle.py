@@ -166,6 +166,9 @@ class Lifecycle:
 
     def reload(self, daemon: Daemon) -> None:
         """By the daemon's own command where it declares one, else by its signal."""
+        if daemon.before_reload is not None:
+            for problem in daemon.before_reload(self.settings):
+                log(f"{daemon.name}: before reloading: {problem}")
         if daemon.reload_command:
             done = spawn(list(daemon.reload_command))
             if done.returncode != 0:

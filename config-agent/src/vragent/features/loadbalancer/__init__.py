@@ -1,1 +1,1 @@
-"""Load balancing with haproxy (``loadbalancer`` bags): only its health check so far."""
+"""Load balancing with haproxy, from the ``loadbalancer`` bag."""

@@ -396,7 +396,7 @@ def _render_dnat(rule: ForwardRule) -> list[str]:
 
 
 # Links by the role they play, in the order openings are rendered.
-ROLES = ("vrrp", "sync", "control", "guests")
+ROLES = ("vrrp", "sync", "control", "guests", "public", "any")
 
 
 def _role(topo: Topology, role: str) -> list[str]:
@@ -409,6 +409,8 @@ def _role(topo: Topology, role: str) -> list[str]:
         return sorted(dev for dev, cidr in topo.control.items() if cidr.startswith("169.254."))
     if role == "guests":
         return topo.guest_names
+    if role == "public":
+        return topo.public_names
     raise ValueError(f"unknown role {role!r}")
 
 
@@ -443,10 +445,14 @@ def _openings(topo: Topology, openings: list[Opening]) -> list[str]:
     """One accept rule per opening whose links exist, by role (``ROLES``)."""
     rules = []
     for o in sorted(openings, key=lambda o: ROLES.index(o.role)):
-        devs = _role(topo, o.role)
-        if devs:
-            src = f"{_match(o.saddr, 'saddr')} " if o.saddr else ""
-            rules.append(f"iifname {_ifset(devs)} {src}{_proto(o.proto, o.ports)} accept")
+        devs = [] if o.role == "any" else _role(topo, o.role)
+        if devs or o.role == "any":
+            sources = o.saddr.split(",") if o.saddr else []
+            rules.append(_join(
+                f"iifname {_ifset(devs)}" if devs else "",
+                f"{family.of(sources[0]).nft} saddr {_set(sources)}" if sources else "",
+                _match(o.daddr, "daddr") if o.daddr else "",
+                f"{_proto(o.proto, o.ports)} accept"))
     return rules
 
 
