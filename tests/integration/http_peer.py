@@ -1,0 +1,88 @@
+"""HTTP backends and clients for the load balancer tests, run inside namespaces.
+
+``serve <name> <port>``: a threaded HTTP server answering every GET with its
+name and the forwarding headers it got (``<name> proto=<X-Forwarded-Proto>
+for=<X-Forwarded-For>``); prints "ready" once bound.
+
+``load <url> <threads> <stop file> <out file>``: new connections, one request
+each, in ``threads`` threads until the stop file exists; then writes what
+happened as JSON: every response counted by backend, every failure by error,
+and the latency of each request with its start time.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def serve(name: str, port: int) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = (f"{name} proto={self.headers.get('X-Forwarded-Proto', '')} "
+                    f"for={self.headers.get('X-Forwarded-For', '')}\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server.daemon_threads = True
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+def load(url: str, threads: int, stop: Path, out: Path) -> None:
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 80
+    lock = threading.Lock()
+    backends: dict[str, int] = {}
+    failures: dict[str, int] = {}
+    samples: list[tuple[float, float]] = []  # (start, seconds)
+
+    def worker() -> None:
+        while not stop.exists():
+            started = time.monotonic()
+            try:
+                conn = http.client.HTTPConnection(host, port, timeout=5)
+                conn.request("GET", parts.path or "/")
+                resp = conn.getresponse()
+                body = resp.read().decode(errors="replace")
+                conn.close()
+                key = body.split(" ", 1)[0] if resp.status == 200 else f"http {resp.status}"
+                bucket = backends if resp.status == 200 else failures
+            except (OSError, http.client.HTTPException) as exc:
+                key, bucket = type(exc).__name__, failures
+            with lock:
+                bucket[key] = bucket.get(key, 0) + 1
+                samples.append((started, time.monotonic() - started))
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    print("ready", flush=True)
+    for t in pool:
+        t.join()
+    out.write_text(json.dumps({"backends": backends, "failures": failures,
+                               "samples": samples}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "load":
+        load(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
+    else:
+        sys.exit(f"unknown command {sys.argv[1]!r}")
