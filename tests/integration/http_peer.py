@@ -7,7 +7,7 @@ for=<X-Forwarded-For>``); prints "ready" once bound.
 ``load <url> <threads> <stop file> <out file>``: new connections, one request
 each, in ``threads`` threads until the stop file exists; then writes what
 happened as JSON: every response counted by backend, every failure by error,
-and the latency of each request with its start time.
+and each request's start, latency and success.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def load(url: str, threads: int, stop: Path, out: Path) -> None:
     lock = threading.Lock()
     backends: dict[str, int] = {}
     failures: dict[str, int] = {}
-    samples: list[tuple[float, float]] = []  # (start, seconds)
+    samples: list[tuple[float, float, bool]] = []  # (start, seconds, answered 200)
 
     def worker() -> None:
         while not stop.exists():
@@ -67,7 +67,7 @@ def load(url: str, threads: int, stop: Path, out: Path) -> None:
                 key, bucket = type(exc).__name__, failures
             with lock:
                 bucket[key] = bucket.get(key, 0) + 1
-                samples.append((started, time.monotonic() - started))
+                samples.append((started, time.monotonic() - started, bucket is backends))
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     for t in pool:
