@@ -1,6 +1,7 @@
 """Services benchmark: DHCP entries at scale, against dnsmasq's own reload.
 
-    python bench/bench_services.py [--entries N] [--rounds R]
+    python bench/bench_services.py [--entries N] [--rounds R] [--lb-rules L]
+        [--lb-rounds R] [--lb-reloads K] [--skip-dhcp | --skip-lb]
 
 Runs as root (network namespaces). The sample VPC router runs as an appliance
 does (supervisord, the resident agent, dnsmasq), with both tiers configured.
@@ -18,6 +19,27 @@ Printed: the times, the ratios (a)/(c) and (b)/(c), and the dnsmasq reloads
 and restarts the agent did, counted from its log and dnsmasq's pid. After (a)
 every entry is checked to be in dnsmasq's hosts file, and a sample of names
 is resolved, so a no-op cannot pass for a fast apply.
+
+Then the load balancer (haproxy in master-worker mode, bags built as
+CloudStack builds them, vragent_lab.loadbalancer), on the same router:
+
+d. L rules (default 200) in one ``loadbalancer`` bag, distinct public ports
+   of 100.64.10.11, two backends each, applied on top of a one-rule
+   configuration: from starting ``vragent apply`` until the running worker's
+   admin socket (``show stat``) lists the L frontends (median of R rounds,
+   back to one rule between rounds);
+e. the baseline, in the same run and the same namespace: the file the agent
+   rendered for (d), its paths moved aside, checked (``haproxy -c``) and
+   reloaded by hand (SIGUSR2 to a master started with ``haproxy -W -db -f``)
+   from the same one-rule start, until its socket lists the L frontends;
+f. K reloads (default 10) under load: new connections from the outside host
+   to a balanced rule; the p99 latency for a few seconds without reloads,
+   then during K configuration changes applied through the agent (each one
+   waited for on the admin socket).
+
+Printed: (d), (e), the ratio d/e; the requests, the failed ones (aim: 0),
+both p99 and their ratio; haproxy reloads and restarts of its master.
+``--skip-dhcp`` / ``--skip-lb`` run one half only.
 """
 
 from __future__ import annotations
@@ -25,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -33,13 +56,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "compose"))
 
 from vragent.features.dhcp.daemon import PID as DNSMASQ_PID  # noqa: E402
-from vragent_lab.netns import in_ns, sample_vpc, wait_for  # noqa: E402
-from vragent_lab.pair import start_supervisord  # noqa: E402
+from vragent.settings import Settings  # noqa: E402
+from vragent.system.haproxy import ask, parse_stat  # noqa: E402
+from vragent_lab import loadbalancer as lb  # noqa: E402
+from vragent_lab.netns import VM1, in_ns, sample_vpc, wait_for  # noqa: E402
+from vragent_lab.pair import start_supervisord, supervisorctl  # noqa: E402
 
 SAMPLE = REPO / "compose/vragent_lab/sample"
 BAGS = ["ip_associations.json", "guest_network_tier1.json", "guest_network_tier2.json",
@@ -100,7 +127,7 @@ class Router:
 
     def dnsmasq_pid(self) -> int:
         try:
-            return int((self.root / "run/vragent/dnsmasq.pid").read_text())
+            return int(DNSMASQ_PID.of(Settings(root=self.root)).read_text())
         except (OSError, ValueError):
             return 0
 
@@ -130,11 +157,328 @@ def timed_until(action: Callable[[], object], done: Callable[[], bool],
     return time.perf_counter() - start
 
 
+PEER = REPO / "tests/integration/http_peer.py"
+LB_IP = "100.64.10.11"  # the sample VPC's second public IP
+STATS_IP = "10.10.1.1"
+VM2_LB = VM2_WIDE.split("/")[0]  # vm2's address on the widened tier
+LB_BACKENDS = [(VM1, 80), (VM2_LB, 80)]
+WEB = lb.Rule(LB_IP, 80, LB_BACKENDS)
+
+
+def lb_command(*rules: lb.Rule) -> lb.Command:
+    return lb.Command(rules=list(rules), stats=lb.Stats(STATS_IP))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        raise SystemExit("no requests in the window")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Haproxy:
+    """What a haproxy answers on its admin socket, and the pools' frontends."""
+
+    def __init__(self, sock: Path) -> None:
+        self.sock = sock
+
+    def frontends(self) -> set[str]:
+        try:
+            rows = parse_stat(ask(self.sock, "show stat"))
+        except OSError:
+            return set()
+        return {r["pxname"] for r in rows if r["svname"] == "FRONTEND"
+                and r["pxname"] != "stats_on_guest"}
+
+    def served(self, proxy: str) -> int:
+        try:
+            rows = parse_stat(ask(self.sock, "show stat"))
+        except OSError:
+            return 0
+        return next((int(r["stot"] or 0) for r in rows
+                     if (r["pxname"], r["svname"]) == (proxy, "FRONTEND")), 0)
+
+
+class LoadBalancing:
+    """The load-balancer half: rules at scale against haproxy's own reload,
+    and reloads under load."""
+
+    def __init__(self, r: Router, work: Path) -> None:
+        self.r = r
+        self.work = work
+        self.agent = Haproxy(r.root / "run/vragent/haproxy.sock")
+        self.procs: list[subprocess.Popen[str]] = []
+        self.bags = 0
+
+    def popen(self, ns: str, *argv: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+    def apply(self, *rules: lb.Rule) -> float:
+        self.bags += 1
+        path = self.work / f"lb-{self.bags}.json"
+        path.write_text(json.dumps(lb.bag(lb_command(*rules), router_ip=STATS_IP)))
+        return self.r.vragent("apply", str(path))
+
+    def master_pid(self) -> int:
+        out = supervisorctl(self.r.root, "pid", "haproxy").strip()
+        return int(out) if out.isdigit() else 0
+
+    def reloads(self) -> int:
+        return self.r.agent_log().count("reloading haproxy")
+
+    def start(self) -> None:
+        for vm in ("vm1", "vm2"):
+            proc = self.popen(f"{self.r.lab.prefix}{vm}", sys.executable, str(PEER), "serve",
+                              vm, "80")
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise SystemExit(f"the HTTP backend in {vm} did not start")
+        self.apply(WEB)
+        wait_for(lambda: self.agent.frontends() == {WEB.pool}, 30, "haproxy to run the rule")
+        wait_for(lambda: self.get(f"http://{LB_IP}/").split(" ")[0] in ("vm1", "vm2"), 30,
+                 "the balanced rule to answer")
+
+    def get(self, url: str) -> str:
+        return in_ns(f"{self.r.lab.prefix}out", ["curl", "-s", "-m", "3", url], check=False)
+
+    def rules_at_scale(self, n: int, rounds: int) -> dict[str, Any]:
+        """(d) and (e): n rules through the agent, then by hand, from one rule."""
+        many = [lb.Rule(LB_IP, 10000 + i, LB_BACKENDS) for i in range(n)]
+        want = {rule.pool for rule in many}
+        agent: list[float] = []
+        cli: list[float] = []
+        reloads0, pid0 = self.reloads(), self.master_pid()
+        for _ in range(rounds):
+            self.apply(WEB)
+            wait_for(lambda: self.agent.frontends() == {WEB.pool}, 60, "back to one rule")
+            agent.append(timed_until(lambda: cli.append(self.apply(*many)),
+                                     lambda: self.agent.frontends() >= want))
+        # Not a no-op: the last rule forwards.
+        last = f"http://{LB_IP}:{many[-1].port}/"
+        wait_for(lambda: self.get(last).split(" ")[0] in ("vm1", "vm2"), 30,
+                 f"{last} to answer")
+        reloads = self.reloads() - reloads0
+        restarts = int(self.master_pid() != pid0)
+        config = self.r.root / "etc/vragent/haproxy.cfg"
+        big = config.read_text()
+        self.apply(WEB)
+        wait_for(lambda: self.agent.frontends() == {WEB.pool}, 60, "back to one rule")
+        small = config.read_text()
+        base = self.by_hand(small, big, want, rounds)
+        return {"agent": statistics.median(agent), "agent_max": max(agent),
+                "cli": statistics.median(cli), "base": statistics.median(base),
+                "base_max": max(base), "reloads": reloads, "restarts": restarts}
+
+    def by_hand(self, small: str, big: str, want: set[str], rounds: int) -> list[float]:
+        """haproxy -c and SIGUSR2 of the agent's files, their paths moved aside
+        (same namespace: the binds share the ports, haproxy's SO_REUSEPORT)."""
+        root, aside = str(self.r.root), str(self.work / "by-hand")
+        small, big = small.replace(root, aside), big.replace(root, aside)
+        for text in (small, big):
+            for word in text.split():
+                if word.startswith(aside):
+                    Path(word).parent.mkdir(parents=True, exist_ok=True)
+        if "stats socket" not in big or aside not in big:
+            raise SystemExit("the rendered haproxy.cfg has no admin socket under the root")
+        sock = next(Path(w) for line in big.splitlines() if "stats socket" in line
+                    for w in line.split() if w.startswith(aside))
+        mine = Haproxy(sock)
+        cfg = self.work / "by-hand.cfg"
+        cfg.write_text(small)
+        master = self.popen(self.r.ns, "haproxy", "-W", "-db", "-f", str(cfg))
+        times: list[float] = []
+        try:
+            wait_for(lambda: mine.frontends() == {WEB.pool}, 30, "haproxy by hand to run")
+
+            def reload(text: str) -> None:
+                cfg.write_text(text)
+                subprocess.run(["ip", "netns", "exec", self.r.ns, "haproxy", "-c", "-q", "-f",
+                                str(cfg)], check=True)
+                master.send_signal(signal.SIGUSR2)
+
+            for _ in range(rounds):
+                reload(small)
+                wait_for(lambda: mine.frontends() == {WEB.pool}, 60, "back to one rule by hand")
+                times.append(timed_until(lambda: reload(big),
+                                         lambda: mine.frontends() >= want))
+            if master.poll() is not None:
+                raise SystemExit("haproxy by hand exited")
+        finally:
+            master.send_signal(signal.SIGUSR1)  # its workers finish, then it exits
+            try:
+                master.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                master.kill()
+                master.wait()
+        return times
+
+    def reloads_under_load(self, count: int, quiet: float) -> dict[str, Any]:
+        """(f): p99 without reloads, then during ``count`` changes through the agent."""
+        stop, out = self.work / "load-stop", self.work / "load.json"
+        reloads0, pid0 = self.reloads(), self.master_pid()
+        served0 = self.agent.served(WEB.pool)
+        proc = self.popen(f"{self.r.lab.prefix}out", sys.executable, str(PEER), "load",
+                          f"http://{LB_IP}/", "4", str(stop), str(out))
+        try:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise SystemExit("the load client did not start")
+            wait_for(lambda: self.agent.served(WEB.pool) - served0 >= 100, 30, "load to flow")
+            q0 = time.monotonic()
+            time.sleep(quiet)  # the measuring window, not a wait for a condition
+            q1 = r0 = time.monotonic()
+            for i in range(count):
+                # A real change each time: one more rule, on a new port.
+                extra = lb.Rule(LB_IP, 8000 + i, [(VM1, 80)],
+                                algorithm="leastconn" if i % 2 else "roundrobin")
+                self.apply(WEB, extra)
+                wait_for(lambda extra=extra: self.agent.frontends() == {WEB.pool, extra.pool},
+                         60, f"change {i + 1} to be in force")
+            r1 = time.monotonic()
+            settled = self.agent.served(WEB.pool)
+            wait_for(lambda: self.agent.served(WEB.pool) - settled >= 100, 30,
+                     "load after the reloads")
+        finally:
+            stop.touch()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        result = json.loads(out.read_text())
+        # (start, seconds[, answered]): the first two whatever the version
+        samples = [(float(s[0]), float(s[1])) for s in result["samples"]]
+        without = [d for t, d in samples if q0 <= t < q1]
+        during = [d for t, d in samples if r0 <= t < r1]
+        return {"requests": len(samples), "failures": sum(result["failures"].values()),
+                "failure_kinds": result["failures"], "without": percentile(without, 0.99),
+                "during": percentile(during, 0.99), "n_without": len(without),
+                "n_during": len(during), "window": r1 - r0,
+                "reloads": self.reloads() - reloads0,
+                "restarts": int(self.master_pid() != pid0)}
+
+
+def dhcp(r: Router, work: Path, args: argparse.Namespace) -> None:
+    pid0 = r.dnsmasq_pid()
+    log0 = r.agent_log()
+
+    n = args.entries
+    entries = [entry(i) for i in range(n)]
+    path = work / "dhcp-batch.cfg"
+    path.write_text(batch(entries))
+    last = entries[-1]
+    cli: list[float] = []
+    t_bulk = timed_until(lambda: cli.append(r.vragent("apply", str(path))),
+                         lambda: r.resolves(f"{last['host_name']}.vpc.lab",
+                                            str(last["ipv4_address"])))
+    hosts = (r.root / "etc/vragent/dnsmasq.dhcp-hosts").read_text()
+    served = entries
+    missing = [e for e in served if f"{e['mac_address']},{e['ipv4_address']}," not in hosts]
+    if missing:
+        raise SystemExit(f"{len(missing)} entries missing from dnsmasq's hosts file")
+    for e in served[:: max(1, len(served) // 10)]:
+        if not r.resolves(f"{e['host_name']}.vpc.lab", str(e["ipv4_address"])):
+            raise SystemExit(f"{e['host_name']} does not resolve")
+
+    one: list[float] = []
+    one_cli: list[float] = []
+    for k in range(args.rounds):
+        e = entry(100000 + k)
+        e.update(ipv4_address=f"10.12.15.{10 + k}", host_name=f"extra-{k}")
+        bag = work / f"one-{k}.json"
+        bag.write_text(json.dumps(e))
+        one.append(timed_until(lambda b=bag: one_cli.append(r.vragent("apply", str(b))),
+                               lambda e=e: r.resolves(f"{e['host_name']}.vpc.lab",
+                                                      str(e["ipv4_address"]))))
+    if args.profile:
+        e = entry(200000)
+        e.update(ipv4_address="10.12.15.200", host_name="profiled")
+        bag = work / "profiled.json"
+        bag.write_text(json.dumps(e))
+        subprocess.run(["ip", "netns", "exec", r.ns, sys.executable, "-m", "cProfile", "-o",
+                        str(args.profile), "-m", "vragent", "--root", str(r.root), "apply",
+                        str(bag)], check=True, capture_output=True)
+    log = r.agent_log()[len(log0):]
+    reloads = log.count("reloading dnsmasq")
+    restarts = log.count("restarting dnsmasq") + (r.dnsmasq_pid() != pid0)
+
+    # Baseline: dnsmasq re-reading the same files, signalled by hand.
+    names = r.root / "etc/vragent/dnsmasq.hosts"
+    raw: list[float] = []
+    for k in range(args.rounds):
+        ip, name = f"10.12.14.{10 + k}", f"raw-{k}.vpc.lab"
+
+        def hup(ip: str = ip, name: str = name) -> None:
+            with names.open("a") as f:
+                f.write(f"{ip} {name}\n")
+            os.kill(r.dnsmasq_pid(), signal.SIGHUP)
+
+        raw.append(timed_until(hup, lambda ip=ip, name=name: r.resolves(name, ip)))
+    base = statistics.median(raw)
+    m_one = statistics.median(one)
+    print(f"\nbench-services: {n} DHCP entries on tier {WIDE}, "
+          f"{args.rounds} rounds for single changes")
+    print(f"  a. {n} entries in one batch, end to end:   {t_bulk * 1000:8.0f} ms "
+          f"(vragent apply itself {cli[0] * 1000:.0f} ms)   aim < 2000 ms")
+    print(f"  b. one more entry, end to end (median):    {m_one * 1000:8.0f} ms "
+          f"(vragent apply itself {statistics.median(one_cli) * 1000:.0f} ms, "
+          f"max {max(one) * 1000:.0f} ms)   aim < 200 ms")
+    print(f"  c. dnsmasq's own reload of the same files: {base * 1000:8.1f} ms (median)")
+    print(f"  ratio a/c = {t_bulk / base:.1f}   ratio b/c = {m_one / base:.1f}")
+    print(f"  dnsmasq reloads: {reloads}   restarts: {restarts}   (aim: 0 restarts)")
+
+
+def load_balancing(r: Router, work: Path, args: argparse.Namespace) -> None:
+    part = LoadBalancing(r, work)
+    try:
+        part.start()
+        scale = part.rules_at_scale(args.lb_rules, args.lb_rounds)
+        under = part.reloads_under_load(args.lb_reloads, args.lb_quiet)
+    finally:
+        part.close()
+    n, k = args.lb_rules, args.lb_reloads
+    print(f"\nbench-services: load balancer, {n} rules on {LB_IP} (two backends each), "
+          f"{args.lb_rounds} rounds; {k} reloads under load")
+    print(f"  d. {n} rules in one bag, end to end (median): {scale['agent'] * 1000:8.0f} ms "
+          f"(vragent apply itself {scale['cli'] * 1000:.0f} ms, "
+          f"max {scale['agent_max'] * 1000:.0f} ms)")
+    print(f"  e. haproxy -c + SIGUSR2 of the same file:   {scale['base'] * 1000:8.0f} ms "
+          f"(median, max {scale['base_max'] * 1000:.0f} ms)")
+    print(f"  ratio d/e = {scale['agent'] / scale['base']:.1f}   haproxy reloads: "
+          f"{scale['reloads']:.0f}   master restarts: {scale['restarts']:.0f}   (aim: 0 restarts)")
+    print(f"  f. {k} reloads under load: {under['requests']:.0f} requests, "
+          f"failed {under['failures']:.0f} {under['failure_kinds'] or ''}  (aim: 0)")
+    print(f"     p99 without reloads {under['without'] * 1000:.1f} ms "
+          f"({under['n_without']:.0f} requests), during {k} reloads "
+          f"{under['during'] * 1000:.1f} ms ({under['n_during']:.0f} requests in "
+          f"{under['window']:.1f} s)")
+    print(f"  ratio p99 during/without = {under['during'] / under['without']:.1f}   "
+          f"haproxy reloads: {under['reloads']:.0f}   master restarts: {under['restarts']:.0f}")
+    if under["failures"]:
+        raise SystemExit(f"{under['failures']} requests failed during the reloads")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", type=Path, help="write a cProfile of one more entry here")
+    parser.add_argument("--lb-rules", type=int, default=200)
+    parser.add_argument("--lb-rounds", type=int, default=5)
+    parser.add_argument("--lb-reloads", type=int, default=10)
+    parser.add_argument("--lb-quiet", type=float, default=3.0,
+                        help="seconds of load without reloads, for the reference p99")
+    parser.add_argument("--skip-dhcp", action="store_true")
+    parser.add_argument("--skip-lb", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark builds network namespaces")
@@ -147,78 +491,16 @@ def main() -> int:
         wide.write_text(json.dumps(WIDE_TIER))
         r.vragent("apply", *[str(SAMPLE / b) for b in BAGS], str(wide))
         in_ns(r.vm2, ["ip", "addr", "add", VM2_WIDE, "dev", "eth0"])
-        wait_for(lambda: DNSMASQ_PID.of(r)() > 0 and r.resolves("data-server", "10.12.0.1"), 30,
+        wait_for(lambda: r.dnsmasq_pid() > 0 and r.resolves("data-server", "10.12.0.1"), 30,
                  "dnsmasq to answer")
-        pid0 = DNSMASQ_PID.of(r)()
-        log0 = r.agent_log()
-
-        n = args.entries
-        entries = [entry(i) for i in range(n)]
-        path = work / "dhcp-batch.cfg"
-        path.write_text(batch(entries))
-        last = entries[-1]
-        cli: list[float] = []
-        t_bulk = timed_until(lambda: cli.append(r.vragent("apply", str(path))),
-                             lambda: r.resolves(f"{last['host_name']}.vpc.lab",
-                                                str(last["ipv4_address"])))
-        hosts = (r.root / "etc/vragent/dnsmasq.dhcp-hosts").read_text()
-        served = entries
-        missing = [e for e in served if f"{e['mac_address']},{e['ipv4_address']}," not in hosts]
-        if missing:
-            raise SystemExit(f"{len(missing)} entries missing from dnsmasq's hosts file")
-        for e in served[:: max(1, len(served) // 10)]:
-            if not r.resolves(f"{e['host_name']}.vpc.lab", str(e["ipv4_address"])):
-                raise SystemExit(f"{e['host_name']} does not resolve")
-
-        one: list[float] = []
-        one_cli: list[float] = []
-        for k in range(args.rounds):
-            e = entry(100000 + k)
-            e.update(ipv4_address=f"10.12.15.{10 + k}", host_name=f"extra-{k}")
-            bag = work / f"one-{k}.json"
-            bag.write_text(json.dumps(e))
-            one.append(timed_until(lambda b=bag: one_cli.append(r.vragent("apply", str(b))),
-                                   lambda e=e: r.resolves(f"{e['host_name']}.vpc.lab",
-                                                          str(e["ipv4_address"]))))
-        if args.profile:
-            e = entry(200000)
-            e.update(ipv4_address="10.12.15.200", host_name="profiled")
-            bag = work / "profiled.json"
-            bag.write_text(json.dumps(e))
-            subprocess.run(["ip", "netns", "exec", r.ns, sys.executable, "-m", "cProfile", "-o",
-                            str(args.profile), "-m", "vragent", "--root", str(r.root), "apply",
-                            str(bag)], check=True, capture_output=True)
-        log = r.agent_log()[len(log0):]
-        reloads = log.count("reloading dnsmasq")
-        restarts = log.count("restarting dnsmasq") + (DNSMASQ_PID.of(r)() != pid0)
-
-        # Baseline: dnsmasq re-reading the same files, signalled by hand.
-        names = r.root / "etc/vragent/dnsmasq.hosts"
-        raw: list[float] = []
-        for k in range(args.rounds):
-            ip, name = f"10.12.14.{10 + k}", f"raw-{k}.vpc.lab"
-
-            def hup(ip: str = ip, name: str = name) -> None:
-                with names.open("a") as f:
-                    f.write(f"{ip} {name}\n")
-                os.kill(DNSMASQ_PID.of(r)(), signal.SIGHUP)
-
-            raw.append(timed_until(hup, lambda ip=ip, name=name: r.resolves(name, ip)))
-        base = statistics.median(raw)
-        m_one = statistics.median(one)
-        print(f"\nbench-services: {n} DHCP entries on tier {WIDE}, "
-              f"{args.rounds} rounds for single changes")
-        print(f"  a. {n} entries in one batch, end to end:   {t_bulk * 1000:8.0f} ms "
-              f"(vragent apply itself {cli[0] * 1000:.0f} ms)   aim < 2000 ms")
-        print(f"  b. one more entry, end to end (median):    {m_one * 1000:8.0f} ms "
-              f"(vragent apply itself {statistics.median(one_cli) * 1000:.0f} ms, "
-              f"max {max(one) * 1000:.0f} ms)   aim < 200 ms")
-        print(f"  c. dnsmasq's own reload of the same files: {base * 1000:8.1f} ms (median)")
-        print(f"  ratio a/c = {t_bulk / base:.1f}   ratio b/c = {m_one / base:.1f}")
-        print(f"  dnsmasq reloads: {reloads}   restarts: {restarts}   (aim: 0 restarts)")
+        if not args.skip_dhcp:
+            dhcp(r, work, args)
+        if not args.skip_lb:
+            load_balancing(r, work, args)
         return 0
     finally:
         r.destroy()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
