@@ -67,7 +67,8 @@ def traffic(cfg: Any, settings: Any, d: Any) -> Traffic:
 FEATURE = Feature(
     name=subsystem.NAME,
     bags=(BagType(KEY, LoadBalancer, merge_loadbalancer,
-                  secret_fields=frozenset({"configuration", "key", "password"}),
+                  # cert and chain too: a key sent in the wrong field is never echoed.
+                  secret_fields=frozenset({"configuration", "key", "password", "cert", "chain"}),
                   redact=_redact),),
     view=view,
     subsystem=subsystem,

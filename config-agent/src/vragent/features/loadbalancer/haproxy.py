@@ -196,6 +196,13 @@ class Listen:
     forwarded_proto: bool = False  # http-request add-header X-Forwarded-Proto https
     stats: Stats | None = None
     transparent: bool = False  # "source 0.0.0.0 usesrc clientip"
+    # The configuration item its header came in (errors name it).
+    item: int = field(default=-1, compare=False, repr=False)
+
+    @property
+    def where(self) -> str:
+        return f"listen {self.name}" + (f" (configuration[{self.item}])" if self.item >= 0
+                                         else "")
 
     @property
     def endpoint(self) -> str:
@@ -239,11 +246,27 @@ class _Reader:
         self.stats: dict[str, str] = {}
         self.stats_on = False
         self.seen: set[str] = set()
+        self.item = -1  # the configuration item being read
 
     # sections
 
     def header(self, words: list[str]) -> None:
-        self.close()
+        problems = []
+        try:
+            self.close()
+        except LineError as exc:
+            # The section before is refused; what follows is still read in the
+            # section this header opens, not in the one before.
+            problems.append(str(exc))
+            self.section, self.listen, self.stats, self.stats_on = "", None, {}, False
+        try:
+            self._open(words)
+        except LineError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise LineError("; ".join(problems))
+
+    def _open(self, words: list[str]) -> None:
         kind = words[0]
         if kind in ("global", "defaults") and len(words) == 1:
             if kind in self.seen:
@@ -257,9 +280,9 @@ class _Reader:
                 raise LineError(f"a second listen {name}")
             self.seen.add(name)
             self.section = "listen"
-            self.listen = Listen(name)
+            self.listen = Listen(name, item=self.item)
             return
-        raise LineError(f"unknown section {' '.join(words)!r} (global, defaults and "
+        raise LineError(f"unknown section {_said(words)!r} (global, defaults and "
                         f"listen <name> are read)")
 
     def close(self) -> None:
@@ -270,9 +293,9 @@ class _Reader:
             lst = replace(self.listen, stats=stats)
             if lst.stats is None and not lst.dummy:
                 if not lst.ip:
-                    raise LineError(f"listen {lst.name} has no bind")
+                    raise LineError(f"{lst.where} has no bind")
                 if not lst.servers:
-                    raise LineError(f"listen {lst.name} has no server")
+                    raise LineError(f"{lst.where} has no server")
             if lst.sticky is not None and lst.sticky.kind in ("cookie", "app"):
                 lst = replace(lst, http=True)
             self.cfg = replace(self.cfg, listens=(*self.cfg.listens, lst))
@@ -319,7 +342,7 @@ class _Reader:
         if key == "tune.ssl.default-dh-param" and len(w) == 2:
             _int(w[1], key, 1024, 8192)
             return
-        raise LineError(f"global: {' '.join(w)!r} is not a setting the router takes")
+        raise LineError(f"global: {_said(w)!r} is not a setting the router takes")
 
     def _defaults(self, w: list[str]) -> None:
         d = self.defaults
@@ -338,7 +361,7 @@ class _Reader:
         elif w[0] == "timeout":
             self.defaults = replace(d, timeouts=self._timeout(d.timeouts, w))
         else:
-            raise LineError(f"defaults: {' '.join(w)!r} is not a setting the router takes")
+            raise LineError(f"defaults: {_said(w)!r} is not a setting the router takes")
 
     @staticmethod
     def _close(w: list[str]) -> str | None:
@@ -375,7 +398,7 @@ class _Reader:
                                 "characters without blanks, quotes, '#' or backslashes")
             self.stats["auth"] = w[2]
         else:
-            raise LineError(f"{self.section}: {' '.join(w)!r} is not a stats setting the "
+            raise LineError(f"{self.section}: {_said(w)!r} is not a stats setting the "
                             f"router takes")
         return True
 
@@ -412,7 +435,7 @@ class _Reader:
         elif w == ["http-request", "add-header", "X-Forwarded-Proto", "https"]:
             self.listen = replace(lst, forwarded_proto=True)
         else:
-            raise LineError(f"listen {lst.name}: {' '.join(w)!r} is not a setting the "
+            raise LineError(f"listen {lst.name}: {_said(w)!r} is not a setting the "
                             f"router takes")
 
     def _bind(self, lst: Listen, w: list[str]) -> Listen:
@@ -540,14 +563,27 @@ class _Reader:
         return s
 
 
+# A line that may hold a stats password: anything after a leading "stats auth",
+# however the words are separated, escaped or followed.
+_AUTH = re.compile(r"\W*stats\W*auth", re.ASCII)
+
+
 def shown_line(line: str) -> str:
     """A line as an error may show it: a stats password never."""
-    words = line.split()
-    if words[:2] == ["stats", "auth"] and len(words) == 3:
-        return f"stats auth {words[2].partition(':')[0]}:{REDACTED}"
-    text = " ".join(words)
+    auth = _AUTH.match(line)
+    if auth is not None:
+        words = line[auth.end():].replace("\\ ", " ").split()
+        user, sep, _ = words[0].partition(":") if len(words) == 1 else ("", "", "")
+        return f"stats auth {user}:{REDACTED}" if sep and _USER.fullmatch(user) else (
+            f"stats auth {REDACTED}")
+    text = " ".join(line.split())
     text = repr(text)[1:-1] if not text.isprintable() else text
     return text if len(text) <= 100 else f"{text[:97]}..."
+
+
+def _said(words: list[str]) -> str:
+    """A line's words as an error message may repeat them (``shown_line``)."""
+    return shown_line(" ".join(words))
 
 
 def read(configuration: list[str]) -> tuple[Config, list[str]]:
@@ -556,12 +592,22 @@ def read(configuration: list[str]) -> tuple[Config, list[str]]:
     reader = _Reader()
     problems: list[str] = []
     for i, item in enumerate(configuration):
+        reader.item = i
+        # A line after "stats auth" in the same item may be the rest of a
+        # password a line break cut off. HAProxyConfigurator ends its stats
+        # item with that line: any after it is refused, and not shown.
+        after_auth = False
         for j, line in enumerate(item.split("\n")):
             where = f"configuration[{i}]" + (f" line {j + 1}" if "\n" in item else "")
+            hidden = f"{where}: not valid (not shown: it follows 'stats auth')"
             if not line.strip():
                 if any(not (c.isascii() and c.isprintable()) and c not in " \t\r"
                        for c in line):
-                    problems.append(f"{where}: {line!r}: only printable ASCII is read")
+                    problems.append(hidden if after_auth else
+                                    f"{where}: {line!r}: only printable ASCII is read")
+                continue
+            if after_auth:
+                problems.append(hidden)
                 continue
             try:
                 words = tokens(line.rstrip("\r"))
@@ -571,6 +617,7 @@ def read(configuration: list[str]) -> tuple[Config, list[str]]:
                     reader.line(words)
             except LineError as exc:
                 problems.append(f"{where} {shown_line(line)!r}: {exc}")
+            after_auth = after_auth or _AUTH.match(line) is not None
     try:
         reader.close()
     except LineError as exc:

@@ -196,18 +196,18 @@ class LoadBalancerRule(Bag):
                                              for s in stats):
                 pass
             elif (lst.ip, lst.port) not in opened:
-                problems.append(f"listen {lst.name}: bind {lst.endpoint} is not named in "
+                problems.append(f"{lst.where}: bind {lst.endpoint} is not named in "
                                 f"add_rules or stat_rules")
             if lst.tls is not None and lst.tls.cert not in certs:
-                problems.append(f"listen {lst.name}: certificate {lst.tls.cert}.pem is not "
+                problems.append(f"{lst.where}: certificate {lst.tls.cert}.pem is not "
                                 f"in ssl_certs")
             if lst.transparent or cfg.root_user:
-                problems.append(f"listen {lst.name}: transparent mode ('source 0.0.0.0 "
+                problems.append(f"{lst.where}: transparent mode ('source 0.0.0.0 "
                                 f"usesrc clientip', 'user root') is not supported")
         endpoints = [lst.endpoint for lst in cfg.listens if lst.ip and not lst.dummy]
-        twice = sorted({e for e in endpoints if endpoints.count(e) > 1})
-        if twice:
-            problems.append(f"bound twice: {', '.join(twice)}")
+        for twice in sorted({e for e in endpoints if endpoints.count(e) > 1}):
+            problems.append(f"bound twice: {twice} by " + ", ".join(
+                lst.where for lst in cfg.listens if lst.endpoint == twice and not lst.dummy))
         if problems:
             shown = problems[:20]
             more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
