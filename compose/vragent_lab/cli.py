@@ -4,6 +4,7 @@
     vragent-lab up [--mode M]       bring a topology up (redundant-vpc or single-router)
     vragent-lab apply ROUTER FILE   send a CloudStack bag to a router, as a management server does
     vragent-lab failover [--kind kill|stop]
+    vragent-lab lb [--kind kill|stop]   a load balancer on both routers, HTTP through a failover
     vragent-lab status | report | down
 """
 
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .lab import Lab, LabError
-from .scenario import check_traffic, configure, failover, main_job, write_report
+from .scenario import check_traffic, configure, failover, lb_job, main_job, write_report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("router")
     p.add_argument("files", nargs="+", type=Path)
     p = sub.add_parser("failover", help="break the master under load and report")
+    p.add_argument("--kind", choices=("kill", "stop"), default="kill")
+    p = sub.add_parser("lb", help="load-balance HTTP over vm1 and vm2 on both routers, "
+                       "break the master under HTTP load and report")
     p.add_argument("--kind", choices=("kill", "stop"), default="kill")
     sub.add_parser("status", help="each router's state")
     sub.add_parser("report", help="the state reports the routers pushed")
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             master = lab.wait_one_master()
             traffic = check_traffic(lab, master)
             write_report(lab, traffic, failover(lab, args.kind))
+        elif args.command == "lb":
+            return lb_job(lab, args.kind)
         elif args.command == "status":
             for router, state in lab.statuses().items():
                 print(f"{router}: {state}")

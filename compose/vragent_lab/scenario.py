@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import loadbalancer as lb
 from .lab import (
     OUTSIDE,
     OUTSIDE_FAR,
@@ -25,6 +27,7 @@ from .lab import (
     wait_for,
 )
 from .traffic import Probe, TcpEcho, TcpHolder, ToolError, UdpEcho
+from .web import HttpBackend, HttpLoad, summary
 
 ECHO_TCP, ECHO_UDP, SSH = 7000, 7001, 22
 CONNECTIONS = 50
@@ -260,6 +263,168 @@ def failover(lab: Lab, kind: str = "kill", restore: bool = True) -> FailoverResu
             result.returned_as = lab.status(master)
     result.timeline = [r for r in lab.reports() if r.get("unix", 0) >= started_unix - 30]
     return result
+
+
+# -- the load balancer across a failover ---------------------------------------------
+
+LB_IP, LB_PORT = PUBLIC_FORWARD, 80  # the sample's port-forward IP; its port 80 is free
+LB_POOL = f"{LB_IP.replace('.', '_')}-{LB_PORT}"
+LB_BACKENDS = {f"{net}.10": vm for net, vm in TIERS.values()}
+LB_STATS = f"{TIERS['eth2'][0]}.1"  # stats on the first tier's gateway
+
+
+def lb_command(revoked: bool = False) -> lb.Command:
+    return lb.Command(rules=[lb.Rule(LB_IP, LB_PORT, [(ip, 80) for ip in LB_BACKENDS],
+                                     revoked=revoked)], stats=lb.Stats(LB_STATS))
+
+
+def _lb_up(lab: Lab, router: str) -> bool:
+    """haproxy runs on ``router`` and has every backend of the pool UP."""
+    pid = lab.container(router).attrs["State"]["Pid"]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(f"/proc/{pid}/root/run/vragent/haproxy.sock")
+            s.sendall(b"show stat\n")
+            out = b"".join(iter(lambda: s.recv(65536), b"")).decode(errors="replace")
+    except OSError:
+        return False
+    rows = [line.split(",") for line in out.splitlines() if line.startswith(LB_POOL)]
+    servers = [r for r in rows if len(r) > 17 and r[1] not in ("FRONTEND", "BACKEND")]
+    return len(servers) == len(LB_BACKENDS) and all(r[17] == "UP" for r in servers)
+
+
+@step(f"applying the load balancer ({LB_IP}:{LB_PORT} over vm1 and vm2) to every router")
+def configure_lb(lab: Lab) -> None:
+    bag = lb.bag(lb_command(), router_ip=LB_STATS)
+    for r in lab.routers:
+        lab.apply(r, bag)
+    with lb_backends(lab):
+        for r in lab.routers:
+            wait_for(lambda r=r: _lb_up(lab, r), 30,  # type: ignore[misc]
+                     f"haproxy on {r} to run with both backends up (look at: docker exec "
+                     f"{lab.project}_{r}_1 tail /var/log/vragent/agent.log)")
+
+
+def remove_lb(lab: Lab) -> None:
+    """The rule revoked (what a management server sends when it is deleted)."""
+    bag = lb.bag(lb_command(revoked=True), router_ip=LB_STATS)
+    for r in lab.routers:
+        if lab.status(r) != "DOWN":
+            lab.apply(r, bag)
+
+
+@contextmanager
+def lb_backends(lab: Lab) -> Iterator[None]:
+    """An HTTP server answering its VM's name on port 80 in each VM."""
+    with ExitStack() as stack:
+        for vm in LB_BACKENDS.values():
+            stack.enter_context(HttpBackend(lab.netns(vm), vm, 80))
+        yield
+
+
+@dataclass
+class LbFailoverResult:
+    kind: str
+    master_before: str
+    master_after: str
+    takeover_ms: float
+    outage_ms: float  # the longest gap between successful responses
+    requests: int
+    failed: int
+    errors: dict[str, int]
+    backends_before: dict[str, int]
+    backends_after: dict[str, int]
+    recovered_ms: float  # the kill to the first success after the outage
+    rate_before: float  # successful requests per second before the break
+    failures_ms: tuple[float, float]  # the first and last failed request, after the break
+    returned_as: str = ""
+
+
+def _backends(outcomes: list[dict[str, Any]]) -> dict[str, int]:
+    return dict(summary(outcomes)["backends"])
+
+
+@step(f"load balancer across a hard failover (HTTP to {LB_IP}:{LB_PORT} from outside)")
+def lb_failover(lab: Lab, kind: str = "kill", restore: bool = True) -> LbFailoverResult:
+    """Requests from the outside host at the balanced IP the whole time; the
+    master is broken in the middle."""
+    master = lab.wait_one_master()
+    survivor = next(r for r in lab.routers if r != master)
+    wanted = set(LB_BACKENDS.values())
+    with lb_backends(lab), HttpLoad(lab.netns("outside"), f"http://{LB_IP}:{LB_PORT}/") as load:
+        wait_for(lambda: set(_backends(load.snapshot())) >= wanted
+                 and len(load.snapshot()) >= 50, 15,
+                 f"both backends to answer through {master}")
+        time.sleep(1)
+        killed_unix = time.time()
+        killed = time.monotonic()
+        BREAKS[kind](lab, master)
+        wait_for(lambda: lab.status(survivor) == "PRIMARY", 30, f"{survivor} to take over")
+        takeover = time.monotonic() - killed
+
+        def after() -> list[dict[str, Any]]:
+            return [o for o in load.snapshot() if o["start"] > killed_unix]
+
+        wait_for(lambda: any("backend" in o for o in after()), 30,
+                 f"a request answered through {survivor}")
+        recovered = min(o["end"] for o in after() if "backend" in o)
+        wait_for(lambda: set(_backends([o for o in after() if o["start"] > recovered]))
+                 >= wanted, 15, f"both backends to answer through {survivor}")
+        time.sleep(1)
+        outcomes = load.stop()
+    before = [o for o in outcomes if o["end"] < killed_unix]
+    total = summary(outcomes)
+    failed_at = [o["start"] - killed_unix for o in outcomes if "backend" not in o] or [0.0]
+    ok_before = [o["end"] for o in before if "backend" in o]
+    result = LbFailoverResult(
+        kind=kind, master_before=master, master_after=survivor,
+        takeover_ms=round(takeover * 1000), outage_ms=total["max_gap_ms"],
+        requests=total["requests"], failed=total["failed"], errors=total["errors"],
+        backends_before=_backends(before),
+        backends_after=_backends([o for o in outcomes if o["start"] > recovered]),
+        recovered_ms=round((total["max_gap_end"] - killed_unix) * 1000),
+        rate_before=round(len(ok_before) / max(ok_before[-1] - ok_before[0], 0.001), 1),
+        failures_ms=(round(min(failed_at) * 1000), round(max(failed_at) * 1000)))
+    if restore:
+        lab.container(master).start()
+        lab.attach_namespaces()
+        wait_for(lambda: lab.status(master) == "BACKUP", 60, f"{master} to come back as backup")
+        result.returned_as = lab.status(master)
+    return result
+
+
+def lb_report(lab: Lab, result: LbFailoverResult) -> Path:
+    out = lab.workdir
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "lab-lb-report.json"
+    path.write_text(json.dumps(result.__dict__, indent=1))
+    print(f"""
+    load balancer report ({LB_IP}:{LB_PORT} over {', '.join(LB_BACKENDS.values())})
+      master before: {result.master_before}, after: {result.master_after}
+      ({result.kind}; the old master came back as {result.returned_as or 'n/a'})
+      requests: {result.requests} total ({result.rate_before:.0f}/s before), \
+{result.failed} failed {result.errors or ''}
+        (failed requests started {result.failures_ms[0]:.0f} to {result.failures_ms[1]:.0f} \
+ms after the {result.kind})
+      outage: {result.outage_ms:.0f} ms between successful responses (answered again
+        {result.recovered_ms:.0f} ms after the {result.kind}, takeover seen at \
+{result.takeover_ms:.0f} ms)
+      backends before: {result.backends_before}
+      backends after:  {result.backends_after}
+      written: {path}""")
+    return path
+
+
+def lb_job(lab: Lab, kind: str = "kill") -> int:
+    """``vragent-lab lb``: on a running lab, the load balancer across a failover."""
+    try:
+        configure_lb(lab)
+        lb_report(lab, lb_failover(lab, kind))
+    except (LabError, ToolError, RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+        print(f"\nlb scenario failed: {exc}", flush=True)
+        return 1
+    return 0
 
 
 # -- the report ----------------------------------------------------------------------
