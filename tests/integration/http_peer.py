@@ -2,7 +2,8 @@
 
 ``serve <name> <port>``: a threaded HTTP server answering every GET with its
 name and the forwarding headers it got (``<name> proto=<X-Forwarded-Proto>
-for=<X-Forwarded-For>``); prints "ready" once bound.
+for=<X-Forwarded-For>``) and a new session cookie (``JSESSIONID``); prints
+"ready" once bound.
 
 ``load <url> <threads> <stop file> <out file>``: new connections, one request
 each, in ``threads`` threads until the stop file exists; then writes what
@@ -30,6 +31,8 @@ def serve(name: str, port: int) -> None:
             body = (f"{name} proto={self.headers.get('X-Forwarded-Proto', '')} "
                     f"for={self.headers.get('X-Forwarded-For', '')}\n").encode()
             self.send_response(200)
+            # An application session cookie, for AppCookie stickiness.
+            self.send_header("Set-Cookie", f"JSESSIONID={name}-{time.monotonic_ns()}")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")
             self.end_headers()

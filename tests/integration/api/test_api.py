@@ -260,3 +260,32 @@ def test_a_slow_client_holds_up_nobody_else(api_router: ApiRouter) -> None:
     finally:
         slow.kill()
         slow.wait()
+
+
+def test_the_load_balancer_is_on_the_metrics_and_its_secrets_are_not_shown(
+        api_router: ApiRouter) -> None:
+    from vragent_lab import loadbalancer as lb
+
+    r = api_router
+    setup(r)
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures/tls"
+    cert, key = (fixtures / "lb.crt").read_text(), (fixtures / "lb.key").read_text()
+    doc = lb.bag(lb.Command(rules=[
+        lb.Rule("100.64.10.11", 80, [("10.10.1.10", 80), ("10.10.2.10", 80)]),
+        lb.Rule("100.64.10.11", 443, [("10.10.1.10", 80)], tls=(cert, key))],
+        stats=lb.Stats("10.10.1.1", auth="admin1:Pa55-w0rd!")), router_ip="10.10.1.1")
+    resp = r.http("POST", "/v1/apply", body(doc))
+    assert resp.status == 200, resp.body
+    # Per frontend, backend and server, read from haproxy at scrape time.
+    wait_for(lambda: 'vragent_haproxy_up{proxy="100_64_10_11-443",server="FRONTEND"} 1.0'
+             in r.http("GET", "/metrics").body.decode(), 20, "haproxy's figures")
+    text = r.http("GET", "/metrics").body.decode()
+    for line in ('vragent_haproxy_sessions_total{proxy="100_64_10_11-80",server="FRONTEND"}',
+                 'vragent_haproxy_sessions_total{proxy="100_64_10_11-80",server="BACKEND"}',
+                 'vragent_haproxy_up{proxy="100_64_10_11-80",server="10_10_1_10-80"}'):
+        assert line in text, line
+    # The stored bag, as the API shows it: the password and the key redacted.
+    shown = r.http("GET", "/v1/config/loadbalancer").body.decode()
+    assert "Pa55-w0rd!" not in shown and "admin1:(secret, not shown)" in shown
+    assert "PRIVATE KEY" not in shown and "BEGIN CERTIFICATE" in shown
+    assert "Pa55-w0rd!" not in r.appliance.agent_log()

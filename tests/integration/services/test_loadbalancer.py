@@ -190,6 +190,27 @@ def test_cookie_stickiness_sticks(lb_app: Appliance, tmp_path: Path) -> None:
     assert set(hits(lb_app, 4)) == {"vm1", "vm2"}
 
 
+def test_application_cookie_stickiness_sticks(lb_app: Appliance, tmp_path: Path) -> None:
+    # AppCookie (appsession, gone since haproxy 1.6): the server's own session
+    # cookie is learned from its response, and a request carrying it sticks.
+    apply(lb_app, tmp_path, command(web(sticky=("AppCookie", {"cookie-name": "JSESSIONID"}))))
+    wait_for(lambda: "res.cook(JSESSIONID)" in (lb_app.router.root / "etc/vragent/haproxy.cfg")
+             .read_text(), 20, "the application cookie rule to be written")
+    jar = tmp_path / "jar"
+
+    def session() -> tuple[str, list[str]]:
+        first = get(lb_app, f"http://{LB_IP}/", "-c", str(jar)).split(" ")[0]
+        return first, [get(lb_app, f"http://{LB_IP}/", "-b", str(jar)).split(" ")[0]
+                       for _ in range(6)]
+
+    wait_for(lambda: (lambda s: s[1] == [s[0]] * 6)(session()), 20,
+             "a session to stick to its server")
+    first, again = session()
+    assert again == [first] * 6
+    # Requests without the cookie are balanced as before.
+    assert set(hits(lb_app, 4)) == {"vm1", "vm2"}
+
+
 def test_source_stickiness_sticks(lb_app: Appliance, tmp_path: Path) -> None:
     apply(lb_app, tmp_path, command(web(algorithm="roundrobin", sticky=("SourceBased", {}))))
     wait_for(lambda: "stick on src" in (lb_app.router.root / "etc/vragent/haproxy.cfg")
