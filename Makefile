@@ -10,7 +10,9 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
          dnsmasq-base dnsmasq-utils busybox bind9-dnsutils curl cloud-init \
-         docker.io docker-compose mmdebstrap iptables haproxy openssl
+         docker.io docker-compose mmdebstrap iptables haproxy openssl \
+         charon-systemd strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins \
+         libstrongswan-standard-plugins
 PYTEST_ARGS ?=
 
 .PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \

@@ -76,8 +76,35 @@ def lb_bag(public: str = "100.64.10.11", stats_ip: str = "10.10.1.1",
     ], stats=lb.Stats(stats_ip)), router_ip=stats_ip)
 
 
+def vpn_bags(public: str = "100.64.10.10", vpc: str = "10.10.0.0/16") -> list[dict[str, Any]]:
+    """A VPC's VPN as a management server sends it (Site2SiteVpnConfigItem,
+    RemoteAccessVpnConfigItem, VpnUsersConfigItem): an IKEv2 peer with two
+    networks, an IKEv1 peer with two (one CHILD_SA each), remote access and
+    two users."""
+    peer = {"type": "site2sitevpn", "local_public_ip": public, "local_guest_cidr": vpc,
+            "local_public_gateway": "100.64.10.1", "esp_policy": "aes128-sha1;modp1536",
+            "ike_policy": "aes128-sha256;modp2048", "ike_lifetime": 86400,
+            "esp_lifetime": 3600, "create": True, "dpd": True, "passive": False,
+            "encap": False, "split_connections": False}
+    return [
+        {**peer, "peer_gateway_ip": "100.64.30.1",
+         "peer_guest_cidr_list": "10.30.0.0/24,10.31.0.0/24",
+         "ipsec_psk": "psk-one", "ike_version": "ikev2"},
+        {**peer, "peer_gateway_ip": "100.64.40.1",
+         "peer_guest_cidr_list": "10.40.0.0/24,10.41.0.0/24",
+         "ipsec_psk": "psk-two", "ike_version": "ikev1", "esp_policy": "aes256-sha1",
+         "ike_policy": "aes256-sha1;modp1536,3des-md5;modp1024", "passive": True, "encap": True},
+        {"type": "remoteaccessvpn", "create": True, "ip_range": "10.1.2.2-10.1.2.8",
+         "preshared_key": "l2tp-psk", "vpn_server_ip": public, "local_ip": "10.1.2.1",
+         "local_cidr": vpc, "public_interface": "eth1"},
+        {"type": "vpnuserlist", "vpn_users": [
+            {"user": "alice", "password": "Alice-Pw-1", "add": True},
+            {"user": "bob", "password": "Bob-Pw-2", "add": True}]},
+    ]
+
+
 def sample_docs() -> Docs:
-    return apply_bags([*(sample_bag(n) for n in SAMPLE_ORDER), lb_bag()])
+    return apply_bags([*(sample_bag(n) for n in SAMPLE_ORDER), lb_bag(), *vpn_bags()])
 
 
 def link(name: str, mac: str = "", up: bool = True, mtu: int = 1500) -> Link:
@@ -132,7 +159,7 @@ def pair_cmdline(drop: tuple[str, ...] = (), **boot: str) -> dict[str, Any]:
 def pair_docs(drop: tuple[str, ...] = (), **boot: str) -> Docs:
     """The sample VPC, booted as one of a pair; every value validated as the agent does."""
     return apply_bags([pair_cmdline(drop, **boot),
-                       *(sample_bag(n) for n in SAMPLE_ORDER[1:]), lb_bag()])
+                       *(sample_bag(n) for n in SAMPLE_ORDER[1:]), lb_bag(), *vpn_bags()])
 
 
 def pair_links() -> dict[str, Link]:
@@ -162,7 +189,7 @@ def cloudstack_pair_docs() -> Docs:
             bag["router_guest_gateway"] = gateway
             bag["router_guest_ip"] = gateway.rsplit(".", 1)[0] + ".2"
         bags.append(bag)
-    return apply_bags([*bags, lb_bag()])
+    return apply_bags([*bags, lb_bag(), *vpn_bags()])
 
 
 def cloudstack_pair_topology() -> tuple[RouterConfig, Topology]:
@@ -230,6 +257,12 @@ def isolated_bags(default_egress_policy: bool = True) -> list[dict[str, Any]]:
         lb.bag(lb.Command(rules=[lb.Rule("100.64.20.10", 80, [("10.20.1.10", 8080),
                                                               ("10.20.1.11", 8080)])],
                           stats=lb.Stats("10.20.1.1")), router_ip="10.20.1.1"),
+        # Remote access on an isolated network (RemoteAccessVpnCfgCommand: eth2).
+        {"type": "remoteaccessvpn", "create": True, "ip_range": "10.1.2.2-10.1.2.8",
+         "preshared_key": "l2tp-psk", "vpn_server_ip": "100.64.20.10", "local_ip": "10.1.2.1",
+         "local_cidr": "10.20.1.0/24", "public_interface": "eth2"},
+        {"type": "vpnuserlist", "vpn_users": [
+            {"user": "carol", "password": "Carol-Pw-3", "add": True}]},
         {"type": "firewallrules", "rules": [
             {"id": 1, "src_ip": "100.64.20.10", "protocol": "tcp", "src_port_range": [22, 22],
              "revoked": False, "source_cidr_list": ["0.0.0.0/0"], "purpose": "Firewall",

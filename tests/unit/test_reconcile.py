@@ -15,6 +15,7 @@ from vragent.features.netfilter.subsystem import Ruleset
 from vragent.features.routes import subsystem as routes
 from vragent.features.sysctl import subsystem as sysctl
 from vragent.features.vmdata import subsystem as vmdata
+from vragent.features.vpn import subsystem as vpn
 from vragent.features.vrrp import subsystem as vrrp
 from vragent.reconcile import plan, subsystems
 
@@ -28,7 +29,7 @@ def test_plan_runs_every_subsystem_in_order() -> None:
     # Filtering before addresses; conntrackd configured before keepalived;
     # the services once the addresses they answer on are planned.
     assert REGISTRY == (sysctl, netfilter, interfaces, routes, conntrack, vrrp, dhcp, vmdata,
-                        loadbalancer)
+                        loadbalancer, vpn)
     steps = {s.subsystem: s for s in p.steps}
     assert isinstance(steps[netfilter].rendered, Ruleset)
     assert isinstance(steps[routes].desired, routes.Desired)

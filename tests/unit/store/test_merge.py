@@ -84,7 +84,8 @@ def test_sample_merges_to_expected_keys() -> None:
     docs = sample_docs()
     assert sorted(docs) == sorted(["cmdline", "ips", "guestnetwork", "networkacl",
                                    "forwardrules", "staticnatrules", "staticroutes",
-                                   "dhcpentry", "vmdata", "vmpassword", "loadbalancer"])
+                                   "dhcpentry", "vmdata", "vmpassword", "loadbalancer",
+                                   "site2sitevpn", "remoteaccessvpn", "vpnuserlist"])
     assert _addresses(docs) == {
         "eth1": ["100.64.10.10", "100.64.10.11", "100.64.10.12"],
         "eth2": ["10.10.1.1"],

@@ -1,0 +1,2 @@
+"""VPN with strongSwan: site-to-site tunnels and remote access (``site2sitevpn``,
+``remoteaccessvpn``, ``vpnuserlist``)."""

@@ -1,0 +1,252 @@
+"""Site-to-site tunnels and remote access with strongSwan (swanctl, vici).
+
+Upstream (systemvm/debian/opt/cloud/bin/configure.py CsSite2SiteVpn,
+CsRemoteAccessVpn, CsVpnUser) rewrites stroke ipsec.conf files and runs
+``ipsec reload`` on every apply. Here one swanctl.conf holds every
+connection, pool and secret, and ``vragent-ipsec sync`` (daemon.py) loads
+it over vici and settles only the SAs of what changed.
+
+Per peer (conn ``vpn-<peer>``, as upstream names it, dots made dashes:
+swanctl section names cannot hold dots):
+
+* ``ike_version`` ike|ikev1|ikev2 is swanctl's version 0|1|2;
+* ``ike_policy``/``esp_policy`` ``cipher-hash[;modpN]`` lists become
+  proposals with the group joined by '-' (upstream's ``.replace(';', '-')``);
+  a group on ESP is PFS. Exactly those proposals: no defaults appended;
+* lifetimes are seconds as sent (upstream floors them to whole hours, and
+  writes "24.0h" under Python 3, which strongSwan rejects);
+* ``dpd``: 30 s delay, 120 s timeout, restart (upstream's values);
+  ``encap``: forced UDP encapsulation; ``passive``: respond only (upstream
+  ignores it);
+* several peer CIDRs: one CHILD_SA per CIDR with IKEv1, which negotiates one
+  pair of traffic selectors per CHILD_SA (upstream #3138), or when
+  ``split_connections`` asks; IKEv2 takes them all in one;
+* a PSK per peer, bound to both identities, hex-encoded.
+
+Remote access is IKEv2 with EAP-MSCHAPv2 against the user list (not L2TP:
+see the README), the router authenticated by its own certificate (created
+once, kept in the state directory), clients' addresses from ``ip_range``,
+and the VPC's networks (``local_cidr``) as the only traffic selector: split
+routes. Its PSK is unused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+
+from ... import templates
+from ...config import RouterConfig
+from ...feature import Files
+from ...settings import Settings
+from ...topology import Topology
+from .daemon import CERT, CONF, CONF_LIBIPSEC, INDEX, KEY, SOCKET, SWANCTL
+from .model import RemoteAccessVpn, Site2SiteVpn, VpnUser, policy
+
+NAME = "vpn"
+VERSIONS = {"ike": 0, "ikev1": 1, "ikev2": 2}
+REMOTE = "remote-access"
+
+
+@dataclass(frozen=True)
+class Child:
+    name: str
+    local_ts: str
+    remote_ts: str
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    peer: str  # the bag's key: the peer's address, or "id-<identity>"
+    ike_version: str
+    version: int
+    local: str
+    remote: str  # address, or %any
+    remote_id: str
+    proposals: str
+    esp_proposals: str
+    ike_lifetime: int
+    esp_lifetime: int
+    dpd: bool
+    encap: bool
+    passive: bool
+    children: tuple[Child, ...]
+    cidrs: tuple[str, ...]
+    local_cidr: str
+    psk_hex: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class User:
+    name: str  # its section name
+    user: str
+    password_hex: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Remote:
+    name: str
+    server: str
+    pool: str
+    local_ts: str
+    cert: str
+    key: str
+    users: tuple[User, ...] = ()
+
+
+@dataclass(frozen=True)
+class Desired:
+    enabled: bool
+    router: str = ""
+    root: str = ""
+    socket: str = ""
+    peers: tuple[Peer, ...] = ()
+    remote: Remote | None = None
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def section(text: str) -> str:
+    """A swanctl section name: no dots (swanctl splits on them)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", text)
+
+
+def _hex(secret: str) -> str:
+    return "0x" + secret.encode().hex()
+
+
+def proposals(value: str, ike: bool) -> str:
+    return ",".join("-".join(p for p in item if p) for item in policy(value, ike))
+
+
+def _peer(v: Site2SiteVpn) -> Peer:
+    name = section(f"vpn-{v.key}")
+    cidrs = tuple(v.peer_cidrs())
+    split = v.split_connections or (v.ike_version == "ikev1" and len(cidrs) > 1)
+    if split:
+        children = tuple(Child(name if i == 0 else f"{name}-{i + 1}", v.local_guest_cidr, c)
+                         for i, c in enumerate(cidrs))
+    else:
+        children = (Child(name, v.local_guest_cidr, ",".join(cidrs)),)
+    remote_id = v.peer_id or v.peer_gateway_ip
+    return Peer(
+        name=name, peer=v.key, ike_version=v.ike_version, version=VERSIONS[v.ike_version],
+        local=v.local_public_ip, remote="%any" if v.any_address else v.peer_gateway_ip,
+        remote_id=remote_id, proposals=proposals(v.ike_policy, ike=True),
+        esp_proposals=proposals(v.esp_policy, ike=False), ike_lifetime=v.ike_lifetime,
+        esp_lifetime=v.esp_lifetime, dpd=v.dpd, encap=v.encap,
+        # A peer known by identity only cannot be called: it calls.
+        passive=v.passive or v.any_address, children=children, cidrs=cidrs,
+        local_cidr=v.local_guest_cidr, psk_hex=_hex(v.ipsec_psk))
+
+
+def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
+    s2s, ra, users = cfg.part(NAME, ({}, {}, {}))
+    own = {a.public_ip for p in topo.public for a in p.addresses}
+    problems: list[str] = []
+    warnings: list[str] = []
+    peers = []
+    for key, v in sorted(s2s.items()):
+        if v.local_public_ip not in own:
+            # CsSite2SiteVpn: "Request for ipsec to <peer> not possible because
+            # ip is not configured": kept, served once the address is here.
+            warnings.append(f"site2sitevpn {key}: local_public_ip {v.local_public_ip} is not "
+                            f"on this router: the tunnel waits for it")
+            continue
+        peers.append(_peer(v))
+    remote = None
+    server = next(iter(sorted(ra.values(), key=lambda r: r.vpn_server_ip)), None)
+    if server is not None:
+        tiers = [ipaddress.IPv4Network(str(g.network)) for g in topo.guests]
+        remote, found = _remote(server, users, peers, own, tiers, settings)
+        problems += found
+    if not peers and remote is None:
+        return Desired(enabled=False, problems=tuple(problems), warnings=tuple(warnings))
+    return Desired(enabled=True, router=cfg.cmdline.get("name", "router"),
+                   root=str(settings.root), socket=str(SOCKET.of(settings)),
+                   peers=tuple(peers), remote=remote, problems=tuple(problems),
+                   warnings=tuple(warnings))
+
+
+def _remote(v: RemoteAccessVpn, users: dict[str, VpnUser], peers: list[Peer], own: set[str],
+            tiers: list[ipaddress.IPv4Network],
+            settings: Settings) -> tuple[Remote | None, list[str]]:
+    problems = []
+    if v.ip_range is None or v.local_cidr is None:
+        return None, [f"remoteaccessvpn {v.vpn_server_ip}: ip_range and local_cidr are needed"]
+    first, last = v.addresses()
+    pool = [ipaddress.IPv4Network(n) for n in
+            ipaddress.summarize_address_range(first, last)]
+    for p in peers:
+        for cidr in p.cidrs:
+            net = ipaddress.IPv4Network(cidr, strict=False)
+            if any(net.overlaps(n) for n in pool):
+                # The tunnel's policy would capture the clients' traffic (upstream #9707).
+                problems.append(f"remoteaccessvpn: ip_range {v.ip_range} overlaps site2sitevpn "
+                                f"{p.peer}'s peer_guest_cidr_list {cidr}")
+    local = ipaddress.IPv4Network(v.local_cidr, strict=False)
+    for tier in tiers:
+        if any(tier.overlaps(n) for n in pool):
+            # Addresses a tier's VMs hold or may get.
+            problems.append(f"remoteaccessvpn: ip_range {v.ip_range} overlaps the tier "
+                            f"{tier}")
+    if v.vpn_server_ip not in own:
+        problems.append(f"remoteaccessvpn: vpn_server_ip {v.vpn_server_ip} is not a public IP "
+                        f"of this router")
+    remote = Remote(
+        name=REMOTE, server=v.vpn_server_ip, pool=f"{first}-{last}",
+        local_ts=str(local), cert=str(CERT.of(settings)), key=str(KEY.of(settings)),
+        users=tuple(User(section(f"{i}-{u.user}"), u.user, _hex(u.password))
+                    for i, u in enumerate(sorted(users.values(), key=lambda u: u.user))))
+    return remote, problems
+
+
+def verify(d: Desired) -> list[str]:
+    return list(d.problems)
+
+
+def _digest(obj: object) -> str:
+    return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
+
+
+def index(d: Desired) -> str:
+    """What sync compares with the last run: each connection (and whether
+    the router calls it), each user, by digest."""
+    conns = {p.name: {"digest": _digest((p, p.psk_hex)), "initiate": not p.passive, "peer": p.peer,
+                      "children": [c.name for c in p.children]} for p in d.peers}
+    if d.remote is not None:
+        r = d.remote
+        conns[r.name] = {"digest": _digest((r.server, r.pool, r.local_ts)),
+                         "initiate": False, "peer": "", "children": [r.name]}
+    users = {u.user: _digest((u.user, u.password_hex)) for u in (d.remote.users if d.remote
+                                                                else ())}
+    return json.dumps({"conns": conns, "users": users}, indent=1, sort_keys=True) + "\n"
+
+
+def render(d: Desired) -> Files:
+    names = (CONF.name, CONF_LIBIPSEC.name, SWANCTL.name, INDEX.name)
+    if not d.enabled:
+        return Files(tuple((n, "") for n in names))
+    return Files((
+        (CONF.name, templates.render("vpn/strongswan.conf.j2", d=d, libipsec=False)),
+        (CONF_LIBIPSEC.name, templates.render("vpn/strongswan.conf.j2", d=d, libipsec=True)),
+        (SWANCTL.name, templates.render("vpn/swanctl.conf.j2", d=d)),
+        (INDEX.name, index(d)),
+    ))
+
+
+def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False) -> list[str]:
+    from ...system import charon, daemons
+    from . import daemon
+
+    changes = []
+    if d.remote is not None:
+        # The router's identity for remote access: created once, then kept.
+        changes += [f"{NAME}: {c}" for c in charon.ensure_identity(
+            CERT.of(settings), KEY.of(settings), d.remote.server, dry_run)]
+    return changes + daemons.sync_rendered(daemon.daemons(settings)[0], rendered, settings,
+                                           dry_run)
