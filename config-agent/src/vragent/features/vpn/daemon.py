@@ -29,6 +29,8 @@ INDEX = Place("conf", "ipsec-index.json")
 SOCKET = Place("run", "charon.vici")
 # What the last sync loaded (the index as it was), to know what changed.
 SYNCED = Place("run", "ipsec-synced.json")
+# Where L2TP's ppp options would go (rendered, not installed: see subsystem.l2tp).
+PPP_OPTIONS = Place("conf", "options.xl2tpd")
 # The router's remote-access identity, created once: certificate and key.
 CERT = Place("state", "ipsec/router.crt")
 KEY = Place("state", "ipsec/router.key")

@@ -43,7 +43,7 @@ from ...config import RouterConfig
 from ...feature import Files
 from ...settings import Settings
 from ...topology import Topology
-from .daemon import CERT, CONF, CONF_LIBIPSEC, INDEX, KEY, SOCKET, SWANCTL
+from .daemon import CERT, CONF, CONF_LIBIPSEC, INDEX, KEY, PPP_OPTIONS, SOCKET, SWANCTL
 from .model import RemoteAccessVpn, Site2SiteVpn, VpnUser, policy
 
 NAME = "vpn"
@@ -96,6 +96,12 @@ class Remote:
     cert: str
     key: str
     users: tuple[User, ...] = ()
+    # L2TP/IPsec (rendered, not installed): the bag's PSK, xl2tpd's local
+    # address, chap-secrets' lines.
+    l2tp_psk_hex: str = field(default="", repr=False)
+    l2tp_local: str = ""
+    ppp_options: str = ""
+    l2tp_users: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -201,8 +207,28 @@ def _remote(v: RemoteAccessVpn, users: dict[str, VpnUser], peers: list[Peer], ow
         name=REMOTE, server=v.vpn_server_ip, pool=f"{first}-{last}",
         local_ts=str(local), cert=str(CERT.of(settings)), key=str(KEY.of(settings)),
         users=tuple(User(section(f"{i}-{u.user}"), u.user, _hex(u.password))
-                    for i, u in enumerate(sorted(users.values(), key=lambda u: u.user))))
+                    for i, u in enumerate(sorted(users.values(), key=lambda u: u.user))),
+        l2tp_psk_hex=_hex(v.preshared_key) if v.preshared_key else "",
+        l2tp_local=v.local_ip or "", ppp_options=str(PPP_OPTIONS.of(settings)),
+        l2tp_users=tuple(f"{_chap(u.user)} * {_chap(u.password)} *"
+                         for u in sorted(users.values(), key=lambda u: u.user)))
     return remote, problems
+
+
+def _chap(word: str) -> str:
+    """A word of pppd's chap-secrets: quoted, with its quote and backslash escaped."""
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def l2tp(d: Desired) -> str:
+    """L2TP/IPsec for CloudStack's own clients (CsRemoteAccessVpn's xl2tpd.conf,
+    options.xl2tpd, chap-secrets and the transport-mode ``L2TP-PSK`` conn),
+    as an index: this host's kernel has neither ESP transport mode (with
+    kernel-libipsec) nor PPP, so nothing installs it here (README)."""
+    r = d.remote
+    if r is None or not r.l2tp_psk_hex or not r.l2tp_local:
+        return ""
+    return templates.render("vpn/l2tp.j2", r=r)
 
 
 def verify(d: Desired) -> list[str]:
@@ -231,12 +257,13 @@ def render(d: Desired) -> Files:
     names = (CONF.name, CONF_LIBIPSEC.name, SWANCTL.name, INDEX.name)
     if not d.enabled:
         return Files(tuple((n, "") for n in names))
+    side = l2tp(d)
     return Files((
         (CONF.name, templates.render("vpn/strongswan.conf.j2", d=d, libipsec=False)),
         (CONF_LIBIPSEC.name, templates.render("vpn/strongswan.conf.j2", d=d, libipsec=True)),
         (SWANCTL.name, templates.render("vpn/swanctl.conf.j2", d=d)),
         (INDEX.name, index(d)),
-    ))
+    ), index=(("l2tp", side),) if side else ())
 
 
 def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False) -> list[str]:
