@@ -34,19 +34,27 @@ _PEER_ID = re.compile(r"(@?[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|keyid:[
 
 def policy(value: str, ike: bool) -> list[tuple[str, str, str]]:
     """CloudStack's ``cipher-hash[;modpN]`` list, as (cipher, hash, group)."""
+    _printable(value)
     out = []
     for item in value.split(","):
-        head, _, group = item.strip().partition(";")
+        head, sep, group = item.strip().partition(";")
         cipher, _, hash_ = head.partition("-")
         if cipher not in CIPHERS or hash_ not in HASHES:
             raise ValueError(f"{item.strip()!r} is not '<cipher>-<hash>[;<group>]' with cipher "
                              f"{'|'.join(CIPHERS)} and hash {'|'.join(HASHES)}")
-        if group and group not in GROUPS:
+        if sep and group not in GROUPS:
             raise ValueError(f"{item.strip()!r}: {group!r} is not one of {', '.join(GROUPS)}")
         if ike and not group:
             raise ValueError(f"{item.strip()!r}: an IKE policy needs a DH group (;modpN)")
         out.append((cipher, hash_, group))
     return out
+
+
+def _printable(value: str) -> None:
+    # Spaces around items are CloudStack's (it strips them); a control
+    # character is never, and would reach messages that show the value.
+    if not value.isprintable():
+        raise ValueError("holds a control character")
 
 
 def _ike_policy(value: str) -> str:
@@ -60,6 +68,7 @@ def _esp_policy(value: str) -> str:
 
 
 def _cidrs(value: str) -> str:
+    _printable(value)
     parts = [p.strip() for p in value.split(",") if p.strip()]
     if not parts:
         raise ValueError("no CIDR")
@@ -145,6 +154,7 @@ class Site2SiteVpn(Bag):
 
 
 def _range(value: str) -> str:
+    _printable(value)
     first, sep, last = value.partition("-")
     try:
         a, b = ipaddress.IPv4Address(first.strip()), ipaddress.IPv4Address(last.strip())
@@ -187,7 +197,8 @@ class VpnUser(Bag):
 class VpnUserList(Bag):
     type: Literal["vpnuserlist"]
     vpn_users: list[VpnUser]
-    vpn_type: StrictStr | None = None
+    # Unused (upstream's py2 merge stored it): a word, never configuration.
+    vpn_type: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]{0,32}$")] | None = None
     delete_from_processed_cache: Bool = False
 
 

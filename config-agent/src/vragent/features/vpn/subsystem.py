@@ -155,7 +155,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     own = {a.public_ip for p in topo.public for a in p.addresses}
     problems: list[str] = []
     warnings: list[str] = []
-    peers = []
+    peers: list[Peer] = []
     for key, v in sorted(s2s.items()):
         if v.local_public_ip not in own:
             # CsSite2SiteVpn: "Request for ipsec to <peer> not possible because
@@ -163,7 +163,14 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
             warnings.append(f"site2sitevpn {key}: local_public_ip {v.local_public_ip} is not "
                             f"on this router: the tunnel waits for it")
             continue
-        peers.append(_peer(v))
+        peer = _peer(v)
+        clash = next((p for p in peers if p.name == peer.name), None)
+        if clash is not None:
+            # swanctl merges sections of one name: two peers would become one.
+            problems.append(f"site2sitevpn {key} and {clash.peer} are both named {peer.name} "
+                            f"(dots are dashes in swanctl): rename one")
+            continue
+        peers.append(peer)
     remote = None
     server = next(iter(sorted(ra.values(), key=lambda r: r.vpn_server_ip)), None)
     if server is not None:
