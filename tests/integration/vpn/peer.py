@@ -106,7 +106,8 @@ class Peer:
 def site_conf(name: str, local: str, remote: str, local_ts: str, remote_ts: str, psk: str,
               version: int = 2, proposals: str = "aes128-sha256-modp2048",
               esp: str = "aes128-sha1-modp1536", children: list[tuple[str, str]] | None = None,
-              start: bool = False, remote_id: str = "", local_id: str = "") -> str:
+              start: bool = False, remote_id: str = "", local_id: str = "",
+              encap: bool = False) -> str:
     """The peer's side of a site-to-site tunnel, in swanctl's syntax."""
     kids = children or [(name, remote_ts)]
     child_text = "".join(f"""      {n} {{
@@ -122,6 +123,7 @@ def site_conf(name: str, local: str, remote: str, local_ts: str, remote_ts: str,
     local_addrs = {local}
     remote_addrs = {remote}
     proposals = {proposals}
+    encap = {"yes" if encap else "no"}
     local {{
       auth = psk
       id = {local_id or local}
