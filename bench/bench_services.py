@@ -1,7 +1,8 @@
 """Services benchmark: DHCP entries at scale, against dnsmasq's own reload.
 
     python bench/bench_services.py [--entries N] [--rounds R] [--lb-rules L]
-        [--lb-rounds R] [--lb-reloads K] [--skip-dhcp | --skip-lb]
+        [--lb-rounds R] [--lb-reloads K] [--vpn-peers P]
+        [--skip-dhcp] [--skip-lb] [--skip-vpn]
 
 Runs as root (network namespaces). The sample VPC router runs as an appliance
 does (supervisord, the resident agent, dnsmasq), with both tiers configured.
@@ -39,7 +40,30 @@ f. K reloads (default 10) under load: new connections from the outside host
 
 Printed: (d), (e), the ratio d/e; the requests, the failed ones (aim: 0),
 both p99 and their ratio; haproxy reloads and restarts of its master.
-``--skip-dhcp`` / ``--skip-lb`` run one half only.
+Then site-to-site VPN (strongSwan's charon, kernel-libipsec), on the same
+router, against P peers (default 50) at 100.64.10.101 and on, all served
+by ONE peer charon in the outside host's namespace (P addresses on its
+interface, P connections, responder only, no routes installed): every
+tunnel is a real IKE SA with a real CHILD_SA.
+
+g. P site2sitevpn bags (one per peer, initiating) in one ``vragent apply``,
+   charon not running before: from starting the apply until ``swanctl
+   --list-conns`` on the router's vici socket lists the P connections (charon
+   started, its start script's sync loaded them); then until all P tunnels
+   are up;
+h. the baseline: ``swanctl --load-all`` of the same rendered swanctl.conf
+   into a fresh charon (same plugins, its own namespace), until it lists the
+   P connections: charon's start and the load, and the load alone;
+i. one peer's esp_policy changed among P, through the agent: until that
+   peer's new CHILD_SA is installed with the new cipher; and how many OTHER
+   peers' SAs were re-established (IKE SA unique ids and CHILD_SA SPIs
+   compared over vici before and after, a second after it settles): aim 0;
+j. the baseline of (i): the same done by hand on the router's charon
+   (``swanctl --load-all`` of the edited file, ``--terminate`` of that IKE SA,
+   ``--initiate`` of its child), then undone the same way.
+
+Printed: (g), (h), the ratios g/h; (i), (j), i/j and the others re-established.
+``--skip-dhcp`` / ``--skip-lb`` / ``--skip-vpn`` leave a part out.
 """
 
 from __future__ import annotations
@@ -467,6 +491,317 @@ def load_balancing(r: Router, work: Path, args: argparse.Namespace) -> None:
         raise SystemExit(f"{under['failures']} requests failed during the reloads")
 
 
+# -- site-to-site VPN --------------------------------------------------------------
+
+VPN_PUBLIC = "100.64.10.10"  # the router's source-NAT IP
+VPN_LOCAL = "10.10.1.0/24"  # tier 1
+VPN_PSK = "bench-psk"
+VPN_ESP = "aes128-sha1;modp1536"
+VPN_ESP_NEW = "aes256-sha256;modp2048"
+CHARON_PLUGINS = ("random nonce aes sha1 sha2 md5 hmac gmp kdf pem pkcs1 pkcs8 x509 pubkey "
+                  "constraints revocation openssl kernel-libipsec kernel-netlink "
+                  "socket-default vici attr")
+
+
+def vpn_peer(i: int) -> str:
+    return f"100.64.10.{101 + i}"
+
+
+def vpn_bag(i: int, esp: str = VPN_ESP) -> dict[str, Any]:
+    """A site2sitevpn bag as Site2SiteVpnConfigItem sends it."""
+    return {"type": "site2sitevpn", "local_public_ip": VPN_PUBLIC, "local_guest_cidr": VPN_LOCAL,
+            "local_public_gateway": "100.64.10.1", "peer_gateway_ip": vpn_peer(i),
+            "peer_guest_cidr_list": f"10.40.{i}.0/24", "esp_policy": esp,
+            "ike_policy": "aes128-sha256;modp2048", "ipsec_psk": VPN_PSK,
+            "ike_lifetime": 86400, "esp_lifetime": 3600, "create": True, "dpd": False,
+            "passive": False, "encap": False, "split_connections": False,
+            "ike_version": "ikev2"}
+
+
+def vpn_conn(i: int) -> str:
+    return f"vpn-{vpn_peer(i).replace('.', '-')}"
+
+
+def peer_side(n: int) -> str:
+    """The peers' side: one charon, n connections, each on its own address."""
+    conns, secrets = [], []
+    for i in range(n):
+        conns.append(f"""  site{i} {{
+    version = 2
+    local_addrs = {vpn_peer(i)}
+    remote_addrs = {VPN_PUBLIC}
+    proposals = aes128-sha256-modp2048
+    unique = replace
+    local {{
+      auth = psk
+      id = {vpn_peer(i)}
+    }}
+    remote {{
+      auth = psk
+      id = {VPN_PUBLIC}
+    }}
+    children {{
+      site{i} {{
+        local_ts = 10.40.{i}.0/24
+        remote_ts = {VPN_LOCAL}
+        esp_proposals = aes128-sha1-modp1536,aes256-sha256-modp2048
+      }}
+    }}
+  }}
+""")
+        secrets.append(f"""  ike-site{i} {{
+    id-a = {vpn_peer(i)}
+    id-b = {VPN_PUBLIC}
+    secret = "{VPN_PSK}"
+  }}
+""")
+    return "connections {\n" + "".join(conns) + "}\nsecrets {\n" + "".join(secrets) + "}\n"
+
+
+class Charon:
+    """A charon-systemd of the bench's own (a peer site, or the baseline's):
+    its strongswan.conf, vici socket and namespace."""
+
+    def __init__(self, ns: str, base: Path, install_routes: bool = True) -> None:
+        self.ns, self.base = ns, base
+        self.socket = base / "charon.vici"
+        self.install_routes = install_routes
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        conf = self.base / "strongswan.conf"
+        conf.write_text(f"""charon-systemd {{
+  load_modular = no
+  load = {CHARON_PLUGINS}
+  install_routes = {"yes" if self.install_routes else "no"}
+  plugins {{
+    vici {{ socket = unix://{self.socket} }}
+  }}
+  filelog {{
+    stdout {{
+      path = /dev/stdout
+      default = 1
+      flush_line = yes
+    }}
+  }}
+}}
+""")
+        with (self.base / "charon.log").open("ab") as out:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, "env", f"STRONGSWAN_CONF={conf}",
+                 "charon-systemd"], stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        self.socket.unlink(missing_ok=True)
+
+
+def swanctl(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["swanctl", *args, "--uri", f"unix://{sock}"], capture_output=True,
+                          text=True, check=False)
+
+
+def conns_loaded(sock: Path) -> int:
+    """Connections ``swanctl --list-conns`` lists (0 while charon does not answer)."""
+    if not sock.exists():
+        return 0
+    out = swanctl(sock, "--list-conns")
+    return sum(1 for line in out.stdout.splitlines() if line[:1].strip() and ": IKEv" in line)
+
+
+def ike_sas(sock: Path) -> dict[str, tuple[str, frozenset[str], str]]:
+    """Established IKE SAs with installed CHILD_SAs, by connection: (IKE unique
+    id, inbound SPIs, encryption of the CHILD_SAs)."""
+    from vragent.system import charon
+
+    try:
+        found = charon.sas(sock)
+    except OSError:
+        return {}
+    out = {}
+    for ike in found:
+        kids = [c for c in ike.get("child-sas", {}).values() if c.get("state") == "INSTALLED"]
+        if ike.get("state") == "ESTABLISHED" and kids:
+            out[ike["name"]] = (str(ike["uniqueid"]), frozenset(str(c["spi-in"]) for c in kids),
+                                ",".join(sorted(f"{c.get('encr-alg')}-{c.get('encr-keysize')}"
+                                                for c in kids)))
+    return out
+
+
+class Vpn:
+    def __init__(self, r: Router, work: Path, peers: int) -> None:
+        self.r, self.work, self.n = r, work, peers
+        self.sock = r.root / "run/vragent/charon.vici"
+        self.swanctl_conf = r.root / "etc/vragent/swanctl.conf"
+        self.out = f"{r.lab.prefix}out"
+        self.peer = Charon(self.out, work / "vpn-peer", install_routes=False)
+        self.base_ns = f"{r.lab.prefix}vpnbase"
+        self.bags = 0
+
+    def apply(self, *bags: dict[str, Any]) -> float:
+        paths = []
+        for bag in bags:
+            self.bags += 1
+            path = self.work / f"vpn-{self.bags}.json"
+            path.write_text(json.dumps(bag))
+            paths.append(str(path))
+        return self.r.vragent("apply", *paths)
+
+    def start(self) -> None:
+        for i in range(self.n):
+            in_ns(self.out, ["ip", "addr", "add", f"{vpn_peer(i)}/24", "dev", "eth0"])
+            # kernel-libipsec needs an address of the peer's own side for its route.
+            in_ns(self.out, ["ip", "addr", "add", f"10.40.{i}.1/24", "dev", "lo"])
+        self.peer.start()
+        wait_for(self.peer.socket.exists, 10, "the peers' charon")
+        path = self.peer.base / "swanctl.conf"
+        path.write_text(peer_side(self.n))
+        path.chmod(0o600)
+        done = swanctl(self.peer.socket, "--load-all", "--noprompt", "--file", str(path))
+        if done.returncode != 0:
+            raise SystemExit(f"the peers' swanctl.conf: {done.stdout}{done.stderr}")
+
+    def close(self) -> None:
+        self.peer.stop()
+        subprocess.run(["ip", "netns", "del", self.base_ns], capture_output=True, check=False)
+
+    def all_up(self) -> bool:
+        return len(ike_sas(self.sock)) == self.n
+
+    def at_scale(self) -> dict[str, Any]:
+        """(g) and (h)."""
+        if conns_loaded(self.sock):
+            raise SystemExit("charon runs already: (g) starts without it")
+        cli: list[float] = []
+        start = time.perf_counter()
+        t_loaded = timed_until(lambda: cli.append(self.apply(*(vpn_bag(i)
+                                                              for i in range(self.n)))),
+                               lambda: conns_loaded(self.sock) >= self.n)
+        wait_for(self.all_up, 120, f"all {self.n} tunnels up", interval=0.05)
+        t_up = time.perf_counter() - start
+        # The baseline: the same file into a fresh charon of its own namespace.
+        subprocess.run(["ip", "netns", "add", self.base_ns], check=True)
+        in_ns(self.base_ns, ["ip", "link", "set", "lo", "up"])
+        conf = self.work / "vpn-baseline-swanctl.conf"
+        conf.write_text(self.swanctl_conf.read_text())
+        conf.chmod(0o600)
+        with_start, load_only = [], []
+        for k in range(3):
+            fresh = Charon(self.base_ns, self.work / f"vpn-baseline-{k}")
+
+            def load(fresh: Charon = fresh) -> None:
+                wait_for(fresh.socket.exists, 10, "the baseline charon", interval=0.002)
+                done = swanctl(fresh.socket, "--load-all", "--noprompt", "--file", str(conf))
+                if done.returncode != 0:
+                    raise SystemExit(f"baseline load: {done.stdout}{done.stderr}")
+
+            try:
+                t0 = time.perf_counter()
+                fresh.start()
+                wait_for(lambda fresh=fresh: conns_loaded(fresh.socket) == 0 and
+                         fresh.socket.exists() and swanctl(fresh.socket, "--stats")
+                         .returncode == 0, 10, "the baseline charon to answer", interval=0.002)
+                load_only.append(timed_until(load, lambda fresh=fresh: conns_loaded(
+                    fresh.socket) >= self.n))
+                with_start.append(time.perf_counter() - t0)
+            finally:
+                fresh.stop()
+        return {"loaded": t_loaded, "cli": cli[0], "up": t_up,
+                "base_start": statistics.median(with_start),
+                "base_load": statistics.median(load_only)}
+
+    def others_redone(self, before: dict[str, Any], after: dict[str, Any],
+                      changed: str) -> list[str]:
+        return sorted(n for n, v in before.items() if n != changed and
+                      (after.get(n) is None or after[n][:2] != v[:2]))
+
+    def one_changed(self, k: int) -> dict[str, Any]:
+        """(j) then (i): one peer's ESP proposal changed, by hand and through the agent."""
+        name = vpn_conn(k)
+        # (j) by hand: the agent's file edited for peer j, loaded; its SA redone; undone.
+        j = (k + 1) % self.n
+        hand_name = vpn_conn(j)
+        original = self.swanctl_conf.read_text()
+        marker = f"\t{hand_name} {{"
+        head, _, tail = original.partition(marker)
+        edited_conf = head + marker + tail.replace("esp_proposals = aes128-sha1-modp1536",
+                                                   "esp_proposals = aes256-sha256-modp2048", 1)
+        aside = self.work / "vpn-by-hand.conf"
+
+        def by_hand(text: str) -> None:
+            aside.write_text(text)
+            aside.chmod(0o600)
+            for args in (("--load-all", "--noprompt", "--file", str(aside)),
+                         ("--terminate", "--ike", hand_name, "--timeout", "2"),
+                         ("--initiate", "--child", hand_name, "--timeout", "-1")):
+                done = swanctl(self.sock, *args)
+                if done.returncode != 0 and args[0] == "--load-all":
+                    raise SystemExit(f"by hand: {done.stdout}{done.stderr}")
+
+        def redone(conn: str, was: tuple[str, ...], cipher: str) -> Callable[[], bool]:
+            def check() -> bool:
+                now = ike_sas(self.sock).get(conn)
+                return now is not None and now[0] != was[0] and cipher in now[2]
+            return check
+
+        before = ike_sas(self.sock)
+        t_hand = timed_until(lambda: by_hand(edited_conf),
+                             redone(hand_name, before[hand_name], "AES_CBC-256"))
+        time.sleep(1.0)
+        hand_others = self.others_redone(before, ike_sas(self.sock), hand_name)
+        mid = ike_sas(self.sock)
+        by_hand(original)
+        wait_for(redone(hand_name, mid[hand_name], "AES_CBC-128"), 30, "undone by hand")
+        wait_for(self.all_up, 30, "all tunnels up again")
+        # (i) through the agent.
+        before = ike_sas(self.sock)
+        cli: list[float] = []
+        t_agent = timed_until(lambda: cli.append(self.apply(vpn_bag(k, esp=VPN_ESP_NEW))),
+                              redone(name, before[name], "AES_CBC-256"))
+        time.sleep(1.0)
+        after = ike_sas(self.sock)
+        return {"agent": t_agent, "cli": cli[0], "hand": t_hand,
+                "others": self.others_redone(before, after, name),
+                "hand_others": hand_others, "up": len(after)}
+
+
+def vpn(r: Router, work: Path, args: argparse.Namespace) -> None:
+    part = Vpn(r, work, args.vpn_peers)
+    try:
+        part.start()
+        scale = part.at_scale()
+        change = part.one_changed(args.vpn_peers // 2)
+    finally:
+        part.close()
+    n = args.vpn_peers
+    print(f"\nbench-services: site-to-site VPN, {n} peers (IKEv2, PSK, one CHILD_SA each; "
+          f"one peer charon serving all {n} addresses), kernel-libipsec")
+    print(f"  g. {n} peers in one apply, charon not running, until --list-conns lists "
+          f"{n}: {scale['loaded'] * 1000:8.0f} ms (vragent apply itself "
+          f"{scale['cli'] * 1000:.0f} ms); all {n} tunnels up after "
+          f"{scale['up'] * 1000:.0f} ms")
+    print(f"  h. fresh charon + swanctl --load-all of the same file: "
+          f"{scale['base_start'] * 1000:8.0f} ms (median of 3; the load alone "
+          f"{scale['base_load'] * 1000:.0f} ms)")
+    print(f"  ratio g/h = {scale['loaded'] / scale['base_start']:.1f}   "
+          f"g/h(load alone) = {scale['loaded'] / scale['base_load']:.1f}")
+    print(f"  i. one peer's esp_policy changed among {n}, until its new CHILD_SA is "
+          f"installed: {change['agent'] * 1000:8.0f} ms (vragent apply itself "
+          f"{change['cli'] * 1000:.0f} ms); other peers' SAs re-established: "
+          f"{len(change['others'])} {change['others'] or ''} (aim: 0); tunnels up "
+          f"{change['up']}/{n}")
+    print(f"  j. by hand (swanctl --load-all, --terminate, --initiate): "
+          f"{change['hand'] * 1000:8.0f} ms; others re-established: "
+          f"{len(change['hand_others'])}")
+    print(f"  ratio i/j = {change['agent'] / change['hand']:.1f}")
+    if change["others"]:
+        raise SystemExit(f"{len(change['others'])} other peers' SAs were re-established")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=2000)
@@ -479,6 +814,8 @@ def main() -> int:
                         help="seconds of load without reloads, for the reference p99")
     parser.add_argument("--skip-dhcp", action="store_true")
     parser.add_argument("--skip-lb", action="store_true")
+    parser.add_argument("--vpn-peers", type=int, default=50)
+    parser.add_argument("--skip-vpn", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the benchmark builds network namespaces")
@@ -497,6 +834,8 @@ def main() -> int:
             dhcp(r, work, args)
         if not args.skip_lb:
             load_balancing(r, work, args)
+        if not args.skip_vpn:
+            vpn(r, work, args)
         return 0
     finally:
         r.destroy()
