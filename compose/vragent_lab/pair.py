@@ -204,15 +204,23 @@ class PairRouter:
 
     def kill(self) -> None:
         """SIGKILL every process of the router: supervisord, agent, keepalived, conntrackd."""
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+
+        def killed() -> bool:
+            # Again until none is left: a process forked between the listing
+            # and the signals (a command the agent was starting) survives one pass.
+            pids = self.pids()
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return not pids
+
+        killed()
         if self.supervisord is not None:
             self.supervisord.wait()
             self.supervisord = None
-        wait_for(lambda: not self.pids(), 5, f"{self.name}'s processes to die")
+        wait_for(killed, 10, f"{self.name}'s processes to die")
 
     def power_off(self) -> None:
         """A hard failure: every process killed and every link gone dark."""
