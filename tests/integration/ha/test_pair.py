@@ -249,6 +249,34 @@ def test_hard_failover_keeps_established_connections(vpc_pair: tuple[Pair, Sampl
     sampler.healthy(True)
 
 
+def test_a_killed_master_started_again_without_a_reboot_waits_for_the_elector(
+        vpc_pair: tuple[Pair, Sampler]) -> None:
+    """Every process of the master killed, then supervisord started again
+    (no reboot: the run directory and the PRIMARY on disk survive). The agent
+    must not take that PRIMARY for the truth before keepalived speaks: it
+    would start the master's services and probe for a dual master with the
+    shared addresses, drawing the VMs' ARP entries to itself."""
+    pair, sampler = vpc_pair
+    wait_for(lambda: sampler.samples > 0, 10, "the sampler's first look at the pair")
+    master = pair.master()
+    assert master is not None
+    survivor = pair.other(master)
+    sampler.healthy(False)
+    master.kill()
+    wait_for(lambda: survivor.status() == "PRIMARY", 15, "the backup to take over")
+    log = master.root / "var/log/vragent/agent.log"
+    seen = len(log.read_text())
+    master.start()
+    wait_for(lambda: master.status() == "BACKUP", 30, "the restarted router to be backup")
+    after = log.read_text()[seen:]
+    assert "running (state PRIMARY)" not in after, after
+    assert "the elector is not running at agent start" in after, after
+    assert "starting dnsmasq" not in after, after
+    pair.wait_one_master()
+    assert pair.master() is survivor
+    sampler.healthy(True)
+
+
 @pytest.mark.parametrize("multicast", [False, True], ids=["unicast", "multicast"])
 def test_pair_without_any_tier_is_redundant(tmp_path: Path, multicast: bool) -> None:
     """Redundant from the first boot: only the control and sync links exist."""

@@ -154,7 +154,16 @@ class Pair:
         process was away, the advert address tells whether it is master.
         """
         elector = registry(self.settings).elector
-        if self.election is None or elector is None or not self.lifecycle.running(elector.name):
+        if self.election is None or elector is None:
+            return
+        if not self.lifecycle.running(elector.name):
+            if self.state.status == "PRIMARY":
+                # The whole router was killed and started again without a
+                # reboot: the PRIMARY on disk is from its previous life. Kept,
+                # it would start the master's services and probe for a dual
+                # master (announcing the shared addresses) before the elector
+                # has said anything.
+                self.transition("UNKNOWN", "the elector is not running at agent start")
             return
         link = iproute.links().get(self.election.interface)
         holds = link is not None and any(a.split("/")[0] == self.election.vip
