@@ -5,6 +5,8 @@
     vragent-lab apply ROUTER FILE   send a CloudStack bag to a router, as a management server does
     vragent-lab failover [--kind kill|stop]
     vragent-lab lb [--kind kill|stop]   a load balancer on both routers, HTTP through a failover
+    vragent-lab vpn [--kind kill|stop]  a VPN peer container and a site-to-site tunnel through a
+                                        failover
     vragent-lab status | report | down
 """
 
@@ -16,7 +18,15 @@ import sys
 from pathlib import Path
 
 from .lab import Lab, LabError
-from .scenario import check_traffic, configure, failover, lb_job, main_job, write_report
+from .scenario import (
+    check_traffic,
+    configure,
+    failover,
+    lb_job,
+    main_job,
+    vpn_job,
+    write_report,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("kill", "stop"), default="kill")
     p = sub.add_parser("lb", help="load-balance HTTP over vm1 and vm2 on both routers, "
                        "break the master under HTTP load and report")
+    p.add_argument("--kind", choices=("kill", "stop"), default="kill")
+    p = sub.add_parser("vpn", help="a VPN peer on the public network and a site-to-site "
+                       "tunnel on both routers; break the master and time the tunnel's return")
     p.add_argument("--kind", choices=("kill", "stop"), default="kill")
     sub.add_parser("status", help="each router's state")
     sub.add_parser("report", help="the state reports the routers pushed")
@@ -64,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             write_report(lab, traffic, failover(lab, args.kind))
         elif args.command == "lb":
             return lb_job(lab, args.kind)
+        elif args.command == "vpn":
+            return vpn_job(lab, args.kind)
         elif args.command == "status":
             for router, state in lab.statuses().items():
                 print(f"{router}: {state}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import loadbalancer as lb
+from . import vpn
 from .lab import (
     OUTSIDE,
     OUTSIDE_FAR,
@@ -424,6 +425,141 @@ def lb_job(lab: Lab, kind: str = "kill") -> int:
     except (LabError, ToolError, RuntimeError, subprocess.CalledProcessError, OSError) as exc:
         print(f"\nlb scenario failed: {exc}", flush=True)
         return 1
+    return 0
+
+
+# -- a site-to-site VPN across a failover -------------------------------------------
+
+def vm1_pings(lab: Lab, dst: str = vpn.PEER_HOST) -> bool:
+    """One ICMP echo from vm1 answered within a second."""
+    return subprocess.run(["ip", "netns", "exec", lab.netns("vm1"), "ping", "-c", "1", "-W",
+                           "1", dst], capture_output=True, check=False).returncode == 0
+
+
+def charon_runs(lab: Lab, router: str) -> bool:
+    found = lab.container(router).exec_run(["pgrep", "-x", "charon-systemd"])
+    return int(found.exit_code) == 0
+
+
+@step(f"a VPN peer ({vpn.PEER_IP}, {vpn.PEER_NET} behind it) and a site2sitevpn bag "
+      f"({PUBLIC_SNAT} <-> {vpn.PEER_IP}) on every router")
+def configure_vpn(lab: Lab) -> vpn.VpnPeer:
+    peer = vpn.VpnPeer(lab)
+    peer.start()
+    for r in lab.routers:
+        lab.apply(r, vpn.bag())
+    master = lab.wait_one_master()
+    wait_for(lambda: vm1_pings(lab), 45,
+             f"vm1 to ping {vpn.PEER_HOST} through the tunnel (look at: docker exec "
+             f"{lab.project}_{master}_1 tail /var/log/vragent/charon.log; docker exec "
+             f"{peer.name} tail {vpn.LOG})")
+    return peer
+
+
+def remove_vpn(lab: Lab, peer: vpn.VpnPeer | None = None) -> None:
+    """The tunnel deleted (create: false, as a management server sends it), the peer removed."""
+    for r in lab.routers:
+        if lab.status(r) != "DOWN":
+            lab.apply(r, vpn.bag(create=False))
+    if peer is not None:
+        peer.remove()
+
+
+@dataclass
+class VpnFailoverResult:
+    kind: str
+    master_before: str
+    master_after: str
+    tunnel_before: bool  # vm1 pinged the peer's host through the old master's tunnel
+    takeover_ms: float  # the break to the survivor reporting PRIMARY
+    recovered_ms: float  # the break to the first probe reply through the new master's tunnel
+    outage_ms: float  # the longest gap between probe replies
+    probe: dict[str, Any]
+    tunnel_after: bool  # vm1 pings the peer's host again
+    peer_established: bool  # the peer holds an IKE SA with an installed CHILD_SA
+    returned_as: str = ""
+    tunnel_after_return: bool = False  # still up once the old master is back
+    charon_on_backup: bool = False  # charon runs on the returned backup (it must not)
+
+
+@step(f"the VPN tunnel across a hard failover (vm1 to {vpn.PEER_HOST} through it)")
+def vpn_failover(lab: Lab, peer: vpn.VpnPeer, kind: str = "kill",
+                 restore: bool = True) -> VpnFailoverResult:
+    """A UDP probe every 20 ms from vm1 to the peer's network across the
+    tunnel; the master is broken in the middle. The new master's charon
+    starts, calls the peer and replaces the old IKE SA (INITIAL_CONTACT)."""
+    master = lab.wait_one_master()
+    survivor = next(r for r in lab.routers if r != master)
+    interval = 0.02
+    with UdpEcho(peer.ns, vpn.PEER_HOST, ECHO_UDP), \
+            Probe(lab.netns("vm1"), vpn.PEER_HOST, ECHO_UDP, interval=interval) as probe:
+        wait_for(lambda: probe.stats()["received"] >= 20, 20,
+                 f"the probe to get replies through {master}'s tunnel")
+        tunnel_before = vm1_pings(lab)
+        probe.reset()
+        window = time.monotonic()
+        time.sleep(1)
+        killed = time.monotonic()
+        at_ms = (killed - window) * 1000
+        BREAKS[kind](lab, master)
+        wait_for(lambda: lab.status(survivor) == "PRIMARY", 30, f"{survivor} to take over")
+        takeover = time.monotonic() - killed
+        wait_for(lambda: (s := probe.stats())["received"] > 0 and any(
+            b > at_ms for _a, b in s["gaps"]), 60,
+            f"the probe to get replies through {survivor}'s tunnel (look at: docker exec "
+            f"{lab.project}_{survivor}_1 tail /var/log/vragent/charon.log)", interval=0.2)
+        time.sleep(1)
+        stats = probe.stop()
+    # The outage: the longest gap between replies that ends after the break.
+    _start, end = max(((a, b) for a, b in stats["gaps"] if b > at_ms),
+                      key=lambda g: g[1] - g[0])
+    result = VpnFailoverResult(
+        kind=kind, master_before=master, master_after=survivor, tunnel_before=tunnel_before,
+        takeover_ms=round(takeover * 1000), recovered_ms=round(end - at_ms),
+        outage_ms=stats["max_gap_ms"], probe=stats,
+        tunnel_after=vm1_pings(lab), peer_established=peer.established())
+    if restore:
+        lab.container(master).start()
+        lab.attach_namespaces()
+        wait_for(lambda: lab.status(master) == "BACKUP", 60, f"{master} to come back as backup")
+        result.returned_as = lab.status(master)
+        time.sleep(2)  # what the returning router might disturb, it would by now
+        result.tunnel_after_return = vm1_pings(lab) or vm1_pings(lab)
+        result.charon_on_backup = charon_runs(lab, master)
+    return result
+
+
+def vpn_report(lab: Lab, result: VpnFailoverResult) -> Path:
+    out = lab.workdir
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "lab-vpn-report.json"
+    path.write_text(json.dumps(result.__dict__, indent=1))
+    p = result.probe
+    print(f"""
+    VPN report (site-to-site, {PUBLIC_SNAT} <-> {vpn.PEER_IP}, vm1 -> {vpn.PEER_HOST})
+      master before: {result.master_before}, after: {result.master_after}
+      ({result.kind}; the old master came back as {result.returned_as or 'n/a'},
+        charon running on it: {result.charon_on_backup})
+      tunnel before: {result.tunnel_before}, after: {result.tunnel_after},
+        after the return: {result.tunnel_after_return}
+        (the peer's SA established: {result.peer_established})
+      recovered: {result.recovered_ms:.0f} ms after the {result.kind}
+        (takeover seen at {result.takeover_ms:.0f} ms; longest gap {result.outage_ms:.0f} ms)
+      probe: {p['sent']} sent every 20 ms, {p['lost']} lost
+      written: {path}""")
+    return path
+
+
+def vpn_job(lab: Lab, kind: str = "kill") -> int:
+    """``vragent-lab vpn``: on a running lab, a VPN peer and its tunnel across a failover."""
+    try:
+        peer = configure_vpn(lab)
+        vpn_report(lab, vpn_failover(lab, peer, kind))
+    except (LabError, ToolError, RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+        print(f"\nvpn scenario failed: {exc}", flush=True)
+        return 1
+    print(f"\nthe peer ({vpn.VpnPeer(lab).name}) and the tunnel stay up; "
+          "`vragent-lab down` removes them")
     return 0
 
 
