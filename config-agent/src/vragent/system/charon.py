@@ -30,6 +30,10 @@ class Paths:
     swanctl: Path
     index: Path
     synced: Path
+    # The router's remote-access private key. swanctl takes keys only from
+    # private/ beside the --file it loads (and unloads any key loaded another
+    # way, e.g. over vici), so a link to it is kept there.
+    key: Path | None = None
 
 
 @contextlib.contextmanager
@@ -89,7 +93,8 @@ def ensure_identity(cert: Path, key: Path, server: str, dry_run: bool = False) -
     if dry_run:
         return [f"{cert.name} created"]
     cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp_key, tmp_cert = key.with_suffix(".new"), cert.with_suffix(".new")
+    # router.key and router.crt: "router.new" for both would be one file.
+    tmp_key, tmp_cert = key.with_name(f"{key.name}.new"), cert.with_name(f"{cert.name}.new")
     done = spawn(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                   "ec_paramgen_curve:prime256v1", "-nodes", "-days", "3650",
                   "-keyout", str(tmp_key), "-out", str(tmp_cert), "-subj", f"/CN={server}",
@@ -106,6 +111,14 @@ def ensure_identity(cert: Path, key: Path, server: str, dry_run: bool = False) -
 def load(paths: Paths) -> None:
     """swanctl.conf into charon: connections (only changed ones replaced,
     removed ones unloaded), pools, secrets. Its parser is the checker."""
+    if paths.key is not None:
+        private = paths.swanctl.parent / "private"
+        private.mkdir(mode=0o700, parents=True, exist_ok=True)
+        link = private / paths.key.name
+        if paths.key.exists() and not link.is_symlink():
+            link.symlink_to(paths.key)
+        elif not paths.key.exists():
+            link.unlink(missing_ok=True)
     done = spawn(["swanctl", "--load-all", "--noprompt", "--file", str(paths.swanctl),
                   "--uri", f"unix://{paths.socket}"])
     if done.returncode != 0:
@@ -131,9 +144,9 @@ def sync(paths: Paths) -> list[str]:
     old_conns: dict[str, Any] = had.get("conns", {})
     users: dict[str, str] = want.get("users", {})
     old_users: dict[str, str] = had.get("users", {})
-    load(paths)
     done = []
     with session(paths.socket) as v:
+        load(paths)
         current = [{"name": n, **_text(ike)} for e in v.list_sas() for n, ike in e.items()]
         stale = {n for n in old_conns if n not in conns}
         stale |= {n for n, c in conns.items() if n in old_conns

@@ -14,7 +14,7 @@ import sys
 
 from ...errors import VragentError
 from ...settings import Settings
-from .daemon import CONF, CONF_LIBIPSEC, INDEX, SOCKET, SWANCTL, SYNCED
+from .daemon import CONF, CONF_LIBIPSEC, INDEX, KEY, SOCKET, SWANCTL, SYNCED
 
 DATAPATH = "VRAGENT_IPSEC_DATAPATH"  # "kernel" or "libipsec": skip the probe
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         proc.become(["charon-systemd"])
         return 1
     paths = charon.Paths(socket=SOCKET.of(s), swanctl=SWANCTL.of(s), index=INDEX.of(s),
-                         synced=SYNCED.of(s))
+                         synced=SYNCED.of(s), key=KEY.of(s))
     if not paths.swanctl.exists():
         return 0
     try:
