@@ -318,7 +318,7 @@ ALLOWED = {"global", "defaults", "listen", "bind", "mode", "balance", "option", 
            "server", "stats", "cookie", "stick-table", "stick", "maxconn", "fullconn",
            "http-request", "log", "chroot", "user", "group", "server-state-file",
            "load-server-state-from-file", "retries", "maxpipes", "ssl-default-bind-options",
-           "default-server"}
+           "default-server", "tcp-request"}
 OPTIONS = {"httpclose", "forwardfor", "redispatch", "dontlognull"}
 STATS = {"enable", "uri", "realm", "auth", "socket"}
 
@@ -337,7 +337,9 @@ def _check_allowed(text: str, d: Any) -> None:
             assert len(words) == 1
             sections += 1
         elif key == "listen":
-            assert len(words) == 2 and any(lst.name == words[1] for lst in d.listens)
+            # The agent's own hold listener (system.haproxy.HOLD), or one the bag named.
+            assert len(words) == 2 and (words[1] == "vragent-hold" or
+                                        any(lst.name == words[1] for lst in d.listens))
         elif key == "option":
             assert len(words) == 2 and words[1] in OPTIONS, line
         elif key == "http-request":
@@ -346,6 +348,11 @@ def _check_allowed(text: str, d: Any) -> None:
             assert words[1] in STATS, line
             if words[1] == "socket":
                 assert words == ["stats", "socket", d.socket, "mode", "600", "level", "admin"]
+        elif key == "bind" and words[1].startswith("unix@"):
+            assert words == ["bind", f"unix@{d.hold}", "mode", "600"], line
+        elif key == "tcp-request":
+            assert words in (["tcp-request", "inspect-delay", "120s"],
+                             ["tcp-request", "content", "accept", "if", "WAIT_END"]), line
         elif key == "bind":
             assert re.fullmatch(r"[0-9.]+:[0-9]+", words[1]) and words[2] == "transparent"
             if len(words) > 3:
@@ -361,6 +368,8 @@ def _check_allowed(text: str, d: Any) -> None:
             assert words[1:] == [d.server_state]
         elif key == "timeout":
             assert words[1] in ("connect", "client", "server") and len(words) == 3
+        elif key == "mode":
+            assert words[1:] in (["tcp"], ["http"]), line
         elif key == "default-server":
             assert words[1:] == ["downinter", "250ms", "fastinter", "250ms"], line
         elif key in ("load-server-state-from-file", "ssl-default-bind-options"):

@@ -27,13 +27,17 @@ SOCKET = Place("run", "haproxy.sock")
 SERVER_STATE = Place("state", "haproxy.servers")
 # The counters of workers a reload retired, added to the live ones.
 COUNTERS = Place("state", "haproxy.counters.json")
+# The master CLI (root-only): reaches every worker, a retiring one too.
+MASTER = Place("run", "haproxy-master.sock")
+# The agent's connection here keeps a retiring worker until its figures are read.
+HOLD = Place("run", "haproxy-hold.sock")
 # Root-only: one PEM (certificate, chain, key) per offloaded rule, named by digest.
 CERTS = Place("conf", "haproxy-certs")
 
 
 def paths(s: Settings) -> haproxy.Paths:
     return haproxy.Paths(socket=SOCKET.of(s), server_state=SERVER_STATE.of(s),
-                         counters=COUNTERS.of(s))
+                         counters=COUNTERS.of(s), master=MASTER.of(s), hold=HOLD.of(s))
 
 
 def save(s: Settings) -> list[str]:
@@ -45,7 +49,7 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
     return (Daemon(
         name=NAME,
         subsystem="loadbalancer",
-        argv=(NAME, "-W", "-db", "-f", str(conf)),
+        argv=(NAME, "-W", "-db", "-f", str(conf), "-S", f"{MASTER.of(s)},mode,600"),
         # Every change is a hitless reload, the global section included.
         files=(ConfigFile(conf, "reload", checked=True, mode=0o600),),
         check=(NAME, "-c", "-q", "-f", "{}"),
@@ -56,7 +60,7 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
         # they hold them or not ("transparent" binds): a failover moves the
         # traffic with the addresses.
         master_only=False,
-        stale=(SOCKET.of(s),),
+        stale=(SOCKET.of(s), MASTER.of(s), HOLD.of(s)),
         # SIGUSR1: the master lets its workers finish their connections.
         stop_signal="USR1",
         stop_wait=10,

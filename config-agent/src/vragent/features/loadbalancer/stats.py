@@ -22,7 +22,8 @@ def _rows(settings: Settings) -> list[dict[str, str]] | None:
     if not CONF.of(settings).exists():
         return None
     try:
-        return haproxy.stats(paths(settings))
+        # Not the agent's own listener: only what the bag configured.
+        return [r for r in haproxy.stats(paths(settings)) if r.get("pxname") != haproxy.HOLD]
     except OSError:
         return None
 

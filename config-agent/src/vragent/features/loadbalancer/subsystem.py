@@ -23,7 +23,7 @@ from ...feature import Files
 from ...settings import Settings
 from ...topology import Topology
 from . import daemon
-from .daemon import CERTS, CONF, SERVER_STATE, SOCKET
+from .daemon import CERTS, CONF, HOLD, SERVER_STATE, SOCKET
 from .haproxy import CHROOT, Config, Listen, Server
 from .model import LoadBalancerRule, StatOpening
 
@@ -43,6 +43,7 @@ class Desired:
     frontends: tuple[tuple[str, int], ...] = ()  # what the firewall opens to the public
     stats_openings: tuple[StatOpening, ...] = ()
     socket: str = ""
+    hold: str = ""
     server_state: str = ""
     cert_dir: str = ""
     chroot: str = CHROOT
@@ -166,6 +167,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         frontends=frontends,
         stats_openings=stats_openings,
         socket=str(SOCKET.of(settings)),
+        hold=str(HOLD.of(settings)),
         server_state=str(SERVER_STATE.of(settings)),
         cert_dir=str(CERTS.of(settings)),
     )
