@@ -134,7 +134,7 @@ def test_the_baseline_structure() -> None:
         (*peer, "children", "vpn-100-64-30-1"), remote, (*remote, "local"),
         (*remote, "remote"), (*remote, "children"), (*remote, "children", "remote-access"),
         ("pools",), ("pools", "remote-access"), ("secrets",),
-        ("secrets", "ike-vpn-100-64-30-1"), ("secrets", "private-remote-access"),
+        ("secrets", "ike-vpn-100-64-30-1"),
         ("secrets", "eap-0-alice")}
     assert [p for p in BASELINE if p[0] == "secrets" and p[-1] == "secret="] == [
         ("secrets", "ike-vpn-100-64-30-1", "secret="), ("secrets", "eap-0-alice", "secret=")]
@@ -198,7 +198,7 @@ def test_bare_words_are_only_names() -> None:
     assert ("connections", "vpn-include") in got
     assert ("connections", "vpn-id-children", "children", "vpn-id-children") in got
     assert {p[1] for p in got if p[0] == "secrets" and len(p) == 2} == {
-        "ike-vpn-include", "ike-vpn-id-children", "private-remote-access", "eap-0-children",
+        "ike-vpn-include", "ike-vpn-id-children", "eap-0-children",
         "eap-1-include"}
     assert not any(line.strip().startswith("include") for line in text.splitlines())
     assert "\t\tremote_addrs = include\n" in text and "\t\tid-remote = children\n" in text
