@@ -230,7 +230,9 @@ class LoadBalancing:
     def __init__(self, r: Router, work: Path) -> None:
         self.r = r
         self.work = work
-        self.agent = Haproxy(r.root / "run/vragent/haproxy.sock")
+        from vragent.features.loadbalancer.daemon import SOCKET
+
+        self.agent = Haproxy(r.root / "run/vragent" / SOCKET.name)
         self.procs: list[subprocess.Popen[str]] = []
         self.bags = 0
 

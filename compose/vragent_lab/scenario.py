@@ -285,7 +285,9 @@ def _lb_up(lab: Lab, router: str) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(2)
-            s.connect(f"/proc/{pid}/root/run/vragent/haproxy.sock")
+            from vragent.features.loadbalancer.daemon import SOCKET
+
+            s.connect(f"/proc/{pid}/root/run/vragent/{SOCKET.name}")
             s.sendall(b"show stat\n")
             out = b"".join(iter(lambda: s.recv(65536), b"")).decode(errors="replace")
     except OSError:

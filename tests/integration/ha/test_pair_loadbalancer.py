@@ -57,7 +57,9 @@ def served(router: Any) -> int:
     from vragent.system.haproxy import ask, parse_stat
 
     try:
-        rows = parse_stat(ask(router.root / "run/vragent/haproxy.sock", "show stat"))
+        from vragent.features.loadbalancer.daemon import SOCKET
+
+        rows = parse_stat(ask(router.root / "run/vragent" / SOCKET.name, "show stat"))
     except OSError:
         return 0
     return sum(int(r["stot"]) for r in rows if r["svname"] == "FRONTEND"

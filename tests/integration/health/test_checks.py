@@ -98,7 +98,7 @@ def test_every_check_passes_on_a_configured_router(appliance: Appliance, tmp_pat
                              "metadata.service", "router_version_check.py"]
     assert sorted(advanced) == ["daemon_config_check", "dhcp_check.py", "dns_check.py",
                                 "haproxy_check.py", "iptables_check.py", "lastRun",
-                                "netfilter_check"]
+                                "netfilter_check", "vpn_check.py"]
     for kind in (basic, advanced):
         for name, result in kind.items():
             assert all(isinstance(v, str) for v in result.values()), (name, result)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vragent.features.loadbalancer.daemon import SOCKET
 from vragent.system.haproxy import parse_stat
 from vragent_lab import loadbalancer as lb
 from vragent_lab.netns import VM1, VM2, wait_for
@@ -58,7 +59,7 @@ def admin(app: Appliance, what: str) -> str:
     from vragent.system.haproxy import ask
 
     try:
-        return ask(app.router.root / "run/vragent/haproxy.sock", what)
+        return ask(app.router.root / "run/vragent" / SOCKET.name, what)
     except OSError:
         return ""
 

@@ -22,15 +22,17 @@ from ...system import haproxy
 NAME = "haproxy"
 CONF = Place("conf", "haproxy.cfg")
 # The worker's admin socket (root-only): statistics, server state.
-SOCKET = Place("run", "haproxy.sock")
+# Unix socket names stay short: a socket's path must fit sun_path (108
+# bytes), and haproxy binds "<path>.<pid>.tmp" first.
+SOCKET = Place("run", "hap.sock")
 # Saved before every reload, loaded by the new worker.
 SERVER_STATE = Place("state", "haproxy.servers")
 # The counters of workers a reload retired, added to the live ones.
 COUNTERS = Place("state", "haproxy.counters.json")
 # The master CLI (root-only): reaches every worker, a retiring one too.
-MASTER = Place("run", "haproxy-master.sock")
+MASTER = Place("run", "hap-m.sock")
 # The agent's connection here keeps a retiring worker until its figures are read.
-HOLD = Place("run", "haproxy-hold.sock")
+HOLD = Place("run", "hap-h.sock")
 # Root-only: one PEM (certificate, chain, key) per offloaded rule, named by digest.
 CERTS = Place("conf", "haproxy-certs")
 
@@ -52,7 +54,7 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
         argv=(NAME, "-W", "-db", "-f", str(conf), "-S", f"{MASTER.of(s)},mode,600"),
         # Every change is a hitless reload, the global section included.
         files=(ConfigFile(conf, "reload", checked=True, mode=0o600),),
-        check=(NAME, "-c", "-q", "-f", "{}"),
+        check=(NAME, "-c", "-f", "{}"),
         reload_signal="USR2",
         before_reload=save,
         start_order=50,
