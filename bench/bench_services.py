@@ -89,6 +89,7 @@ from vragent.features.dhcp.daemon import PID as DNSMASQ_PID  # noqa: E402
 from vragent.settings import Settings  # noqa: E402
 from vragent.system.haproxy import ask, parse_stat  # noqa: E402
 from vragent_lab import loadbalancer as lb  # noqa: E402
+from vragent_lab.ipsec import Peer  # noqa: E402
 from vragent_lab.netns import VM1, in_ns, sample_vpc, wait_for  # noqa: E402
 from vragent_lab.pair import start_supervisord, supervisorctl  # noqa: E402
 
@@ -500,11 +501,6 @@ VPN_LOCAL = "10.10.1.0/24"  # tier 1
 VPN_PSK = "bench-psk"
 VPN_ESP = "aes128-sha1;modp1536"
 VPN_ESP_NEW = "aes256-sha256;modp2048"
-CHARON_PLUGINS = ("random nonce aes sha1 sha2 md5 hmac gmp kdf pem pkcs1 pkcs8 x509 pubkey "
-                  "constraints revocation openssl kernel-libipsec kernel-netlink "
-                  "socket-default vici attr")
-
-
 def vpn_peer(i: int) -> str:
     return f"100.64.10.{101 + i}"
 
@@ -560,48 +556,6 @@ def peer_side(n: int) -> str:
     return "connections {\n" + "".join(conns) + "}\nsecrets {\n" + "".join(secrets) + "}\n"
 
 
-class Charon:
-    """A charon-systemd of the bench's own (a peer site, or the baseline's):
-    its strongswan.conf, vici socket and namespace."""
-
-    def __init__(self, ns: str, base: Path, install_routes: bool = True) -> None:
-        self.ns, self.base = ns, base
-        self.socket = base / "charon.vici"
-        self.install_routes = install_routes
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.base.mkdir(parents=True, exist_ok=True)
-        conf = self.base / "strongswan.conf"
-        conf.write_text(f"""charon-systemd {{
-  load_modular = no
-  load = {CHARON_PLUGINS}
-  install_routes = {"yes" if self.install_routes else "no"}
-  plugins {{
-    vici {{ socket = unix://{self.socket} }}
-  }}
-  filelog {{
-    stdout {{
-      path = /dev/stdout
-      default = 1
-      flush_line = yes
-    }}
-  }}
-}}
-""")
-        with (self.base / "charon.log").open("ab") as out:
-            self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns, "env", f"STRONGSWAN_CONF={conf}",
-                 "charon-systemd"], stdout=out, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-        self.socket.unlink(missing_ok=True)
-
-
 def swanctl(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["swanctl", *args, "--uri", f"unix://{sock}"], capture_output=True,
                           text=True, check=False)
@@ -640,7 +594,7 @@ class Vpn:
         self.sock = r.root / "run/vragent/charon.vici"
         self.swanctl_conf = r.root / "etc/vragent/swanctl.conf"
         self.out = f"{r.lab.prefix}out"
-        self.peer = Charon(self.out, work / "vpn-peer", install_routes=False)
+        self.peer = Peer(self.out, work / "vpn-peer", install_routes=False)
         self.base_ns = f"{r.lab.prefix}vpnbase"
         self.bags = 0
 
@@ -659,7 +613,6 @@ class Vpn:
             # kernel-libipsec needs an address of the peer's own side for its route.
             in_ns(self.out, ["ip", "addr", "add", f"10.40.{i}.1/24", "dev", "lo"])
         self.peer.start()
-        wait_for(self.peer.socket.exists, 10, "the peers' charon")
         path = self.peer.base / "swanctl.conf"
         path.write_text(peer_side(self.n))
         path.chmod(0o600)
@@ -693,9 +646,9 @@ class Vpn:
         conf.chmod(0o600)
         with_start, load_only = [], []
         for k in range(3):
-            fresh = Charon(self.base_ns, self.work / f"vpn-baseline-{k}")
+            fresh = Peer(self.base_ns, self.work / f"vpn-baseline-{k}")
 
-            def load(fresh: Charon = fresh) -> None:
+            def load(fresh: Peer = fresh) -> None:
                 wait_for(fresh.socket.exists, 10, "the baseline charon", interval=0.002)
                 done = swanctl(fresh.socket, "--load-all", "--noprompt", "--file", str(conf))
                 if done.returncode != 0:
@@ -703,7 +656,7 @@ class Vpn:
 
             try:
                 t0 = time.perf_counter()
-                fresh.start()
+                fresh.start(wait=False)
                 wait_for(lambda fresh=fresh: conns_loaded(fresh.socket) == 0 and
                          fresh.socket.exists() and swanctl(fresh.socket, "--stats")
                          .returncode == 0, 10, "the baseline charon to answer", interval=0.002)
@@ -753,7 +706,7 @@ class Vpn:
         before = ike_sas(self.sock)
         t_hand = timed_until(lambda: by_hand(edited_conf),
                              redone(hand_name, before[hand_name], "AES_CBC-256"))
-        time.sleep(1.0)
+        time.sleep(1.0)  # a window in which a re-establishment the change caused would show
         hand_others = self.others_redone(before, ike_sas(self.sock), hand_name)
         mid = ike_sas(self.sock)
         by_hand(original)
@@ -764,7 +717,7 @@ class Vpn:
         cli: list[float] = []
         t_agent = timed_until(lambda: cli.append(self.apply(vpn_bag(k, esp=VPN_ESP_NEW))),
                               redone(name, before[name], "AES_CBC-256"))
-        time.sleep(1.0)
+        time.sleep(1.0)  # a window in which a re-establishment the change caused would show
         after = ike_sas(self.sock)
         return {"agent": t_agent, "cli": cli[0], "hand": t_hand,
                 "others": self.others_redone(before, after, name),

@@ -359,7 +359,9 @@ def lb_failover(lab: Lab, kind: str = "kill", restore: bool = True) -> LbFailove
         wait_for(lambda: set(_backends(load.snapshot())) >= wanted
                  and len(load.snapshot()) >= 50, 15,
                  f"both backends to answer through {master}")
-        time.sleep(1)
+        steady = len(load.snapshot())
+        wait_for(lambda: len(load.snapshot()) >= steady + 50, 15,
+                 "steady load before the break")
         killed_unix = time.time()
         killed = time.monotonic()
         BREAKS[kind](lab, master)
@@ -374,7 +376,8 @@ def lb_failover(lab: Lab, kind: str = "kill", restore: bool = True) -> LbFailove
         recovered = min(o["end"] for o in after() if "backend" in o)
         wait_for(lambda: set(_backends([o for o in after() if o["start"] > recovered]))
                  >= wanted, 15, f"both backends to answer through {survivor}")
-        time.sleep(1)
+        wait_for(lambda: sum(1 for o in after() if "backend" in o and o["start"] > recovered)
+                 >= 50, 15, "steady load after the recovery")
         outcomes = load.stop()
     before = [o for o in outcomes if o["end"] < killed_unix]
     total = summary(outcomes)
@@ -500,7 +503,7 @@ def vpn_failover(lab: Lab, peer: vpn.VpnPeer, kind: str = "kill",
         tunnel_before = vm1_pings(lab)
         probe.reset()
         window = time.monotonic()
-        time.sleep(1)
+        wait_for(lambda: probe.stats()["received"] >= 50, 15, "steady replies before the break")
         killed = time.monotonic()
         at_ms = (killed - window) * 1000
         BREAKS[kind](lab, master)
@@ -510,7 +513,9 @@ def vpn_failover(lab: Lab, peer: vpn.VpnPeer, kind: str = "kill",
             b > at_ms for _a, b in s["gaps"]), 60,
             f"the probe to get replies through {survivor}'s tunnel (look at: docker exec "
             f"{lab.project}_{survivor}_1 tail /var/log/vragent/charon.log)", interval=0.2)
-        time.sleep(1)
+        got = probe.stats()["received"]
+        wait_for(lambda: probe.stats()["received"] >= got + 50, 15,
+                 "steady replies after the recovery")
         stats = probe.stop()
     # The outage: the longest gap between replies that ends after the break.
     _start, end = max(((a, b) for a, b in stats["gaps"] if b > at_ms),
@@ -525,8 +530,11 @@ def vpn_failover(lab: Lab, peer: vpn.VpnPeer, kind: str = "kill",
         lab.attach_namespaces()
         wait_for(lambda: lab.status(master) == "BACKUP", 60, f"{master} to come back as backup")
         result.returned_as = lab.status(master)
-        time.sleep(2)  # what the returning router might disturb, it would by now
-        result.tunnel_after_return = vm1_pings(lab) or vm1_pings(lab)
+        # The tunnel through the master with the old one back as backup.
+        deadline = time.monotonic() + 10
+        while not (ok := vm1_pings(lab)) and time.monotonic() < deadline:
+            pass  # each try waits up to a second for its answer
+        result.tunnel_after_return = ok
         result.charon_on_backup = charon_runs(lab, master)
     return result
 

@@ -7,7 +7,7 @@ device, so the container gets /dev/net/tun and NET_ADMIN), its private
 network on its loopback. Driven with swanctl inside the container; its
 network namespace is attached as ``<project>-vpnpeer`` for the traffic tools.
 Lab tooling: the router never runs this. The configuration follows
-tests/integration/vpn/peer.py (plugins, strongswan.conf, the site).
+vragent_lab.ipsec (plugins, strongswan.conf, the site), as the tests' peers do.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import docker
 
+from .ipsec import site_conf, strongswan_conf
 from .lab import OUTSIDE, PUBLIC_SNAT, Lab, LabError, run, wait_for
 
 SERVICE = "vpnpeer"
@@ -31,8 +32,6 @@ CONN = "vpc"
 BASE = "/etc/vpnpeer"
 SOCKET = "/run/vpnpeer.vici"
 LOG = "/var/log/vpnpeer-charon.log"
-PLUGINS = ("random nonce aes sha1 sha2 md5 hmac gmp kdf pem pkcs1 pkcs8 x509 pubkey constraints "
-           "revocation openssl kernel-libipsec kernel-netlink socket-default vici attr resolve")
 IKE_POLICY, ESP_POLICY = "aes128-sha256;modp2048", "aes128-sha1;modp1536"
 
 
@@ -47,58 +46,10 @@ def bag(create: bool = True) -> dict[str, Any]:
             "encap": False, "split_connections": False, "ike_version": "ikev2"}
 
 
-STRONGSWAN_CONF = f"""charon-systemd {{
-  load_modular = no
-  load = {PLUGINS}
-  install_routes = yes
-  plugins {{
-    vici {{ socket = unix://{SOCKET} }}
-  }}
-  filelog {{
-    stdout {{
-      path = /dev/stdout
-      default = 1
-      ike = 2
-      flush_line = yes
-    }}
-  }}
-}}
-"""
-
+STRONGSWAN_CONF = strongswan_conf(SOCKET)
 # The peer's side: it answers (the router calls), and takes a new IKE SA from
 # the same identity as replacing the old one (the new master's INITIAL_CONTACT).
-SWANCTL_CONF = f"""connections {{
-  {CONN} {{
-    version = 2
-    local_addrs = {PEER_IP}
-    remote_addrs = {PUBLIC_SNAT}
-    proposals = aes128-sha256-modp2048
-    unique = replace
-    local {{
-      auth = psk
-      id = {PEER_IP}
-    }}
-    remote {{
-      auth = psk
-      id = {PUBLIC_SNAT}
-    }}
-    children {{
-      {CONN} {{
-        local_ts = {PEER_NET}
-        remote_ts = {VPC}
-        esp_proposals = aes128-sha1-modp1536
-      }}
-    }}
-  }}
-}}
-secrets {{
-  ike-{CONN} {{
-    id-a = {PEER_IP}
-    id-b = {PUBLIC_SNAT}
-    secret = "{PSK}"
-  }}
-}}
-"""
+SWANCTL_CONF = site_conf(CONN, PEER_IP, PUBLIC_SNAT, PEER_NET, VPC, PSK, unique="replace")
 
 
 def _tar(files: dict[str, tuple[str, int]]) -> bytes:

@@ -2,8 +2,10 @@
 
 Tools (run in a lab container's namespace with ``ip netns exec``):
 
-``serve NAME PORT``: a threaded HTTP server answering every GET with its name;
-prints "ready" once bound.
+``serve NAME PORT``: a threaded HTTP server answering every GET with its
+name and the forwarding headers it got (``NAME proto=<X-Forwarded-Proto>
+for=<X-Forwarded-For>``) and a new session cookie (``JSESSIONID``); prints
+"ready" once bound.
 
 ``load URL``: requests on new connections, one each, in ``--threads`` threads
 until its stdin closes; one JSON line per request on stdout:
@@ -32,8 +34,11 @@ def serve(name: str, port: int) -> None:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            body = f"{name}\n".encode()
+            body = (f"{name} proto={self.headers.get('X-Forwarded-Proto', '')} "
+                    f"for={self.headers.get('X-Forwarded-For', '')}\n").encode()
             self.send_response(200)
+            # An application session cookie, for AppCookie stickiness.
+            self.send_header("Set-Cookie", f"JSESSIONID={name}-{time.monotonic_ns()}")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Connection", "close")
             self.end_headers()
@@ -65,7 +70,7 @@ def load(url: str, threads: int, timeout: float, pause: float) -> None:
                 body = resp.read().decode(errors="replace").strip()
                 conn.close()
                 if resp.status == 200:
-                    out["backend"] = body
+                    out["backend"] = body.split(" ", 1)[0]
                 else:
                     out["error"] = f"http {resp.status}"
             except (OSError, http.client.HTTPException) as exc:

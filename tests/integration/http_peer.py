@@ -1,9 +1,9 @@
 """HTTP backends and clients for the load balancer tests, run inside namespaces.
 
-``serve <name> <port>``: a threaded HTTP server answering every GET with its
+``serve <name> <port>``: the lab's HTTP backend (vragent_lab.web.serve): its
 name and the forwarding headers it got (``<name> proto=<X-Forwarded-Proto>
-for=<X-Forwarded-For>``) and a new session cookie (``JSESSIONID``); prints
-"ready" once bound.
+for=<X-Forwarded-For>``), a new session cookie (``JSESSIONID``); "ready"
+once bound.
 
 ``load <url> <threads> <stop file> <out file>``: new connections, one request
 each, in ``threads`` threads until the stop file exists; then writes what
@@ -19,32 +19,9 @@ import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-
-def serve(name: str, port: int) -> None:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            body = (f"{name} proto={self.headers.get('X-Forwarded-Proto', '')} "
-                    f"for={self.headers.get('X-Forwarded-For', '')}\n").encode()
-            self.send_response(200)
-            # An application session cookie, for AppCookie stickiness.
-            self.send_header("Set-Cookie", f"JSESSIONID={name}-{time.monotonic_ns()}")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
-    server.daemon_threads = True
-    print("ready", flush=True)
-    server.serve_forever()
+from vragent_lab.web import serve
 
 
 def load(url: str, threads: int, stop: Path, out: Path) -> None:

@@ -7,6 +7,8 @@ starts it in set_master); here both run it, and the new master serves as
 soon as it holds the address. What is lost is what was in flight on the
 dead master: its connections die with it (a proxy's TCP sessions cannot be
 taken over), and new connections wait for the address to move.
+
+Upstream file: systemvm/debian/opt/cloud/bin/cs/CsRedundant.py.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ new master's charon (started on the transition, its start script running
 identities, and the peer (``unique = replace``) drops the old one for it.
 Upstream's redundant router does the same in spirit (CsRedundant starts
 ipsec in set_master), with ``ipsec reload`` and trap policies instead.
+
+Upstream file: systemvm/debian/opt/cloud/bin/cs/CsRedundant.py (the master's
+services) and configure.py CsSite2SiteVpn.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vragent_lab.ipsec import Peer, site_conf
 from vragent_lab.netns import in_ns, wait_for
 from vragent_lab.pair import OUTSIDE, PUBLIC_SNAT, Pair, PairRouter
 
 from ..vpn.conftest import PEER_NETS, PSK, VPC, s2s
-from ..vpn.peer import Peer, site_conf
 from .conftest import ADVERT_INT, running_pair
 
 HOST = "10.30.0.1"  # on the peer's loopback, in its first network
@@ -38,11 +41,11 @@ BOUND = 15.0
 
 
 def peer_conf() -> str:
-    conf = site_conf("site", OUTSIDE, PUBLIC_SNAT, ",".join(PEER_NETS), VPC, PSK)
     # The new master's IKE SA replaces the dead router's (same identities);
     # DPD clears a stale one should the new master not come (yet).
-    return conf.replace("    proposals =", "    unique = replace\n    dpd_delay = 5s\n"
-                                            "    proposals =", 1)
+    conf = site_conf("site", OUTSIDE, PUBLIC_SNAT, ",".join(PEER_NETS), VPC, PSK,
+                     unique="replace")
+    return conf.replace("    proposals =", "    dpd_delay = 5s\n    proposals =", 1)
 
 
 def sas(router: PairRouter) -> list[dict[str, Any]]:

@@ -7,6 +7,9 @@ as an appliance (supervisord, the resident agent, haproxy in master-worker
 mode). The backends are HTTP servers in the VMs' namespaces, one per tier;
 the client is the outside host. Upstream's own router (cs/CsLoadBalancer.py)
 is the reference for what the bag means.
+
+Upstream files: systemvm/debian/opt/cloud/bin/cs/CsLoadBalancer.py,
+systemvm/debian/opt/cloud/bin/get_haproxy_stats.sh.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vragent_lab.ipsec import Peer
 from vragent_lab.netns import in_ns
 
 from ..harness import Router, ns_of
-from .peer import Peer
 
 SERVER = "100.64.10.10"  # the router's public address (vpn_server_ip)
 

@@ -15,11 +15,11 @@ import pytest
 from vragent.features.vpn.daemon import INDEX, SOCKET, SYNCED
 from vragent.settings import Settings
 from vragent.system import charon
+from vragent_lab.ipsec import Peer
 from vragent_lab.netns import in_ns
 
 from ..harness import ALL_BAGS, ns_of, vpc_lab
 from ..services.conftest import Appliance
-from .peer import Peer
 
 PUBLIC = "100.64.10.10"  # the router's source-NAT IP: its VPN gateway
 PEER_IP = "100.64.10.1"  # the outside host

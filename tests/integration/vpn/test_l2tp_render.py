@@ -4,7 +4,11 @@ has neither PPP nor ESP, and kernel-libipsec has no transport mode. What can
 be checked here is checked: the IKEv1 transport-mode connection and its
 wildcard PSK go through swanctl's own parser into a real charon. xl2tpd and
 pppd have no configuration checker; their files are golden-tested. The
-end-to-end test belongs with the system-VM image (README)."""
+end-to-end test belongs with the system-VM image (README).
+
+Upstream: systemvm/debian/opt/cloud/bin/configure.py CsRemoteAccessVpn and
+systemvm/debian/etc/ipsec.d/l2tp.conf, xl2tpd/xl2tpd.conf, ppp/options.xl2tpd.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,9 @@ from pathlib import Path
 
 from vragent.reconcile import desired_states
 from vragent.settings import Settings
+from vragent_lab.ipsec import Peer
 
 from tests.unit.builders import sample_topology
-
-from .peer import Peer
 
 
 def test_the_l2tp_connection_loads_into_a_real_charon(tmp_path: Path) -> None:

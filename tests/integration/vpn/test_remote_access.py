@@ -8,6 +8,8 @@ user list, the router's own certificate, addresses from ``ip_range`` and
 only the VPC as traffic selector (split routes): see
 vragent/features/vpn/subsystem.py. Each client is a charon in a namespace
 of its own on the public side (client.py).
+
+Upstream file: systemvm/debian/opt/cloud/bin/configure.py.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vragent_lab.ipsec import Peer
 from vragent_lab.netns import OUTSIDE_FAR, VM1, wait_for
 
 from ..harness import connect, ns_of, server
 from ..services.conftest import Appliance
 from .client import SERVER, Client, router_conns, router_sas
 from .conftest import PEER_NETS, VPC, apply, s2s
-from .peer import Peer
 from .test_site_to_site import peer_side, ping
 
 RANGE = "10.1.2.2-10.1.2.8"

@@ -16,6 +16,7 @@ from pathlib import Path
 from vragent.features.vpn import stats
 from vragent.features.vpn.daemon import INDEX, SOCKET
 from vragent.system import charon
+from vragent_lab.ipsec import Peer, site_conf
 from vragent_lab.netns import VM1, in_ns, wait_for
 
 from ..harness import connect, ns_of, server
@@ -38,7 +39,6 @@ from .conftest import (
     settings,
     synced,
 )
-from .peer import Peer, site_conf
 
 CONN = "vpn-100-64-10-1"  # the router's connection to the first peer
 CONN2 = "vpn-100-64-20-2"  # and to the second

@@ -1,7 +1,12 @@
 """Injection corpus: every string the loadbalancer bag carries, with what could
 smuggle a section, directive, socket, file path or bind into haproxy.cfg.
 Each is refused whole, naming the field, never echoing a secret or a raw
-control character; and what is accepted renders only what the template writes."""
+control character; and what is accepted renders only what the template writes.
+
+Upstream: core/src/main/java/com/cloud/network/HAProxyConfigurator.java (what
+the lines can be), systemvm/debian/opt/cloud/bin/cs/CsLoadBalancer.py (which
+writes them as sent).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,10 @@
 """The haproxy lines CloudStack sends, read into the model and rendered again:
-stickiness, keep-alive, timeouts, binds, SSL offload, and what the firewall opens."""
+stickiness, keep-alive, timeouts, binds, SSL offload, and what the firewall opens.
+
+Upstream: core/src/main/java/com/cloud/network/HAProxyConfigurator.java builds
+the lines; systemvm/debian/opt/cloud/bin/cs/CsLoadBalancer.py writes them and
+opens add_rules and stat_rules.
+"""
 
 from __future__ import annotations
 
@@ -327,12 +332,12 @@ def test_stats_visible_to_all() -> None:
 
 def test_stats_open_only_to_their_sources() -> None:
     raw = bag(command(lb.Rule(PUBLIC, 80, BACKENDS), stats=lb.Stats(
-        "10.10.1.1", cidrs="198.51.100.0/24,203.0.113.7/32")))
-    assert raw["rules"][0]["stat_rules"] == ["10.10.1.1:8081:198.51.100.0/24,203.0.113.7/32:,"]
+        "10.10.1.1", cidrs="198.51.100.0/24,100.64.77.7/32")))
+    assert raw["rules"][0]["stat_rules"] == ["10.10.1.1:8081:198.51.100.0/24,100.64.77.7/32:,"]
     assert _traffic(raw) == (
         Opening("public", "tcp", (80,), daddr=PUBLIC),
         Opening("any", "tcp", (8081,), daddr="10.10.1.1",
-                saddr="198.51.100.0/24,203.0.113.7/32"))
+                saddr="198.51.100.0/24,100.64.77.7/32"))
 
 
 def test_a_stat_rule_without_its_stats_listener_is_not_opened() -> None:

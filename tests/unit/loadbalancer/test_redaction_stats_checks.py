@@ -1,5 +1,9 @@
 """What the load balancer shows: the stored bag redacted, the statistics
-(get_haproxy_stats.sh, metrics) from ``show stat``, and haproxy_check."""
+(get_haproxy_stats.sh, metrics) from ``show stat``, and haproxy_check.
+
+Upstream: systemvm/debian/opt/cloud/bin/get_haproxy_stats.sh and
+systemvm/debian/root/health_checks/haproxy_check.py.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,12 @@
 smuggle a section, a setting, a secret, an include or a path into swanctl.conf.
 What reaches the configuration is refused whole, naming the field, never
 echoing a secret nor a raw control character; PSKs and passwords take any
-printable character and reach swanctl.conf only hex-encoded."""
+printable character and reach swanctl.conf only hex-encoded.
+
+Upstream: the facades (core/.../virtualnetwork/facade/Site2SiteVpnConfigItem.java,
+RemoteAccessVpnConfigItem.java, VpnUsersConfigItem.java) and
+systemvm/debian/opt/cloud/bin/configure.py, which writes the values into ipsec.conf.
+"""
 
 from __future__ import annotations
 

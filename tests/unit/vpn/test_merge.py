@@ -1,5 +1,9 @@
 """The three bags' merge rules (cs_site2sitevpn.py, cs_remoteaccessvpn.py,
-cs_vpnusers.py), without upstream's two faults."""
+cs_vpnusers.py), without upstream's two faults.
+
+Upstream: systemvm/debian/opt/cloud/bin/cs_site2sitevpn.py,
+cs_remoteaccessvpn.py and cs_vpnusers.py.
+"""
 
 from __future__ import annotations
 

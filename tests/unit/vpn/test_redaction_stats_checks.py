@@ -1,5 +1,9 @@
 """What the VPN shows: the stored bags redacted, models' repr, checkbatchs2svpn.sh's
-answer, the metrics and the health check, from charon's SAs (faked)."""
+answer, the metrics and the health check, from charon's SAs (faked).
+
+Upstream: systemvm/debian/opt/cloud/bin/checkbatchs2svpn.sh and checks2svpn.sh
+(CheckS2SVpnConnectionsAnswer.parseDetails reads the answer).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """What the VPN renders: proposals, versions, children, lifetimes, DPD, encap,
 passive and identity peers, the index, the two strongswan.conf variants, and
-what verify refuses."""
+what verify refuses.
+
+Upstream: systemvm/debian/opt/cloud/bin/configure.py (CsSite2SiteVpn,
+CsRemoteAccessVpn, CsVpnUser).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The netfilter traffic the VPN declares, and how nftables renders it."""
+"""The netfilter traffic the VPN declares, and how nftables renders it.
+
+Upstream: systemvm/debian/opt/cloud/bin/configure.py
+CsSite2SiteVpn.configure_iptables and CsRemoteAccessVpn.remoteaccessvpn_iptables.
+"""
 
 from __future__ import annotations
 

@@ -161,16 +161,7 @@ def save(paths: Paths) -> list[str]:
     except (OSError, IndexError) as exc:
         problems.append(f"counters not saved: {exc}")
         return problems
-    hold: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        assert hold is not None
-        hold.settimeout(TIMEOUT)
-        hold.connect(str(paths.hold))
-    except OSError as exc:
-        problems.append(f"the retiring worker's last figures will be missed: {exc}")
-        if hold is not None:
-            hold.close()
-        hold = None
+    hold: socket.socket | None = _hold(paths, problems)
     with _LOCK:
         data = _load(paths)
         # Workers followed by an agent that is gone: what it had is what they counted.
@@ -188,6 +179,19 @@ def save(paths: Paths) -> list[str]:
     if not keys and hold is not None:
         hold.close()
     return problems
+
+
+def _hold(paths: Paths, problems: list[str]) -> socket.socket | None:
+    """A connection on the hold listener (see ``follow``), or None, said in ``problems``."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(TIMEOUT)
+        sock.connect(str(paths.hold))
+    except OSError as exc:
+        problems.append(f"the retiring worker's last figures will be missed: {exc}")
+        sock.close()
+        return None
+    return sock
 
 
 def follow(paths: Paths, pid: int, key: str, hold: socket.socket | None,

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from ...models.common import _IPV4_RE as _IPV4
+
 T = TypeVar("T")
 
 
@@ -37,8 +39,6 @@ def _with(obj: T, name: str, value: Any) -> T:
 
 # -- values -------------------------------------------------------------------------
 
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", re.ASCII)
 _INT = re.compile(r"[0-9]{1,9}", re.ASCII)
 # haproxy time: a number and an optional unit (HAProxyConfigurator passes the

@@ -30,6 +30,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, PrivateAttr, StrictStr, field_validator, model_validator
 
+from ...models.common import _IPV4_RE as _IPV4
 from ...models.common import Bag, Bool, IPv4
 from . import haproxy
 
@@ -112,7 +113,7 @@ class StatOpening:
 
 def _entry(value: str) -> tuple[str, int]:
     m = _ENTRY.fullmatch(value)
-    if m is None or not haproxy._IPV4.fullmatch(m["ip"]) or not 1 <= int(m["port"]) <= 65535:
+    if m is None or not _IPV4.fullmatch(m["ip"]) or not 1 <= int(m["port"]) <= 65535:
         raise ValueError(f"{value!r} is not '<ipv4>:<port>:'")
     return m["ip"], int(m["port"])
 
@@ -126,14 +127,14 @@ def _stat(value: str) -> StatOpening | None:
     ip = m["ip"]
     if ip == "0.0.0.0/0":
         ip = ""
-    elif not haproxy._IPV4.fullmatch(ip):
+    elif not _IPV4.fullmatch(ip):
         raise ValueError(f"{value!r}: {ip!r} is not an IPv4 address")
     sources: list[str] = []
     for cidr in filter(None, m["cidrs"].split(",")):
         if cidr in ("0/0", "0.0.0.0/0"):
             return StatOpening(ip, int(m["port"]), ())
         net, _, plen = cidr.partition("/")
-        if not haproxy._IPV4.fullmatch(net) or not (plen == "" or (
+        if not _IPV4.fullmatch(net) or not (plen == "" or (
                 plen.isdigit() and int(plen) <= 32)):
             raise ValueError(f"{value!r}: {cidr!r} is not an IPv4 CIDR")
         sources.append(cidr)

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StrictInt, StrictStr, field_validator
 
-from ...models.common import Bag, Bool, Cidr, IfName, IPv4
+from ...models.common import Bag, Bool, Cidr, IfName, IPv4, _cidr, _rfc1123
 
 CIPHERS = ("3des", "aes128", "aes192", "aes256")
 HASHES = ("md5", "sha1", "sha256", "sha384", "sha512")
@@ -74,11 +74,9 @@ def _cidrs(value: str) -> str:
         raise ValueError("no CIDR")
     for p in parts:
         try:
-            ipaddress.IPv4Network(p, strict=False)
-        except ValueError:
-            raise ValueError(f"{p!r} is not an IPv4 CIDR") from None
-        if "/" not in p:
-            raise ValueError(f"{p!r} is not an IPv4 CIDR (missing /prefix)")
+            _cidr(p)
+        except ValueError as exc:
+            raise ValueError(f"{p!r}: {exc}") from None
     return value
 
 
@@ -90,9 +88,10 @@ def _peer(value: str) -> str:
         except ValueError:
             raise ValueError("not an IPv4 address") from None
         return value
-    if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", value):
-        raise ValueError("not an IPv4 address or host name")
+    try:
+        _rfc1123(value)
+    except ValueError:
+        raise ValueError("not an IPv4 address or host name") from None
     return value
 
 
