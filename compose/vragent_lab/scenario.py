@@ -360,7 +360,8 @@ def lb_failover(lab: Lab, kind: str = "kill", restore: bool = True) -> LbFailove
                  and len(load.snapshot()) >= 50, 15,
                  f"both backends to answer through {master}")
         steady = len(load.snapshot())
-        wait_for(lambda: len(load.snapshot()) >= steady + 50, 15,
+        # About a second of load before the break, and after the recovery.
+        wait_for(lambda: len(load.snapshot()) >= steady + 200, 15,
                  "steady load before the break")
         killed_unix = time.time()
         killed = time.monotonic()
@@ -377,7 +378,7 @@ def lb_failover(lab: Lab, kind: str = "kill", restore: bool = True) -> LbFailove
         wait_for(lambda: set(_backends([o for o in after() if o["start"] > recovered]))
                  >= wanted, 15, f"both backends to answer through {survivor}")
         wait_for(lambda: sum(1 for o in after() if "backend" in o and o["start"] > recovered)
-                 >= 50, 15, "steady load after the recovery")
+                 >= 200, 15, "steady load after the recovery")
         outcomes = load.stop()
     before = [o for o in outcomes if o["end"] < killed_unix]
     total = summary(outcomes)
