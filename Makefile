@@ -12,7 +12,8 @@ DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
          dnsmasq-base dnsmasq-utils busybox bind9-dnsutils curl cloud-init \
          docker.io docker-compose mmdebstrap iptables haproxy openssl \
          charon-systemd strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins \
-         libstrongswan-standard-plugins
+         libstrongswan-standard-plugins traceroute iputils-arping \
+         qemu-system-x86 qemu-utils grub-pc-bin
 PYTEST_ARGS ?=
 
 .PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \
