@@ -7,6 +7,8 @@
     vragent-lab lb [--kind kill|stop]   a load balancer on both routers, HTTP through a failover
     vragent-lab vpn [--kind kill|stop]  a VPN peer container and a site-to-site tunnel through a
                                         failover
+    vragent-lab upgrade [--image REF]   replace both routers by containers of a new image under
+                                        traffic: the backup, a planned switchover, the other
     vragent-lab status | report | down
 """
 
@@ -27,6 +29,7 @@ from .scenario import (
     vpn_job,
     write_report,
 )
+from .upgrade import upgrade_job
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("vpn", help="a VPN peer on the public network and a site-to-site "
                        "tunnel on both routers; break the master and time the tunnel's return")
     p.add_argument("--kind", choices=("kill", "stop"), default="kill")
+    p = sub.add_parser("upgrade", help="upgrade the running pair to a new router image without "
+                       "an outage: the backup replaced (keeping its stored configuration), a "
+                       "planned switchover, the other router replaced; under traffic, reported")
+    p.add_argument("--image", metavar="REF",
+                   help="the image to upgrade to (default: the one the routers were created "
+                        "from, as fresh containers)")
     sub.add_parser("status", help="each router's state")
     sub.add_parser("report", help="the state reports the routers pushed")
     sub.add_parser("down", help="remove everything the lab created")
@@ -79,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             return lb_job(lab, args.kind)
         elif args.command == "vpn":
             return vpn_job(lab, args.kind)
+        elif args.command == "upgrade":
+            return upgrade_job(lab, args.image)
         elif args.command == "status":
             for router, state in lab.statuses().items():
                 print(f"{router}: {state}")

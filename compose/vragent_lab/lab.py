@@ -102,9 +102,13 @@ class Lab:
                            f"(is the lab up? `vragent-lab up`)")
         return found[0]
 
-    def compose(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def compose(self, *args: str, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess[str]:
+        """docker-compose on the lab's project; ``env`` overrides what the
+        compose file is rendered with (an upgrade's image, a router's own
+        boot parameters)."""
         return run(["docker-compose", "-p", self.project, "-f", str(self.compose_file),
-                    *args], env={**os.environ, **self.compose_env()})
+                    *args], env={**os.environ, **self.compose_env(), **(env or {})})
 
     def compose_env(self) -> dict[str, str]:
         """What the compose file is rendered with: image, boot parameters, bridge names."""

@@ -306,6 +306,9 @@ class Opening:
     daddr: str = ""
     # Pair traffic is accepted before any public IP's firewall can drop it.
     pair: bool = False
+    # Only what arrived inside an IPsec SA (L2TP, which must never be served
+    # in the clear).
+    ipsec: bool = False
 
 
 @dataclass(frozen=True)

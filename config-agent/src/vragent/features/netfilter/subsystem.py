@@ -452,6 +452,7 @@ def _openings(topo: Topology, openings: list[Opening]) -> list[str]:
                 f"iifname {_ifset(devs)}" if devs else "",
                 f"{family.of(sources[0]).nft} saddr {_set(sources)}" if sources else "",
                 _match(o.daddr, "daddr") if o.daddr else "",
+                "meta ipsec exists" if o.ipsec else "",
                 f"{_proto(o.proto, o.ports)} accept"))
     return rules
 
