@@ -114,3 +114,82 @@ def structure(text: str) -> list[tuple[str, ...]]:
 
 def sections(text: str) -> set[tuple[str, ...]]:
     return {p for p in structure(text) if not p[-1].endswith("=")}
+
+
+# -- chap-secrets as pppd reads it --------------------------------------------------------
+
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "s": " ", "t": "\t"}
+
+
+def ppp_words(text: str) -> list[list[str]]:
+    """The words of a pppd secrets or options file, line by line, as pppd's
+    getword (ppp-project/ppp pppd/options.c) reads them: words split by white
+    space or quoted with " or '; '#' starts a comment outside a word; '\\'
+    escapes (C escapes, octal, hex, any other character as itself) inside
+    quotes too. A port, so the render's quoting can be checked."""
+    lines: list[list[str]] = []
+    words: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        # Skip white space and comments; a newline ends the line's words.
+        while i < n:
+            c = text[i]
+            if c == "\n":
+                lines.append(words)
+                words = []
+                i += 1
+            elif c == "#":
+                while i < n and text[i] != "\n":
+                    i += 1
+            elif c.isspace():
+                i += 1
+            else:
+                break
+        if i >= n:
+            break
+        quote = text[i] if text[i] in "\"'" else ""
+        if quote:
+            i += 1
+        word = []
+        while i < n:
+            c = text[i]
+            if c == "\\" and i + 1 < n:
+                i += 1
+                c = text[i]
+                if c == "\n":
+                    i += 1
+                elif c in _ESCAPES:
+                    word.append(_ESCAPES[c])
+                    i += 1
+                elif c in "01234567":
+                    j = i
+                    while j < n and j < i + 3 and text[j] in "01234567":
+                        j += 1
+                    word.append(chr(int(text[i:j], 8)))
+                    i = j
+                elif c == "x":
+                    j = i + 1
+                    while j < n and j < i + 3 and text[j] in "0123456789abcdefABCDEF":
+                        j += 1
+                    word.append(chr(int(text[i + 1:j] or "0", 16)))
+                    i = j
+                else:
+                    word.append(c)
+                    i += 1
+                continue
+            if quote and c == quote:
+                i += 1
+                break
+            if not quote and (c.isspace() or c == "#"):
+                break
+            word.append(c)
+            i += 1
+        words.append("".join(word))
+    if words:
+        lines.append(words)
+    return [w for w in lines if w]
+
+
+def chap_secrets(text: str) -> list[tuple[str, ...]]:
+    """Each entry of chap-secrets as pppd reads it (client, server, secret, addresses)."""
+    return [tuple(w) for w in ppp_words(text)]

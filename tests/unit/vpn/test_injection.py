@@ -19,7 +19,18 @@ from vragent.bags import parse_bag
 from vragent.errors import BagError
 from vragent.features.vpn import subsystem
 
-from .helpers import PSK, desired, ra, refused, s2s, sections, structure, swanctl, users
+from .helpers import (
+    PSK,
+    chap_secrets,
+    desired,
+    ra,
+    refused,
+    s2s,
+    sections,
+    structure,
+    swanctl,
+    users,
+)
 
 PASSWORD = "Alice-Pw-1"
 RA_PSK = "l2tp-psk"
@@ -134,15 +145,18 @@ BASELINE = structure(swanctl(*_full()))
 
 def test_the_baseline_structure() -> None:
     peer, remote = ("connections", "vpn-100-64-30-1"), ("connections", "remote-access")
+    l2tp = ("connections", "L2TP-PSK")
     assert sections(swanctl(*_full())) == {
         ("connections",), peer, (*peer, "local"), (*peer, "remote"), (*peer, "children"),
         (*peer, "children", "vpn-100-64-30-1"), remote, (*remote, "local"),
         (*remote, "remote"), (*remote, "children"), (*remote, "children", "remote-access"),
         ("pools",), ("pools", "remote-access"), ("secrets",),
         ("secrets", "ike-vpn-100-64-30-1"),
-        ("secrets", "eap-0-alice")}
+        ("secrets", "eap-0-alice"), l2tp, (*l2tp, "local"), (*l2tp, "remote"),
+        (*l2tp, "children"), (*l2tp, "children", "L2TP-PSK"), ("secrets", "ike-L2TP-PSK")}
     assert [p for p in BASELINE if p[0] == "secrets" and p[-1] == "secret="] == [
-        ("secrets", "ike-vpn-100-64-30-1", "secret="), ("secrets", "eap-0-alice", "secret=")]
+        ("secrets", "ike-vpn-100-64-30-1", "secret="), ("secrets", "eap-0-alice", "secret="),
+        ("secrets", "ike-L2TP-PSK", "secret=")]
 
 
 @pytest.mark.parametrize("payload", PRINTABLE)
@@ -158,16 +172,14 @@ def test_a_printable_secret_is_accepted_and_hex_encoded(label: str, where: str,
     parse_bag(copy.deepcopy(raw))
     files = subsystem.render(desired(*bags))
     text = files["swanctl.conf"]
-    if label == "preshared_key":
-        # Remote access is EAP against the users: the bag's PSK is L2TP's only.
-        assert "0x" + secret.encode().hex() not in text
-        assert "secret = 0x" + secret.encode().hex() in files["l2tp"]
-    else:
-        assert "0x" + secret.encode().hex() in text
+    assert "secret = 0x" + secret.encode().hex() in text
     for name, body in files.files + files.index:
-        if name != "l2tp":  # chap-secrets holds the passwords as pppd reads them
+        if name != "chap-secrets":  # it holds the passwords as pppd reads them
             assert secret not in body, name
     assert structure(text) == BASELINE
+    # pppd reads back exactly the users and passwords, one line each.
+    assert chap_secrets(files["chap-secrets"]) == [
+        ("alice", "*", secret if label == "password" else PASSWORD, "*")]
 
 
 @pytest.mark.parametrize("payload", CONTROL)
@@ -204,7 +216,7 @@ def test_bare_words_are_only_names() -> None:
     assert ("connections", "vpn-id-children", "children", "vpn-id-children") in got
     assert {p[1] for p in got if p[0] == "secrets" and len(p) == 2} == {
         "ike-vpn-include", "ike-vpn-id-children", "eap-0-children",
-        "eap-1-include"}
+        "eap-1-include", "ike-L2TP-PSK"}
     assert not any(line.strip().startswith("include") for line in text.splitlines())
     assert "\t\tremote_addrs = include\n" in text and "\t\tid-remote = children\n" in text
     assert "\teap-1-include {\n\t\tid = include\n" in text

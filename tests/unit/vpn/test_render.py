@@ -167,7 +167,8 @@ def test_the_index_holds_no_secret() -> None:
     assert "psk-one" not in text and "Alice-Pw-1" not in text
     assert "70736b2d6f6e65" not in text  # nor the hex
     data = json.loads(text)
-    assert sorted(data["conns"]) == ["remote-access", "vpn-100-64-30-1"]
+    assert sorted(data["conns"]) == ["L2TP-PSK", "remote-access", "vpn-100-64-30-1"]
+    assert "6c3274702d70736b" not in text  # nor L2TP's PSK in hex
     assert sorted(data["users"]) == ["alice"]
     # A changed PSK changes the digest (sync reloads the connection).
     other = json.loads(subsystem.index(desired(s2s(ipsec_psk="psk-two"))))
@@ -178,10 +179,17 @@ def test_the_index_holds_no_secret() -> None:
 def test_remote_access() -> None:
     d = desired(ra(), users(("bob", "b", True), ("alice", "a", True)))
     assert d.remote is not None and d.peers == ()
-    assert (d.remote.server, d.remote.pool, d.remote.local_ts) == (
-        PUBLIC, "10.1.2.2-10.1.2.8", VPC)
+    # L2TP takes the first half of ip_range, IKEv2 the rest.
+    assert (d.remote.server, d.remote.pool, d.remote.range, d.remote.local_ts) == (
+        PUBLIC, "10.1.2.5-10.1.2.8", "10.1.2.2-10.1.2.8", VPC)
+    assert d.remote.l2tp is not None and d.remote.l2tp.pool == "10.1.2.2-10.1.2.4"
     text = subsystem.render(d)["swanctl.conf"]
-    assert "\t\taddrs = 10.1.2.2-10.1.2.8\n" in text
+    assert "\t\taddrs = 10.1.2.5-10.1.2.8\n" in text
+    # Without L2TP (no PSK, or a kernel without ESP or PPP), IKEv2 takes it all.
+    alone = subsystem.without_l2tp(d)
+    assert alone.remote is not None and alone.remote.l2tp is None
+    assert alone.remote.pool == "10.1.2.2-10.1.2.8"
+    assert "\t\taddrs = 10.1.2.2-10.1.2.8\n" in subsystem.render(alone)["swanctl.conf"]
     assert [u.name for u in d.remote.users] == ["0-alice", "1-bob"]
     assert structure(text)
 

@@ -41,7 +41,8 @@ def test_identity_peer_and_remote_access_from_any() -> None:
     assert t.accept == (Opening("public", "udp", (500, 4500), daddr=PUBLIC),
                         Opening("public", 50, daddr=PUBLIC),
                         Opening("public", "udp", (500, 4500), daddr=PUBLIC),
-                        Opening("public", 50, daddr=PUBLIC))
+                        Opening("public", 50, daddr=PUBLIC),
+                        Opening("public", "udp", (1701,), daddr=PUBLIC, ipsec=True))
     cidrs = ("10.30.0.0/24", "10.31.0.0/24")
     assert t.forward == (Between((VPC,), cidrs), Between(cidrs, (VPC,)),
                          Between(POOL, (VPC,)), Between((VPC,), POOL))
@@ -70,6 +71,10 @@ def test_nftables() -> None:
     assert "ip saddr 10.10.0.0/16 ip daddr { 10.30.0.0/24, 10.31.0.0/24 } accept" in lines
     assert "ip saddr { 10.30.0.0/24, 10.31.0.0/24 } ip daddr 10.10.0.0/16 accept" in lines
     assert "ip saddr 10.50.0.0/24 ip daddr 10.10.0.0/16 accept" in lines
+    # L2TP only out of its IPsec SA (upstream opens udp/1701 to anyone).
+    assert 'iifname "eth1" ip daddr 100.64.10.10 meta ipsec exists udp dport 1701 accept' \
+        in lines
+    assert not any("1701" in line and "ipsec" not in line for line in lines)
     pool = "{ 10.1.2.2/31, 10.1.2.4/30, 10.1.2.8/32 }"
     assert f"ip saddr {pool} ip daddr 10.10.0.0/16 accept" in lines
     # Kept out of source NAT: before the SNAT rules.
@@ -82,3 +87,12 @@ def test_nftables() -> None:
 def test_nftables_without_vpn_has_no_ike() -> None:
     text = netfilter()
     assert "4500" not in text and "l4proto 50" not in text
+
+
+def test_without_l2tp_nothing_for_1701() -> None:
+    raw = ra()
+    del raw["preshared_key"]
+    t = _traffic(raw)
+    assert all(1701 not in o.ports for o in t.accept)
+    # Both kinds of client share the pool: forwarded whole either way.
+    assert t.forward == _traffic(ra()).forward == (Between(POOL, (VPC,)), Between((VPC,), POOL))

@@ -11,9 +11,20 @@ would clash. charon reads no configuration file of its own: once it runs
 peer's SAs are terminated, a changed peer's re-established, peers that
 initiate are initiated (no trap policies: kernel-libipsec cannot trigger
 them), removed users' sessions closed. Unchanged peers are not touched.
+
+xl2tpd (L2TP/IPsec, CloudStack's own client type) runs where the kernel
+can carry it (ESP and PPP: the system VM), master-only like charon: the
+feature installs its files only there (subsystem.apply), and a daemon whose
+main file does not exist does not run. ``vragent-ipsec xl2tpd`` notes the
+users it starts with, then becomes ``xl2tpd -D``; ``vragent-ipsec l2tp-sync``
+(its reload command) hangs up the sessions of users removed or whose
+password changed. pppd reads the options and chap-secrets at each call, so
+nothing else needs a reload.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from ...feature import ConfigFile, Daemon, Place
 from ...settings import Settings
@@ -29,11 +40,26 @@ INDEX = Place("conf", "ipsec-index.json")
 SOCKET = Place("run", "charon.vici")
 # What the last sync loaded (the index as it was), to know what changed.
 SYNCED = Place("run", "ipsec-synced.json")
-# Where L2TP's ppp options would go (rendered, not installed: see subsystem.l2tp).
+# L2TP: xl2tpd's configuration, the ppp options its calls get, pppd's log.
+XL2TPD = "xl2tpd"
+XL2TPD_CONF = Place("conf", "xl2tpd.conf")
 PPP_OPTIONS = Place("conf", "options.xl2tpd")
+PPP_LOG = Place("log", "pppd.log")
+XL2TPD_PID = Place("run", "xl2tpd.pid")
+XL2TPD_CONTROL = Place("run", "xl2tpd.control")
+# The users the running xl2tpd's sessions were allowed with (by digest).
+L2TP_SYNCED = Place("run", "l2tp-synced.json")
+# Whether L2TP/IPsec is served here, and why not (subsystem.apply writes it).
+L2TP_STATUS = Place("run", "l2tp-status.json")
 # The router's remote-access identity, created once: certificate and key.
 CERT = Place("state", "ipsec/router.crt")
 KEY = Place("state", "ipsec/router.key")
+
+
+def chap_secrets(s: Settings) -> Path:
+    """pppd reads its CHAP secrets from a path built in (no option names
+    another): /etc/ppp/chap-secrets, as upstream's CsVpnUser writes it."""
+    return s.root / "etc/ppp/chap-secrets"
 
 
 def daemons(s: Settings) -> tuple[Daemon, ...]:
@@ -53,4 +79,17 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
         # Tunnels and remote access end on the master's public addresses.
         master_only=True,
         stale=(SOCKET.of(s),),
-    ),)
+    ), Daemon(
+        name=XL2TPD,
+        subsystem="vpn",
+        argv=(*launcher, "xl2tpd"),
+        files=(
+            ConfigFile(XL2TPD_CONF.of(s), "restart"),
+            ConfigFile(PPP_OPTIONS.of(s), "reload"),
+            ConfigFile(chap_secrets(s), "reload", mode=0o600),
+        ),
+        reload_command=(*launcher, "l2tp-sync"),
+        start_order=55,
+        master_only=True,
+        stale=(XL2TPD_PID.of(s), XL2TPD_CONTROL.of(s)),
+    ))

@@ -11,8 +11,9 @@ gets it (upstream keeps the old one) and ``add: false`` removes the user.
 
 Netfilter (the traffic declared here): IKE and NAT-T (UDP 500, 4500) and
 ESP to the local public IP from each configured peer only (from any address
-for a peer known by identity, and for remote access); the peers' CIDRs and
-the remote-access pool forwarded to and from the VPC, after the tiers' ACLs
+for a peer known by identity, and for remote access); L2TP (UDP 1701) to the
+remote-access IP, only out of an IPsec SA; the peers' CIDRs and
+the remote-access pool (both kinds of client) forwarded to and from the VPC, after the tiers' ACLs
 (CsSite2SiteVpn relies on the ACL chains the same way); and that traffic
 kept out of source NAT (upstream marks it 0x525 and accepts it in nat
 POSTROUTING).
@@ -31,6 +32,7 @@ from .model import RemoteAccessVpn, Site2SiteVpn, VpnUser, VpnUserList
 
 IKE_PORTS = (500, 4500)
 ESP = 50
+L2TP_PORT = 1701
 
 
 def view(docs: Docs, v: Any) -> tuple[dict[str, Site2SiteVpn], dict[str, RemoteAccessVpn],
@@ -93,9 +95,14 @@ def traffic(cfg: Any, settings: Any, d: Any) -> Traffic:
         exempt.append(Between((p.local_cidr,), p.cidrs))
     if d.remote is not None:
         r = d.remote
-        pool = tuple(str(n) for n in stats.pool_networks(r.pool))
+        # Both kinds of client: the whole of ip_range (L2TP takes part of it).
+        pool = tuple(str(n) for n in stats.pool_networks(r.range))
         accept += [Opening("public", "udp", IKE_PORTS, daddr=r.server),
                    Opening("public", ESP, daddr=r.server)]
+        if r.l2tp is not None:
+            # L2TP only out of its IPsec SA: upstream opens udp/1701 to anyone,
+            # which serves L2TP (and its CHAP) in the clear.
+            accept.append(Opening("public", "udp", (L2TP_PORT,), daddr=r.server, ipsec=True))
         forward += [Between(pool, (r.local_ts,)), Between((r.local_ts,), pool)]
         exempt.append(Between((r.local_ts,), pool))
     return Traffic(accept=tuple(accept), forward=tuple(forward), nat_exempt=tuple(exempt))

@@ -187,9 +187,22 @@ def _user(value: str) -> str:
     return value
 
 
+def _ppp_secret(value: str) -> str:
+    """What pppd can take as a chap-secrets secret (L2TP/IPsec's users):
+    quoting and escaping carry any other printable character, but a secret
+    that starts with '@' names a file pppd reads the secret from (pppd's
+    auth.c scan_authfile checks the word after quotes are removed), and
+    pppd keeps at most 255 bytes of it (MAXSECRETLEN)."""
+    if value.startswith("@"):
+        raise ValueError("must not start with '@' (pppd reads such a secret from a file)")
+    if len(value.encode()) > 255:
+        raise ValueError("must be at most 255 bytes (pppd's limit)")
+    return value
+
+
 class VpnUser(Bag):
     user: Annotated[StrictStr, AfterValidator(_user)]
-    password: Secret = Field(repr=False)
+    password: Annotated[Secret, AfterValidator(_ppp_secret)] = Field(repr=False)
     add: Bool = True
 
 

@@ -41,6 +41,18 @@ def _index(settings: Settings) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def l2tp_status(settings: Settings) -> dict[str, Any]:
+    """Whether L2TP/IPsec is configured and served here, and why not
+    (written by the subsystem's apply)."""
+    from .daemon import L2TP_STATUS
+
+    try:
+        data = json.loads(L2TP_STATUS.of(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def peer_up(sas: list[dict[str, Any]], conn: str, children: list[str]) -> bool:
     """Connected: an established IKE SA with every CHILD_SA installed (upstream's
     checks2svpn.sh looks for an established IKE SA only)."""
@@ -80,6 +92,18 @@ def metrics(settings: Settings) -> list[Metric]:
     conns = _index(settings).get("conns", {})
     if not conns:
         return []
+    status = l2tp_status(settings)
+    l2tp = []
+    if status.get("configured"):
+        from ...system import xl2tpd
+
+        l2tp = [
+            Metric("vragent_l2tp_served", "1 while L2TP/IPsec remote access is served (0: the "
+                   "kernel lacks ESP or PPP; the health check says which)", "gauge", (),
+                   (((), 1.0 if status.get("served") else 0.0),)),
+            Metric("vragent_l2tp_sessions", "L2TP/IPsec clients connected (pppd sessions)",
+                   "gauge", (), (((), float(len(xl2tpd.sessions()))),)),
+        ]
     sas = _sas(settings)
     if sas is None:
         sas = []
@@ -101,4 +125,5 @@ def metrics(settings: Settings) -> list[Metric]:
                ("peer", "child"), tuple(traffic_out)),
         Metric("vragent_ipsec_remote_access_clients", "Remote-access clients connected",
                "gauge", (), (((), float(clients)),)),
+        *l2tp,
     ]

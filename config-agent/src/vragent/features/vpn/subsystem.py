@@ -23,11 +23,20 @@ swanctl section names cannot hold dots):
   ``split_connections`` asks; IKEv2 takes them all in one;
 * a PSK per peer, bound to both identities, hex-encoded.
 
-Remote access is IKEv2 with EAP-MSCHAPv2 against the user list (not L2TP:
-see the README), the router authenticated by its own certificate (created
-once, kept in the state directory), clients' addresses from ``ip_range``,
-and the VPC's networks (``local_cidr``) as the only traffic selector: split
-routes. Its PSK is unused.
+Remote access is IKEv2 with EAP-MSCHAPv2 against the user list, the router
+authenticated by its own certificate (created once, kept in the state
+directory), clients' addresses from ``ip_range``, and the VPC's networks
+(``local_cidr``) as the only traffic selector: split routes.
+
+Beside it, L2TP/IPsec, the client type CloudStack's own clients use
+(configure.py CsRemoteAccessVpn and CsVpnUser; systemvm/debian/etc/ipsec.d/
+l2tp.conf, xl2tpd/xl2tpd.conf, ppp/options.xl2tpd): an IKEv1 transport-mode
+connection for udp/1701 with the bag's PSK, xl2tpd handing each call to
+pppd, which checks the user against chap-secrets (the user list). It needs
+ESP and PPP in the kernel; where either is missing, ``apply`` installs the
+render without it (``without_l2tp``) and says why (its status file, the
+health check, the metrics). When both are served they share ``ip_range``:
+L2TP takes its first half, IKEv2 the rest; without L2TP, IKEv2 all of it.
 """
 
 from __future__ import annotations
@@ -35,20 +44,37 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ... import templates
 from ...config import RouterConfig
-from ...feature import Files
+from ...feature import Daemon, Files
 from ...settings import Settings
+from ...store.store import atomic_write
 from ...topology import Topology
-from .daemon import CERT, CONF, CONF_LIBIPSEC, INDEX, KEY, PPP_OPTIONS, SOCKET, SWANCTL
+from .daemon import (
+    CERT,
+    CONF,
+    CONF_LIBIPSEC,
+    INDEX,
+    KEY,
+    PPP_LOG,
+    PPP_OPTIONS,
+    SOCKET,
+    SWANCTL,
+    XL2TPD_CONF,
+)
 from .model import RemoteAccessVpn, Site2SiteVpn, VpnUser, policy
 
 NAME = "vpn"
 VERSIONS = {"ike": 0, "ikev1": 1, "ikev2": 2}
 REMOTE = "remote-access"
+L2TP = "L2TP-PSK"  # upstream's conn name
+# "on" or "off": L2TP/IPsec served or not whatever the kernel has.
+L2TP_ENV = "VRAGENT_L2TP"
+CHAP_SECRETS = "chap-secrets"
 
 
 @dataclass(frozen=True)
@@ -88,20 +114,32 @@ class User:
 
 
 @dataclass(frozen=True)
+class L2tp:
+    """L2TP/IPsec: its swanctl connection, xl2tpd's LNS, pppd's options and secrets."""
+
+    name: str  # the swanctl connection (upstream's conn L2TP-PSK)
+    server: str  # where xl2tpd listens (the remote-access public IP)
+    pool: str  # xl2tpd's "ip range": the first half of ip_range
+    local: str  # xl2tpd's "local ip" (the bag's local_ip), the clients' DNS server
+    options: str  # the ppp options file xl2tpd hands pppd
+    log: str  # pppd's log file, a word as pppd reads it
+    psk_hex: str = field(repr=False)
+    # chap-secrets lines, one per user: words quoted as pppd reads them.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
 class Remote:
     name: str
     server: str
-    pool: str
+    pool: str  # IKEv2's addresses
     local_ts: str
     cert: str
     key: str
     users: tuple[User, ...] = ()
-    # L2TP/IPsec (rendered, not installed): the bag's PSK, xl2tpd's local
-    # address, chap-secrets' lines.
-    l2tp_psk_hex: str = field(default="", repr=False)
-    l2tp_local: str = ""
-    ppp_options: str = ""
-    l2tp_users: tuple[str, ...] = field(default=(), repr=False)
+    # The whole of ip_range ("first-last"): IKEv2's pool when L2TP is not served.
+    range: str = ""
+    l2tp: L2tp | None = None
 
 
 @dataclass(frozen=True)
@@ -210,32 +248,46 @@ def _remote(v: RemoteAccessVpn, users: dict[str, VpnUser], peers: list[Peer], ow
     if v.vpn_server_ip not in own:
         problems.append(f"remoteaccessvpn: vpn_server_ip {v.vpn_server_ip} is not a public IP "
                         f"of this router")
+    listed = sorted(users.values(), key=lambda u: u.user)
+    whole = f"{first}-{last}"
+    l2tp = None
+    count = int(last) - int(first) + 1
+    if v.preshared_key and v.local_ip:
+        if first <= ipaddress.IPv4Address(v.local_ip) <= last:
+            # xl2tpd would hand a client the router's own end of the link.
+            problems.append(f"remoteaccessvpn: local_ip {v.local_ip} is inside ip_range "
+                            f"{v.ip_range}")
+        elif count >= 2:
+            split = first + count // 2
+            l2tp = L2tp(
+                name=L2TP, server=v.vpn_server_ip, pool=f"{first}-{split - 1}",
+                local=v.local_ip, options=str(PPP_OPTIONS.of(settings)),
+                log=_chap(str(PPP_LOG.of(settings))), psk_hex=_hex(v.preshared_key),
+                secrets=tuple(f"{_chap(u.user)} * {_chap(u.password)} *" for u in listed))
+            first = split
     remote = Remote(
         name=REMOTE, server=v.vpn_server_ip, pool=f"{first}-{last}",
         local_ts=str(local), cert=str(CERT.of(settings)), key=str(KEY.of(settings)),
         users=tuple(User(section(f"{i}-{u.user}"), u.user, _hex(u.password))
-                    for i, u in enumerate(sorted(users.values(), key=lambda u: u.user))),
-        l2tp_psk_hex=_hex(v.preshared_key) if v.preshared_key else "",
-        l2tp_local=v.local_ip or "", ppp_options=str(PPP_OPTIONS.of(settings)),
-        l2tp_users=tuple(f"{_chap(u.user)} * {_chap(u.password)} *"
-                         for u in sorted(users.values(), key=lambda u: u.user)))
+                    for i, u in enumerate(listed)),
+        range=whole, l2tp=l2tp)
     return remote, problems
 
 
 def _chap(word: str) -> str:
-    """A word of pppd's chap-secrets: quoted, with its quote and backslash escaped."""
+    """A word of pppd's chap-secrets: quoted, with its quote and backslash
+    escaped (pppd's options.c getword; control characters and a leading '@'
+    never get here: model.py refuses them)."""
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def l2tp(d: Desired) -> str:
-    """L2TP/IPsec for CloudStack's own clients (CsRemoteAccessVpn's xl2tpd.conf,
-    options.xl2tpd, chap-secrets and the transport-mode ``L2TP-PSK`` conn),
-    as an index: this host's kernel has neither ESP transport mode (with
-    kernel-libipsec) nor PPP, so nothing installs it here (README)."""
+def without_l2tp(d: Desired) -> Desired:
+    """The same, without L2TP/IPsec: what a kernel without ESP or PPP gets
+    (IKEv2 then takes all of ip_range)."""
     r = d.remote
-    if r is None or not r.l2tp_psk_hex or not r.l2tp_local:
-        return ""
-    return templates.render("vpn/l2tp.j2", r=r)
+    if r is None or r.l2tp is None:
+        return d
+    return replace(d, remote=replace(r, l2tp=None, pool=r.range))
 
 
 def verify(d: Desired) -> list[str]:
@@ -255,22 +307,46 @@ def index(d: Desired) -> str:
         r = d.remote
         conns[r.name] = {"digest": _digest((r.server, r.pool, r.local_ts)),
                          "initiate": False, "peer": "", "children": [r.name]}
+        if r.l2tp is not None:
+            conns[r.l2tp.name] = {"digest": _digest((r.l2tp.server, r.l2tp.psk_hex)),
+                                  "initiate": False, "peer": "", "children": [r.l2tp.name]}
     users = {u.user: _digest((u.user, u.password_hex)) for u in (d.remote.users if d.remote
                                                                 else ())}
     return json.dumps({"conns": conns, "users": users}, indent=1, sort_keys=True) + "\n"
 
 
+NAMES = (CONF.name, CONF_LIBIPSEC.name, SWANCTL.name, INDEX.name, XL2TPD_CONF.name,
+         PPP_OPTIONS.name, CHAP_SECRETS)
+
+
 def render(d: Desired) -> Files:
-    names = (CONF.name, CONF_LIBIPSEC.name, SWANCTL.name, INDEX.name)
     if not d.enabled:
-        return Files(tuple((n, "") for n in names))
-    side = l2tp(d)
-    return Files((
+        return Files(tuple((n, "") for n in NAMES))
+    files = [
         (CONF.name, templates.render("vpn/strongswan.conf.j2", d=d, libipsec=False)),
         (CONF_LIBIPSEC.name, templates.render("vpn/strongswan.conf.j2", d=d, libipsec=True)),
         (SWANCTL.name, templates.render("vpn/swanctl.conf.j2", d=d)),
         (INDEX.name, index(d)),
-    ), index=(("l2tp", side),) if side else ())
+    ]
+    l2tp = d.remote.l2tp if d.remote is not None else None
+    for name, template in ((XL2TPD_CONF.name, "vpn/xl2tpd.conf.j2"),
+                           (PPP_OPTIONS.name, "vpn/options.xl2tpd.j2"),
+                           (CHAP_SECRETS, "vpn/chap-secrets.j2")):
+        files.append((name, templates.render(template, d=d, l2tp=l2tp) if l2tp else ""))
+    return Files(tuple(files))
+
+
+def _of(files: Files, daemon: Daemon) -> Files:
+    """The files of one of the feature's daemons."""
+    names = {f.path.name for f in daemon.files}
+    return Files(tuple((n, body) for n, body in files.files if n in names))
+
+
+def l2tp_status(d: Desired, why: str) -> dict[str, object]:
+    """What the status file says: whether L2TP/IPsec is configured, served, and why not."""
+    configured = d.remote is not None and d.remote.l2tp is not None
+    return {"configured": configured, "served": configured and not why,
+            "why": why if configured else ""}
 
 
 def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False) -> list[str]:
@@ -282,5 +358,44 @@ def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False
         # The router's identity for remote access: created once, then kept.
         changes += [f"{NAME}: {c}" for c in charon.ensure_identity(
             CERT.of(settings), KEY.of(settings), d.remote.server, dry_run)]
-    return changes + daemons.sync_rendered(daemon.daemons(settings)[0], rendered, settings,
-                                           dry_run)
+    why = ""
+    if d.remote is not None and d.remote.l2tp is not None:
+        why = _l2tp_unavailable()
+        if why:
+            # Never a failure: IKEv2 is served, L2TP is not, and the status says why.
+            rendered = render(without_l2tp(d))
+    status = l2tp_status(d, why)
+    for one in daemon.daemons(settings):
+        changes += daemons.sync_rendered(one, _of(rendered, one), settings, dry_run)
+    path = daemon.L2TP_STATUS.of(settings)
+    text = json.dumps(status, sort_keys=True) + "\n"
+    if (path.read_text() if path.exists() else "") != text:
+        if status["configured"]:
+            changes.append(f"{NAME}: L2TP/IPsec " + (
+                "served" if status["served"] else f"not served: {why}"))
+        if not dry_run:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, text.encode(), 0o644)
+    return changes
+
+
+_KERNEL: dict[str, str] = {}
+
+
+def _l2tp_unavailable() -> str:
+    """Why this kernel cannot serve L2TP/IPsec ("" when it can): asked once
+    per process (a kernel's ESP and PPP do not come and go).
+    ``$VRAGENT_L2TP`` overrides: "on" serves it whatever the kernel, "off"
+    never."""
+    from ...system import charon, xl2tpd
+    from .service import DATAPATH
+
+    forced = os.environ.get(L2TP_ENV, "")
+    if forced == "on":
+        return ""
+    if forced == "off":
+        return f"turned off ({L2TP_ENV}=off)"
+    if "why" not in _KERNEL:
+        libipsec = os.environ.get(DATAPATH) == "libipsec"
+        _KERNEL["why"] = xl2tpd.unavailable(esp=not libipsec and charon.esp_in_kernel())
+    return _KERNEL["why"]
