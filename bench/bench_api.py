@@ -54,6 +54,7 @@ from bench_apply import (
 )
 from vragent.api.client import Client
 from vragent.daemon_state import digests, read_loaded
+from vragent.log import parse_lines
 from vragent.settings import Settings
 from vragent.supervised import registry
 from vragent_lab import netns as labnet
@@ -228,12 +229,12 @@ def daemons_loaded(root: Path) -> bool:
 
 
 def command_durations(root: Path) -> list[float]:
-    """The agent's own time per command (ms), from its structured log lines."""
-    out = []
-    for line in (root / "var/log/vragent/agent.log").read_text().splitlines():
-        if line.startswith("{") and '"event": "command"' in line:
-            out.append(float(json.loads(line)["duration_ms"]))
-    return out
+    """The agent's own time per command (ms), from its log. Every line is read
+    and must be one JSON record (vragent/log.py): a line that is not stops the
+    bench rather than being skipped (text after the last newline is a record
+    the running agent is still writing, not a line yet)."""
+    records = parse_lines((root / "var/log/vragent/agent.log").read_text(), unfinished_ok=True)
+    return [float(r["duration_ms"]) for r in records if r.get("event") == "command"]
 
 
 def pair_burst(tmp: Path, n: int) -> dict[str, Any]:

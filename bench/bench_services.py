@@ -91,7 +91,7 @@ from vragent.system.haproxy import ask, parse_stat  # noqa: E402
 from vragent_lab import loadbalancer as lb  # noqa: E402
 from vragent_lab.ipsec import Peer  # noqa: E402
 from vragent_lab.netns import VM1, in_ns, sample_vpc, wait_for  # noqa: E402
-from vragent_lab.pair import start_supervisord, supervisorctl  # noqa: E402
+from vragent_lab.pair import agent_log, start_supervisord, supervisorctl  # noqa: E402
 
 SAMPLE = REPO / "compose/vragent_lab/sample"
 BAGS = ["ip_associations.json", "guest_network_tier1.json", "guest_network_tier2.json",
@@ -157,7 +157,7 @@ class Router:
             return 0
 
     def agent_log(self) -> str:
-        return (self.root / "var/log/vragent/agent.log").read_text()
+        return agent_log(self.root)  # every line read as one JSON record
 
     def destroy(self) -> None:
         out = subprocess.run(["ip", "netns", "pids", self.ns], capture_output=True, text=True,

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vragent.log import parse_lines
+
 from .netns import Lab, in_ns, sh, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,6 +52,22 @@ SHARED_PUBLIC_MAC = "02:00:0a:00:00:01"
 # the decimal SHA-512 of its uuid, and nothing names a sync link.
 CLOUDSTACK_BOOT = {"redundant_router": "1", "router_id": "4711",
                    "router_password": "93871234567", "advert_int": "1"}
+
+
+def agent_log(root: Path) -> str:
+    """The agent's log under ``root``, as text, once every line of it has been
+    read as one JSON record (vragent/log.py): a test or bench that looks for
+    a message in it checks the promise of one record per line too. The end
+    of a record being written as it is read is left for the next reading."""
+    path = root / "var/log/vragent/agent.log"
+    text = path.read_text() if path.exists() else ""
+    parse_lines(text, unfinished_ok=True)
+    return text
+
+
+def agent_records(root: Path) -> list[dict[str, Any]]:
+    """The agent's log records under ``root`` (every line: see ``agent_log``)."""
+    return parse_lines(agent_log(root), unfinished_ok=True)
 
 
 def mac(router: int, dev: str, cloudstack: bool = False) -> str:
@@ -176,14 +194,10 @@ class PairRouter:
         return "RUNNING" in self.supervisorctl("status", name)
 
     def reload_times(self) -> list[float]:
-        """When the agent reloaded keepalived (from its log)."""
-        found = []
-        log = self.root / "var/log/vragent/agent.log"
-        for line in log.read_text().splitlines() if log.exists() else []:
-            if line.endswith("reloading keepalived"):
-                stamp = line.split()[0].rstrip("Z")
-                found.append(datetime.datetime.fromisoformat(stamp).timestamp())
-        return found
+        """When the agent reloaded keepalived (from its log, every line of which
+        must be one JSON record: vragent/log.py)."""
+        return [datetime.datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
+                for r in agent_records(self.root) if r.get("message") == "reloading keepalived"]
 
     def holds_vip(self, vip: str, dev: str = "eth5") -> bool:
         return f" {vip}/" in self.sh("ip", "-4", "-o", "addr", "show", "dev", dev,

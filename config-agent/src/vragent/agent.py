@@ -10,13 +10,14 @@ leaves both the store and the system as they were.
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .bags import merge, parse_bag, stored_model_part
 from .config import Memo, RouterConfig
 from .errors import ApplyError, BagError, VerifyError, VragentError
+from .log import log
 from .models.limits import escape, load_json
 from .reconcile import Plan, execute, plan
 from .settings import Settings
@@ -127,8 +128,10 @@ class Agent:
                 try:
                     execute(self._plan(old), self.settings)
                 except VragentError as again:
-                    print(f"vragent: restoring revision {previous} also failed: {again}",
-                          file=sys.stderr)
+                    # The resident agent's log; in a CLI without one, logging's
+                    # last resort prints an error to stderr.
+                    log(f"restoring revision {previous} also failed: {again}",
+                        level=logging.ERROR)
             raise ApplyError(f"{exc}\nrevision {previous} restored") from None
         return Outcome(rev, changes, p.warnings)
 

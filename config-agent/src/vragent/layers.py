@@ -11,7 +11,8 @@ module is placed here when it is written.
    declarations (``feature``), the feature registry (``features``: it finds
    the feature packages by name at run time, through importlib, and imports
    none of them at module level), the address families (``family``), the
-   templates' loader, this module, what the router was built from (``version``).
+   templates' loader, this module, what the router was built from (``version``),
+   and the log every layer writes to (``log``: the standard library only).
 1. Data: the bag models, the revisioned store, what a daemon last loaded.
 2. ``system``: the only code that runs commands or reads and writes kernel
    state (links, routes, sysctls, /proc, netfilter, daemons' sockets); and
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("", "errors", "settings", "feature", "features", "family", "templates", "layers",
-     "version"),
+     "version", "log"),
     ("models.*", "store.*", "daemon_state"),
     ("system.*", "pairstate"),
     ("box", "bags", "config", "topology", "supervised", "programs"),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from vragent.api.client import Client
+from vragent_lab import pair as lab_pair
 from vragent_lab.netns import wait_for
 from vragent_lab.pair import OUTSIDE, PUBLIC_FORWARD, Pair, PairRouter
 from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
@@ -86,7 +87,7 @@ def lossless(probe: Probe, holders: list[TcpHolder], what: str) -> None:
 
 
 def agent_log(router: PairRouter) -> str:
-    return (router.root / "var/log/vragent/agent.log").read_text()
+    return lab_pair.agent_log(router.root)
 
 
 def test_bfd_runs_at_real_time_priority(fast_pair: tuple[Pair, Sampler]) -> None:

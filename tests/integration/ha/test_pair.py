@@ -264,11 +264,10 @@ def test_a_killed_master_started_again_without_a_reboot_waits_for_the_elector(
     sampler.healthy(False)
     master.kill()
     wait_for(lambda: survivor.status() == "PRIMARY", 15, "the backup to take over")
-    log = master.root / "var/log/vragent/agent.log"
-    seen = len(log.read_text())
+    seen = len(lab_pair.agent_log(master.root))
     master.start()
     wait_for(lambda: master.status() == "BACKUP", 30, "the restarted router to be backup")
-    after = log.read_text()[seen:]
+    after = lab_pair.agent_log(master.root)[seen:]
     assert "running (state PRIMARY)" not in after, after
     assert "the elector is not running at agent start" in after, after
     assert "starting dnsmasq" not in after, after

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from vragent_lab.netns import in_ns, sh, wait_for
-from vragent_lab.pair import start_supervisord, supervisorctl
+from vragent_lab.pair import agent_log, start_supervisord, supervisorctl
 
 from ..harness import ALL_BAGS, Router, vpc_lab
 
@@ -44,8 +44,7 @@ class Appliance:
         return int(out) if out.isdigit() else 0
 
     def agent_log(self) -> str:
-        path = self.router.root / "var/log/vragent/agent.log"
-        return path.read_text() if path.exists() else ""
+        return agent_log(self.router.root)
 
     def stop(self) -> None:
         for pid in sh(["ip", "netns", "pids", self.router.ns], check=False).split():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from vragent.errors import (
     VerifyError,
     VragentError,
 )
+from vragent.log import setup
 from vragent.settings import Settings
 from vragent.store.batch import Command
 
@@ -54,7 +56,14 @@ def test_the_log_line_names_the_command_never_its_content(
     job = Job("apply", lambda agent: None, {"sources": ["vm_password.json"]})  # type: ignore
     result = Result("apply", 3, ["dhcp: 1 entry"], [], BagError("vmpassword", ["password: x"]))
     result.duration_s = 0.0123
-    log_command(job, result, ["dhcp"])
+    root = logging.getLogger()
+    level = root.level
+    handler = setup(hooks=False)  # the resident agent's log: JSON lines on stderr
+    try:
+        log_command(job, result, ["dhcp"])
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
     line = json.loads(capsys.readouterr().err)
     assert line["event"] == "command" and line["kind"] == "apply"
     assert line["sources"] == ["vm_password.json"] and line["outcome"] == "rejected"

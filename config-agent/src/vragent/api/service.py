@@ -13,9 +13,7 @@ an acknowledged command survives a crash at any instant.
 from __future__ import annotations
 
 import gc
-import json
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from ..errors import (
     VerifyError,
     VragentError,
 )
+from ..log import log
 from ..models.limits import escape
 from ..settings import Settings
 from ..store.batch import Command, commands_from_bytes
@@ -239,21 +238,9 @@ def _typed(cmd: Command, bag_type: str) -> Command:
 
 
 def log_command(job: Job, result: Result, subsystems: list[str]) -> None:
-    """One structured line per command. Names and numbers only: a bag's
+    """One structured record per command. Names and numbers only: a bag's
     content (and so a secret) never reaches the log."""
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-    line = {
-        "time": f"{stamp}.{int(now % 1 * 1000):03d}Z",
-        "event": "command",
-        "kind": job.kind,
-        **job.describe,
-        "revision": result.revision,
-        "outcome": result.outcome,
-        "exit_code": result.exit_code,
-        "duration_ms": round(result.duration_s * 1000, 1),
-        "changed": subsystems,
-    }
-    # One write per record (see ha/log.py): a reader parses a line at a time.
-    sys.stderr.write(json.dumps(line, sort_keys=True) + "\n")
-    sys.stderr.flush()
+    fields = {"kind": job.kind, **job.describe, "revision": result.revision,
+              "outcome": result.outcome, "exit_code": result.exit_code,
+              "duration_ms": round(result.duration_s * 1000, 1), "changed": subsystems}
+    log(f"{job.kind}: {result.outcome}", event="command", **fields)

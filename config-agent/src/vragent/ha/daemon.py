@@ -41,6 +41,7 @@ from ..config import RouterConfig
 from ..errors import VragentError
 from ..feature import Election, Metric
 from ..features import features
+from ..log import setup as setup_log
 from ..settings import Settings
 from ..store import Store
 from ..store.store import private_dir
@@ -306,4 +307,7 @@ class Daemon:
 
 
 def main(settings: Settings) -> int:
+    # Every record of this process, whichever thread or library writes it,
+    # one JSON line on stderr (supervisord's agent.log): see vragent/log.py.
+    setup_log()
     return Daemon(settings).run()

@@ -1,15 +1,8 @@
-"""The resident agent's log line: UTC, to the millisecond, on stderr (supervisord keeps it)."""
+"""The resident agent's log, as the pair's modules call it: ``vragent.log``
+(one JSON object per line on stderr, which supervisord keeps)."""
 
 from __future__ import annotations
 
-import sys
-import time
+from ..log import log
 
-
-def log(message: str) -> None:
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-    # One write per line: print() writes the text and its newline separately,
-    # and the API's worker logs from another thread (two records on a line).
-    sys.stderr.write(f"{stamp} vragent-daemon: {message}\n")
-    sys.stderr.flush()
+__all__ = ["log"]

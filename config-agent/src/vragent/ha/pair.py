@@ -102,9 +102,12 @@ class Pair:
             self.changed.notify_all()
         timings.append("announced")
         timings += [self._timed_step(step) for step in todo if not step.critical]
-        log(f"{previous} -> {status} ({reason}): announced in "
-            f"{1000 * (announced - started):.0f} ms, done in "
-            f"{1000 * (time.monotonic() - started):.0f} ms ({', '.join(timings)})")
+        announced_ms = round(1000 * (announced - started))
+        done_ms = round(1000 * (time.monotonic() - started))
+        log(f"{previous} -> {status} ({reason}): announced in {announced_ms} ms, done in "
+            f"{done_ms} ms ({', '.join(timings)})", event="transition", previous=previous,
+            state=status, reason=reason, announced_ms=announced_ms, done_ms=done_ms,
+            steps=timings)
 
     def _timed_step(self, step: transitions.Step) -> str:
         """Run one step of a transition; what it was and how long it took."""

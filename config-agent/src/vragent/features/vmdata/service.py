@@ -23,6 +23,7 @@ import hashlib
 import http.server
 import ipaddress
 import json
+import logging
 import os
 import re
 import signal
@@ -34,6 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ...log import log, setup
 from ...settings import Settings
 from ...store.store import atomic_write
 from .daemon import CONF
@@ -47,10 +49,6 @@ REQUEST_TIMEOUT = 10.0
 # How often a listener wakes to see whether it was shut down (socketserver's
 # poll): rarely, so an idle router's metadata service costs nothing.
 POLL = 5.0
-
-
-def log(message: str) -> None:
-    print(f"vragent-metadata: {message}", file=sys.stderr, flush=True)
 
 
 class Config:
@@ -167,6 +165,10 @@ class _Server(http.server.ThreadingHTTPServer):
             self.server_close()
             raise
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints the traceback as lines of text: one record instead.
+        log(f"request from {client_address[0]} failed", level=logging.ERROR, exc_info=True)
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
@@ -249,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None)
     args = parser.parse_args(argv)
     settings = Settings.from_env(args.root)
+    # Its request threads log too: one JSON record per line (vragent/log.py).
+    setup()
     try:
         service = Service(settings)
     except (OSError, ValueError, KeyError, TypeError) as exc:
