@@ -127,7 +127,8 @@ def test_without_l2tp_is_the_render_of_a_kernel_without_esp_or_ppp() -> None:
     # Everything else is as with L2TP.
     with_it = subsystem.render(d)
     assert files["strongswan.conf"] == with_it["strongswan.conf"]
-    check_golden("vpc_vpn_without_l2tp.txt", files.text())
+    # (In a folder of its own: the golden files of the folder are the subsystems'.)
+    check_golden("vpn/vpc_without_l2tp.txt", files.text())
 
 
 def test_the_status() -> None:
