@@ -24,6 +24,7 @@ import docker
 from docker.models.containers import Container
 
 from . import netns
+from .recorded import Options
 
 COMPOSE_DIR = Path(__file__).resolve().parents[1]
 PROJECT = "vrlab"
@@ -111,9 +112,21 @@ class Lab:
                     *args], env={**os.environ, **self.compose_env(), **(env or {})})
 
     def compose_env(self) -> dict[str, str]:
-        """What the compose file is rendered with: image, boot parameters, bridge names."""
+        """What the compose file is rendered with: image, boot parameters, bridge
+        names, and what the lab is brought up as (labels on the routers)."""
         return {"VRAGENT_IMAGE": self.image, "VRLAB_BRIDGES": self.project,
-                **{f"VRLAB_{r.upper()}_CMDLINE": self.cmdline(r) for r in ROUTERS}}
+                **{f"VRLAB_{r.upper()}_CMDLINE": self.cmdline(r) for r in ROUTERS},
+                **Options(self.topology, self.mode, self.advert_int).labels()}
+
+    def router_labels(self) -> dict[str, dict[str, str]]:
+        """The labels of this project's routers, running or not (see recorded.py)."""
+        try:
+            found = self.client().containers.list(all=True, filters={
+                "label": f"com.docker.compose.project={self.project}"})
+        except docker.errors.DockerException as exc:
+            raise LabError(f"cannot ask docker about the lab: {exc}") from None
+        return {str(c.labels.get("com.docker.compose.service")): dict(c.labels)
+                for c in found if c.labels.get("com.docker.compose.service") in ROUTERS}
 
     def exec(self, service: str, *argv: str, check: bool = True) -> str:
         result = self.container(service).exec_run(list(argv))

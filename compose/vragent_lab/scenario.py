@@ -27,6 +27,7 @@ from .lab import (
     LabError,
     wait_for,
 )
+from .recorded import MODE_NAMES
 from .traffic import Probe, TcpEcho, TcpHolder, ToolError, UdpEcho
 from .web import HttpBackend, HttpLoad, summary
 
@@ -587,7 +588,7 @@ def write_report(lab: Lab, traffic: dict[str, Any], result: FailoverResult) -> P
     plot(result, out / "lab-timeline.png")
     kept = ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in result.connections.items())
     print(f"""
-    lab report ({lab.topology}, {lab.mode} mode, advert_int {lab.advert_int:g})
+    lab report ({lab.topology}, {MODE_NAMES[lab.mode]} mode, advert_int {lab.advert_int:g})
       master before: {result.master_before}, after: {result.master_after}
       ({result.kind}; the old master came back as {result.returned_as or 'n/a'})
       outage: {result.outage_ms:.0f} ms (takeover seen {result.takeover_ms:.0f} ms after the kill)

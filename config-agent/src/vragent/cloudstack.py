@@ -23,6 +23,44 @@ resident agent's queue, and so to the one validation path.
   conntrack flush is not done: it would cut connections on every batch.
 - ``checkrouter.sh`` (checkrouter.sh, CheckRouterAnswer.parseDetails): prints
   ``Status: PRIMARY|BACKUP|FAULT|UNKNOWN``, from the resident agent's state.
+- ``configure.py <file>`` (SetMonitorServiceConfigItem: ``configure.py
+  monitor_service.json`` after update_config.py when health checks are
+  reconfigured): nothing to do, exit 0. Every bag converges the whole box
+  when update_config.py applies it (vr_cfg.sh skips these lines likewise).
+
+What a management server calls (core/.../virtualnetwork/VRScripts.java, and
+who calls it) and what this router answers. Answered: update_config.py,
+vr_cfg.sh and configure.py (the bags: every *ConfigItem facade),
+checkrouter.sh (CheckRouterCommand), checkbatchs2svpn.sh
+(CheckS2SVpnConnectionsCommand), getRouterMonitorResults.sh and
+filesystem_writable_check.py (GetRouterMonitorResultsCommand), diagnostics.py
+(DiagnosticsCommand), get_diagnostics_files.py (PrepareFilesCommand),
+cleanup.sh (DeleteFileInVrCommand), in ``features.diagnostics.entry``; and,
+not in VRScripts, get_haproxy_stats.sh. get_template_version.sh
+(GetDomRVersionCmd) and patched.sh (live patching) belong to the system VM.
+Deliberately not answered:
+
+- ``bumpup_priority.sh`` (BumpUpPriorityConfigItem): it only touches
+  /tmp/rrouter_bumped, which templates/check_bumpup.sh reads and which no
+  vrrp_script of the current keepalived.conf.templ runs; nothing in the
+  management server builds a BumpUpPriorityCommand (only
+  VirtualRoutingResourceTest and BumpUpPriorityCommandTest do). Here
+  keepalived elects (nopreempt) and a server never raises a router's
+  priority; a planned handover is ``vragent switchover``.
+- the scripts of the routers before update_config.py, kept in VRScripts
+  "mostly by HyperV" (HypervDirectConnectResource runs them over ssh):
+  ipassoc.sh, vpc_snat.sh, vpc_staticroute.sh, edithosts.sh, dnsmasq.sh,
+  savepassword.sh, vmdata.py, loadbalancer.sh, monitor_service.sh,
+  ipsectunnel.sh, vpn_l2tp.sh. Their bags carry the same.
+- ``update_host_passwd.sh``: a hypervisor host's script, not the router's.
+- ``getRouterAlerts.sh`` (GetRouterAlertsCommand, every
+  ``router.alerts.check.interval``): the lines monitorServices.py writes to
+  /var/log/routerServiceMonitor.log when it restarts a service. Not answered
+  yet (supervisord restarts daemons here and logs it): the server logs the
+  failed poll.
+- ``update_interface_config.sh <ip> <netmask> <mtu> <timeout>`` (4.18's
+  configurable router MTU): not answered yet; the MTU the ips and
+  guestnetwork bags carry is applied.
 """
 
 from __future__ import annotations
@@ -118,3 +156,9 @@ def vr_cfg(argv: list[str] | None = None) -> int:
 
 def checkrouter(argv: list[str] | None = None) -> int:
     return _cli(["state"])
+
+
+def configure(argv: list[str] | None = None) -> int:
+    """``configure.py [<file>]``: the bag was applied, and the box converged,
+    when update_config.py took it; there is nothing left to do."""
+    return 0

@@ -9,7 +9,8 @@ declares, in one place:
 * its daemons (``Daemon``, in the package's light ``daemon.py``): files
   relative to the settings' directories, checker, reload by signal or by
   command, master-only, start order, the steps it runs when the router
-  becomes primary or backup, and a fitness probe if mastership depends on it;
+  becomes primary or backup, a fitness probe if mastership depends on it,
+  and what of its files an operator may be given (``Shown``);
 * the traffic it needs (``Traffic``), as data: what the router must accept,
   what keeps its own source address, what it forwards and what it keeps out
   of source NAT;
@@ -185,6 +186,23 @@ class ConfigFile:
     mode: int = 0o644  # 0o600 for files that hold a secret, from the first byte
 
 
+# What a secret is replaced by wherever one is shown (models.limits.REDACTED).
+REDACTED = "(secret, not shown)"
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A file of a daemon an operator may be given (getDiagnosticsData's zip):
+    ``upstream``, the paths upstream's router keeps the same thing at (the
+    management server asks for files by those names), and ``redact``, the
+    text with every secret replaced. A configuration file that holds a
+    secret (mode 0o600) goes into the zip only through its ``redact``."""
+
+    path: Path
+    upstream: tuple[str, ...] = ()
+    redact: Callable[[str], str] | None = None
+
+
 @dataclass(frozen=True)
 class PairStep:
     """A command the daemon runs on a pair transition (its control command)."""
@@ -258,6 +276,10 @@ class Daemon:
     on_backup: tuple[PairStep, ...] = ()
     on_fault: tuple[PairStep, ...] = ()
     fitness: Fitness | None = None
+    # What an operator may be given of its files (``Shown``): its
+    # configuration files' redactions and upstream names, and files besides
+    # them (its leases). Every log of the daemon is given, secrets scrubbed.
+    shown: tuple[Shown, ...] = ()
     # supervisord's [program:…] settings beyond the common ones.
     stop_signal: str = "TERM"
     stop_wait: int = 10

@@ -14,7 +14,7 @@ Light on purpose: supervisord's watchdog imports it.
 
 from __future__ import annotations
 
-from ...feature import ConfigFile, Daemon, Fitness, PairStep, Place
+from ...feature import ConfigFile, Daemon, Fitness, PairStep, Place, Shown
 from ...settings import Settings
 from ...system import conntrackd
 
@@ -65,4 +65,5 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
         ),
         on_fault=(ctl("-t"),),
         fitness=Fitness(probe, fall=FALL, grace=STARTUP_GRACE),
+        shown=(Shown(CONF.of(s), upstream=("/etc/conntrackd/conntrackd.conf",)),),
     ),)

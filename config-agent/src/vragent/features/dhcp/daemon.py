@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...feature import ConfigFile, Daemon, Place
+from ...feature import ConfigFile, Daemon, Place, Shown
 from ...settings import Settings
 from ...system import dnsmasq
 
@@ -44,4 +44,10 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
         master_only=True,
         stale=(pid,),
         prune=prune,
+        # Where upstream's router keeps the same (CsDhcp: cloud.conf, the
+        # hosts file dnsmasq serves names from, the leases).
+        shown=(Shown(conf, upstream=("/etc/dnsmasq.conf", "/etc/dnsmasq.d/cloud.conf")),
+               Shown(HOSTS.of(s), upstream=("/etc/dhcphosts.txt",)),
+               Shown(NAMES.of(s), upstream=("/etc/hosts",)),
+               Shown(LEASES.of(s), upstream=("/var/lib/misc/dnsmasq.leases",))),
     ),)

@@ -15,7 +15,9 @@ disabled, and the figures carry on (upstream's reload resets them, #6849).
 
 from __future__ import annotations
 
-from ...feature import ConfigFile, Daemon, Place
+import re
+
+from ...feature import REDACTED, ConfigFile, Daemon, Place, Shown
 from ...settings import Settings
 from ...system import haproxy
 
@@ -35,6 +37,14 @@ MASTER = Place("run", "hap-m.sock")
 HOLD = Place("run", "hap-h.sock")
 # Root-only: one PEM (certificate, chain, key) per offloaded rule, named by digest.
 CERTS = Place("conf", "haproxy-certs")
+# The statistics page's credentials: "stats auth <user>:'<password>'".
+_AUTH = re.compile(r"^(\s*stats\s+auth\s+)(?:([A-Za-z0-9_.@-]+:))?.*$", re.MULTILINE)
+
+
+def shown(text: str) -> str:
+    """haproxy.cfg as an operator may see it: no statistics password (the
+    certificates' keys are files of their own, never shown)."""
+    return _AUTH.sub(lambda m: m.group(1) + (m.group(2) or "") + REDACTED, text)
 
 
 def paths(s: Settings) -> haproxy.Paths:
@@ -66,4 +76,5 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
         # SIGUSR1: the master lets its workers finish their connections.
         stop_signal="USR1",
         stop_wait=10,
+        shown=(Shown(conf, upstream=("/etc/haproxy/haproxy.cfg",), redact=shown),),
     ),)

@@ -24,9 +24,10 @@ nothing else needs a reload.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from ...feature import ConfigFile, Daemon, Place
+from ...feature import REDACTED, ConfigFile, Daemon, Place, Shown
 from ...settings import Settings
 
 NAME = "charon"
@@ -54,7 +55,14 @@ L2TP_STATUS = Place("run", "l2tp-status.json")
 # The router's remote-access identity, created once: certificate and key.
 CERT = Place("state", "ipsec/router.crt")
 KEY = Place("state", "ipsec/router.key")
+# Every secret of swanctl.conf is one "secret = 0x..." line (PSKs, users' passwords).
+_SECRET = re.compile(r"^(\s*secret\s*=).*$", re.MULTILINE)
 
+
+def shown(text: str) -> str:
+    """swanctl.conf as an operator may see it: connections and identities,
+    no secret. (The index, by digests of the secrets, is never shown.)"""
+    return _SECRET.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 def chap_secrets(s: Settings) -> Path:
     """pppd reads its CHAP secrets from a path built in (no option names
@@ -79,6 +87,7 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
         # Tunnels and remote access end on the master's public addresses.
         master_only=True,
         stale=(SOCKET.of(s),),
+        shown=(Shown(SWANCTL.of(s), redact=shown),),
     ), Daemon(
         name=XL2TPD,
         subsystem="vpn",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ...feature import ConfigFile, Daemon, Place
+import re
+
+from ...feature import REDACTED, ConfigFile, Daemon, Place, Shown
 from ...settings import Settings
 
 NAME = "keepalived"
@@ -10,6 +12,13 @@ CONF = Place("conf", "keepalived.conf")
 PID = Place("run", "keepalived.pid")
 VRRP_PID = Place("run", "keepalived_vrrp.pid")
 BFD_PID = Place("run", "keepalived_bfd.pid")
+# VRRPv2's simple authentication: the router password's first 8 characters.
+_AUTH = re.compile(r"^(\s*auth_pass\s+)\S.*$", re.MULTILINE)
+
+
+def shown(text: str) -> str:
+    """keepalived.conf as an operator may see it: no authentication password."""
+    return _AUTH.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def daemons(s: Settings) -> tuple[Daemon, ...]:
@@ -36,4 +45,5 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
         # It gives up its addresses and sends a priority-0 advert on TERM.
         stop_signal="TERM",
         stop_wait=10,
+        shown=(Shown(conf, upstream=("/etc/keepalived/keepalived.conf",), redact=shown),),
     ),)

@@ -1,0 +1,64 @@
+"""Every script a management server calls (apache/cloudstack
+core/src/main/java/com/cloud/agent/resource/virtualnetwork/VRScripts.java)
+is either answered (installed where the server calls it) or deliberately
+not, as cloudstack.py's docstring and the README say."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from vragent import cloudstack
+
+from tests.conftest import REPO
+
+ANSWERED = {
+    "update_config.py", "vr_cfg.sh", "configure.py", "checkrouter.sh", "checkbatchs2svpn.sh",
+    "getRouterMonitorResults.sh", "filesystem_writable_check.py", "diagnostics.py",
+    "get_diagnostics_files.py", "cleanup.sh",
+}
+SYSTEM_VM = {"get_template_version.sh", "patched.sh"}  # the system-VM issue's
+NOT_ANSWERED = {
+    "bumpup_priority.sh", "update_host_passwd.sh", "getRouterAlerts.sh",
+    "update_interface_config.sh",
+    # before update_config.py, "mostly by HyperV"
+    "ipsectunnel.sh", "edithosts.sh", "dnsmasq.sh", "ipassoc.sh", "loadbalancer.sh",
+    "monitor_service.sh", "savepassword.sh", "vmdata.py", "vpc_snat.sh", "vpc_staticroute.sh",
+    "vpn_l2tp.sh",
+}
+# VRScripts' script constants (the .json names are the bags' file names).
+VRSCRIPTS = ANSWERED | SYSTEM_VM | NOT_ANSWERED
+
+
+def scripts() -> set[str]:
+    doc = tomllib.loads((REPO / "config-agent/pyproject.toml").read_text())
+    return set(doc["project"]["scripts"])
+
+
+def linked_in_image() -> set[str]:
+    """The names the image links into /opt/cloud/bin (its Dockerfile, or the
+    agent layer's recipe it runs)."""
+    text = "".join(p.read_text() for p in (REPO / "image").glob("*")
+                   if p.is_file() and (p.name == "Dockerfile" or p.suffix == ".sh"))
+    return set(re.findall(r"[A-Za-z0-9_]+\.(?:sh|py)", text))
+
+
+def test_every_answered_script_is_installed_where_the_server_calls_it() -> None:
+    assert ANSWERED <= scripts()
+    assert ANSWERED <= linked_in_image()
+
+
+def test_no_script_deliberately_not_answered_is_installed() -> None:
+    assert not NOT_ANSWERED & scripts()
+
+
+def test_the_survey_names_every_script() -> None:
+    doc = cloudstack.__doc__ or ""
+    readme = (REPO / "README.md").read_text()
+    for name in VRSCRIPTS:
+        assert name in doc, name
+        assert name in readme, name
+
+
+def test_configure_has_nothing_left_to_do() -> None:
+    assert cloudstack.configure(["monitor_service.json"]) == 0
