@@ -12,7 +12,7 @@ DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
          dnsmasq-base dnsmasq-utils busybox bind9-dnsutils curl cloud-init \
          docker.io docker-compose mmdebstrap iptables haproxy openssl \
          charon-systemd strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins \
-         libstrongswan-standard-plugins traceroute iputils-arping \
+         libstrongswan-standard-plugins traceroute iputils-arping xl2tpd \
          qemu-system-x86 qemu-utils grub-pc-bin
 PYTEST_ARGS ?=
 
