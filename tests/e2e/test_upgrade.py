@@ -168,10 +168,28 @@ def test_no_probe_packet_lost_and_every_connection_kept(upgraded: dict[str, Any]
                                   "static_nat": [1] * 4}, result.connections
 
 
+def _commands(lab: Lab, router: str) -> list[str]:
+    """The kinds of the commands the router's agent ran in this container's
+    life (one JSON record per command in its log, which is not on the volume)."""
+    kinds = []
+    for line in lab.exec(router, "cat", "/var/log/vragent/agent.log").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "kind" in record and "outcome" in record:
+            kinds.append(str(record["kind"]))
+    return kinds
+
+
 def test_the_stored_configuration_is_in_force_and_no_bag_was_resent(
         lab: Lab, upgraded: dict[str, Any]) -> None:
     result: UpgradeResult = upgraded["result"]
     for r in lab.routers:
+        # The new router booted from its store; nothing was applied to it
+        # (an identical bag re-sent would make no new revision: the log shows it).
+        kinds = _commands(lab, r)
+        assert "boot" in kinds and "apply" not in kinds, (r, kinds)
         # The same revisions, times and causes: nothing was applied in either life.
         assert lab.exec(r, "vragent", "history") == upgraded["before"][r]["history"], r
         assert config_digest(lab, r) == upgraded["before"][r]["config"], r
