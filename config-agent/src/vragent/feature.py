@@ -12,8 +12,8 @@ declares, in one place:
   becomes primary or backup, a fitness probe if mastership depends on it,
   and what of its files an operator may be given (``Shown``);
 * the traffic it needs (``Traffic``), as data: what the router must accept,
-  what keeps its own source address, what it forwards and what it keeps out
-  of source NAT;
+  what keeps its own source address, what it forwards, what it keeps out
+  of source NAT and what it counts;
 * its health checks (``Check``), in the package's ``checks.py``;
 * for the feature that elects the pair's master, what the pair's run time
   needs of the election (``Election``).
@@ -28,6 +28,7 @@ watchdog can use it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,6 +354,48 @@ class Between:
     ports: tuple[int, ...] = ()
 
 
+# Where a counted packet is seen: passing through the router, or to or from
+# the router itself.
+CountPath = Literal["forward", "input", "output"]
+# A counter's link-matching side: a role (every link of it), "link" (the
+# link the counter is for, see ``Count.per``), or "" for any link.
+CountSide = Literal["", "link", "vrrp", "sync", "control", "guests", "public"]
+_COUNTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Count:
+    """Traffic a feature counts (bytes and packets), once the router's
+    filtering let it through: a named counter of the netfilter table, which a
+    change of the configuration never resets (netfilter keeps it, or carries
+    its value over when it reloads the whole table).
+
+    ``per``: one counter per link of that role, ``{link}`` in ``name``
+    standing for the link's name, and "link" in ``iif``/``oif`` for that
+    link. ``tunnel``: only what came out of ("in") or goes into ("out") a
+    VPN tunnel: an IPsec policy of the kernel, or a point-to-point device
+    (PPP, or the TUN device of a userspace IPsec data path).
+    """
+
+    name: str
+    path: CountPath = "forward"
+    iif: CountSide = ""
+    oif: CountSide = ""
+    proto: str = ""  # "tcp", "udp"; "" for any
+    tunnel: Literal["", "in", "out"] = ""
+    per: Role | None = None
+
+    def counter(self, link: str = "") -> str:
+        """The counter's name in the table (for ``link`` when ``per`` is set):
+        nft takes letters, digits and ``_.-`` in an object's name, so any other
+        character of a link's name becomes ``_``."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", link)
+        name = self.name.replace("{link}", safe)
+        if not _COUNTER_NAME.fullmatch(name):
+            raise ValueError(f"count {self.name!r}: {name!r} is not a counter name")
+        return name
+
+
 @dataclass(frozen=True)
 class Traffic:
     """What a feature needs the router to let through, as data."""
@@ -366,10 +409,13 @@ class Traffic:
     forward: tuple[Between, ...] = ()
     # Never source-NATed (a tunnel's traffic keeps the tier's address).
     nat_exempt: tuple[Between, ...] = ()
+    # Counted (usage accounting), in counters a reload keeps.
+    count: tuple[Count, ...] = ()
 
     def __add__(self, other: Traffic) -> Traffic:
         return Traffic(self.accept + other.accept, self.own_source + other.own_source,
-                       self.forward + other.forward, self.nat_exempt + other.nat_exempt)
+                       self.forward + other.forward, self.nat_exempt + other.nat_exempt,
+                       self.count + other.count)
 
 
 # -- health checks ---------------------------------------------------------------

@@ -46,6 +46,10 @@ HOOKS = {
     "forward_firewall": "type filter hook forward priority 20; policy accept;",
     "forward_final": "type filter hook forward priority 30; policy drop;",
     "input": "type filter hook input priority filter; policy drop;",
+    # What features count (the usage feature's counters), after every filter.
+    "count_forward": "type filter hook forward priority 100; policy accept;",
+    "count_input": "type filter hook input priority 100; policy accept;",
+    "count_output": "type filter hook output priority 100; policy accept;",
 }
 
 

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 FEATURES = ("sysctl", "netfilter", "interfaces", "routes", "conntrack", "vrrp", "dhcp",
-            "vmdata", "control", "monitor", "loadbalancer", "vpn", "diagnostics")
+            "vmdata", "control", "monitor", "loadbalancer", "vpn", "diagnostics",
+            "usage")
 EXTRA = "VRAGENT_FEATURES"
 
 

@@ -1,12 +1,18 @@
-"""nftables: load a script as one transaction, list a table."""
+"""nftables: load a script as one transaction, list a table, read and reset
+its named counters."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ..errors import ApplyError
 from .cmd import spawn
+from .filelock import locked
 
 
 def load(script: str) -> None:
@@ -51,6 +57,89 @@ def table_json(table: str) -> list[dict[str, Any]] | None:
     except (ValueError, KeyError, TypeError):
         return None
     return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else None
+
+
+Counts = dict[str, tuple[int, int]]  # counter name -> (packets, bytes)
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}", re.ASCII)
+
+
+def parse_counters(text: str) -> Counts:
+    """The named counters in ``nft -j list counters`` (or ``reset counters``)
+    output, by name (pure)."""
+    found: Counts = {}
+    try:
+        items = json.loads(text)["nftables"]
+    except (ValueError, KeyError, TypeError):
+        return found
+    for item in items if isinstance(items, list) else []:
+        c = item.get("counter") if isinstance(item, dict) else None
+        if isinstance(c, dict) and isinstance(c.get("name"), str):
+            packets, octets = c.get("packets", 0), c.get("bytes", 0)
+            if isinstance(packets, int) and isinstance(octets, int):
+                found[c["name"]] = (packets, octets)
+    return found
+
+
+def counters(table: str) -> Counts | None:
+    """The table's named counters with their values, or None when the table
+    does not exist (nothing configured yet, or a reboot)."""
+    proc = spawn(["nft", "-j", "list", "counters", "table", "inet", table])
+    if proc.returncode != 0:
+        return None
+    return parse_counters(proc.stdout)
+
+
+def reset_counters(table: str, names: list[str]) -> Counts:
+    """Zero the named counters; returns what they held. The kernel reads and
+    zeroes each at once (nothing counted in between is lost), but a batch of
+    resets is not one transaction: every name is checked first, and none is
+    reset unless all exist. Hold ``counters_locked``."""
+    bad = [n for n in names if not _NAME.fullmatch(n)]
+    if bad:
+        raise ApplyError(f"not a counter name: {bad[0]!r}")
+    if not names:
+        return {}
+    live = counters(table)
+    missing = [n for n in names if live is None or n not in live]
+    if missing:
+        raise ApplyError(f"no counter {missing[0]} in table inet {table}: nothing was reset")
+    proc = spawn(["nft", "-j", "-f", "-"], _json_resets(table, names))
+    if proc.returncode != 0:
+        raise ApplyError(f"nft could not reset the counters {', '.join(names)}: "
+                         f"{proc.stderr.strip()}")
+    return parse_counters(_merged(proc.stdout))
+
+
+def _json_resets(table: str, names: list[str]) -> str:
+    return json.dumps({"nftables": [
+        {"reset": {"counter": {"family": "inet", "table": table, "name": n}}} for n in names]})
+
+
+def _merged(stdout: str) -> str:
+    """``nft -j`` prints one JSON document per command: one list of them all."""
+    items: list[Any] = []
+    decoder = json.JSONDecoder()
+    text, at = stdout.strip(), 0
+    while at < len(text):
+        try:
+            doc, end = decoder.raw_decode(text, at)
+        except ValueError:
+            break
+        if isinstance(doc, dict) and isinstance(doc.get("nftables"), list):
+            items += doc["nftables"]
+        at = end
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return json.dumps({"nftables": items})
+
+
+@contextmanager
+def counters_locked(run_dir: Path) -> Iterator[None]:
+    """Held while counter values are read to be carried into a reload of the
+    whole table, and while counters are reset: a reset in between would be
+    undone by the reload."""
+    with locked(run_dir / "nft-counters.lock"):
+        yield
 
 
 # nfnetlink: NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN, answered by NFT_MSG_NEWGEN.

@@ -19,6 +19,14 @@ Long chains are cut into chunks at content-defined boundaries, each chunk its
 own chain named after its content. Changing one rule among 10,000 then
 replaces one ~64-rule chunk and the short chain that jumps to the chunks, not
 the whole table.
+
+What features count (``Traffic.count``: usage accounting) is counted in named
+counter objects, by rules in base chains that come after every filter (only
+what the router let through is counted). A change replaces chains, never the
+objects, so their values carry on; a reload of the whole table (a base chain
+or helper changed, or the table is not the one last loaded) declares them
+again with the values read just before, under ``nft.counters_locked`` so a
+reset cannot fall in between.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from typing import Any, TypeVar, cast
 
 from ... import family
 from ...config import RouterConfig
-from ...feature import Between, Opening, Traffic
+from ...feature import Between, Count, Opening, Traffic
 from ...models.common import split_cidrs
 from ...settings import Settings
 from ...templates import render as render_template
@@ -77,10 +85,15 @@ class Ruleset:
     table: str
     chains: tuple[Chain, ...]  # leaf chains first: every jump target precedes its caller
     helpers: tuple[str, ...] = ()  # conntrack helpers (ct helper objects) the rules use
+    counters: tuple[str, ...] = ()  # named counter objects (Traffic.count), sorted
 
-    def text(self) -> str:
+    def text(self, carried: dict[str, tuple[int, int]] | None = None) -> str:
+        """The whole table. ``carried``: the counters' values to start from
+        (packets, bytes), read from the table this one replaces."""
+        values = carried or {}
+        counters = [(name, values.get(name)) for name in self.counters]
         return render_template("netfilter/nftables.conf.j2", table=self.table,
-                               chains=self.chains, helpers=self.helpers)
+                               chains=self.chains, helpers=self.helpers, counters=counters)
 
     @property
     def rule_count(self) -> int:
@@ -457,6 +470,43 @@ def _openings(topo: Topology, openings: list[Opening]) -> list[str]:
     return rules
 
 
+# Counting comes after every filter on its hook (the forward chains end at
+# priority 30, input filters at 0): only what was let through is counted.
+COUNT_PRIORITY = 100
+# A VPN tunnel's side of a packet: decrypted by an IPsec policy of the kernel,
+# or through a point-to-point device (PPP, or the TUN device, ARPHRD_NONE,
+# of a userspace IPsec data path such as strongSwan's kernel-libipsec).
+_TUNNEL = {"": ("",),
+           "in": ("meta secpath exists", "meta iiftype { ppp, 65534 }"),
+           "out": ("rt ipsec exists", "meta oiftype { ppp, 65534 }")}
+
+
+def _counts(topo: Topology, counts: tuple[Count, ...]) -> tuple[list[str], dict[str, list[str]]]:
+    """The counter objects and, by path, the rules that count into them. A
+    counter per link of its role exists as long as the link does, even while
+    its rules match nothing (no tier yet): its value never restarts."""
+    names: set[str] = set()
+    rules: dict[str, list[str]] = {}
+    for c in counts:
+        for link in (_role(topo, c.per) if c.per else [""]):
+            name = c.counter(link)
+            names.add(name)
+            sides = []
+            for key, side in (("iifname", c.iif), ("oifname", c.oif)):
+                if side == "link" and not c.per:
+                    raise ValueError(f"count {c.name}: 'link' needs per")
+                devs = [link] if side == "link" else _role(topo, side) if side else None
+                if devs is not None:
+                    sides.append(f"{key} {_ifset(devs)}" if devs else "")
+                    if not devs:
+                        break
+            else:
+                proto = f"meta l4proto {c.proto}" if c.proto else ""
+                rules.setdefault(c.path, []).extend(
+                    _join(*sides, proto, t, f"counter name {name}") for t in _TUNNEL[c.tunnel])
+    return sorted(names), rules
+
+
 def render(d: Desired) -> Ruleset:
     with _RENDERING:  # _RECENT is one per process
         _RECENT.start()
@@ -653,7 +703,15 @@ def _render(d: Desired) -> Ruleset:
             f"oifname {_q(pub.ifname)} drop",
         ), "type filter hook postrouting priority 300; policy accept;"))
 
-    return Ruleset(d.table, tuple(chains + base), helpers)
+    # -- what features count ------------------------------------------------
+    counters, counting = _counts(topo, d.traffic.count)
+    for path in ("forward", "input", "output"):
+        if counting.get(path):
+            base.append(Chain(f"count_{path}", tuple(counting[path]),
+                              f"type filter hook {path} priority {COUNT_PRIORITY}; "
+                              "policy accept;"))
+
+    return Ruleset(d.table, tuple(chains + base), helpers, tuple(counters))
 
 
 # -- apply ------------------------------------------------------------------
@@ -673,7 +731,12 @@ def _delta(old: dict[str, Any], new: Ruleset, table: str) -> str | None:
             return None
     changed = [c for c in new.chains if old_chains.get(c.name) != c.digest()]
     removed = [n for n in old_chains if n not in new_by_name]
-    if not changed and not removed:
+    # Counter objects are added and deleted, never declared again: the ones
+    # kept keep their values.
+    old_counters = set(old.get("counters", []))
+    added = [n for n in new.counters if n not in old_counters]
+    dropped = sorted(old_counters - set(new.counters))
+    if not changed and not removed and not added and not dropped:
         return ""
     # Chains going away are emptied first: a removed chain may still jump to
     # another removed one (an ACL's parent to its chunks), and nft refuses to
@@ -685,12 +748,15 @@ def _delta(old: dict[str, Any], new: Ruleset, table: str) -> str | None:
         else:
             lines.append(f"add chain inet {table} {c.name}")
     lines.append(f"table inet {table} {{")
+    lines += [f"\tcounter {n} {{ }}" for n in added]  # before the rules that count into them
     for c in changed:
         lines.append(f"\tchain {c.name} {{")
         lines += [f"\t\t{r}" for r in c.rules]
         lines.append("\t}")
     lines.append("}")
     lines += [f"delete chain inet {table} {n}" for n in removed]
+    # Once no rule counts into them (their chains were flushed above).
+    lines += [f"delete counter inet {table} {n}" for n in dropped]
     return "\n".join(lines) + "\n"
 
 
@@ -699,6 +765,7 @@ def _record(rs: Ruleset) -> dict[str, object]:
         "chains": {c.name: c.digest() for c in rs.chains},
         "hooks": {c.name: c.hook for c in rs.chains if c.hook},
         "helpers": list(rs.helpers),
+        "counters": list(rs.counters),
     }
 
 
@@ -740,20 +807,28 @@ def apply(d: Desired, rendered: Ruleset, settings: Settings, dry_run: bool = Fal
     script = _delta(record, rs, rs.table) if record is not None else None
     if script == "":
         return []
+    full = script is None
     if script is None:
         change = f"netfilter: load table inet {rs.table} ({rs.rule_count} rules)"
-        script = rs.text()
     else:
         names = list(dict.fromkeys(ln.split()[-1] for ln in script.splitlines()
                                    if ln.startswith(("flush chain", "add chain",
-                                                     "delete chain"))))
+                                                     "delete chain", "delete counter"))))
         change = f"netfilter: replace {len(names)} chain(s): {', '.join(names[:8])}" + (
             " ..." if len(names) > 8 else "")
     if dry_run:
         return [change]
-    before = nft.generation()
-    nft.load(script)
-    after = nft.generation()
+    with nft.counters_locked(settings.run_dir):
+        if full:
+            # The whole table goes: its counters are declared again with the
+            # values they hold now (what is counted until the commit, a few
+            # milliseconds, is lost; a change of chains loses nothing).
+            live = (nft.counters(rs.table) or {}) if rs.counters else {}
+            script = rs.text({n: v for n, v in live.items() if n in rs.counters})
+        assert script is not None
+        before = nft.generation()
+        nft.load(script)
+        after = nft.generation()
     new = _record(rs)
     new["netns"] = nft.namespace_id()
     if before is not None and after == before + 1:
