@@ -155,6 +155,21 @@ def extra_networks(attached: dict[str, str], declared: set[str],
     return [(net, attached[net]) for net in sorted(set(attached) - declared, key=nic_order)]
 
 
+# The compose variables a router's own record is rendered from (labels: see
+# recorded.py), and the label each comes back from.
+RECORDED = {"VRLAB_MODE": "org.vragent.lab.mode", "VRLAB_ADVERT_INT": "org.vragent.lab.advert_int"}
+
+
+def compose_overrides(router: str, image: str, cmdline: str,
+                      labels: dict[str, str]) -> dict[str, str]:
+    """What the new container of ``router`` is rendered with: the new image,
+    and the old container's own boot parameters and lab record, whatever
+    options this command was given (a replacement changes the image only)."""
+    env = {"VRAGENT_IMAGE": image, f"VRLAB_{router.upper()}_CMDLINE": cmdline}
+    env.update({var: labels[label] for var, label in RECORDED.items() if label in labels})
+    return env
+
+
 def phase_losses(marks: list[int], total: int) -> list[int]:
     """Probe packets lost per phase, from the cumulative count at each phase's
     end (``marks``) and the final count: late losses land in the last phase."""
@@ -328,7 +343,7 @@ def replace(lab: Lab, router: str, master: str, image: str, at_least: int) -> Re
     # plugged in first, so the new router boots with all of them, as a VM
     # restarted with its NICs would. (compose plugs in the declared networks
     # beyond the first only as it starts the container.)
-    env = {"VRAGENT_IMAGE": image, f"VRLAB_{router.upper()}_CMDLINE": cmdline}
+    env = compose_overrides(router, image, cmdline, dict(old.labels))
     lab.compose("up", "--no-start", "--no-deps", router, env=env)
     new = lab.container(router)
     for net, address in extras:

@@ -27,6 +27,7 @@ from typing import Any
 
 import docker
 import pytest
+from vragent_lab.cli import main
 from vragent_lab.lab import Lab, LabError, partition, wait_for
 from vragent_lab.scenario import CONNECTIONS
 from vragent_lab.upgrade import (
@@ -86,6 +87,12 @@ def new_image(lab: Lab) -> Iterator[tuple[str, str, str]]:
             pass
 
 
+def _lab_labels(lab: Lab, router: str) -> dict[str, str]:
+    """What the lab recorded on the router (how it was brought up)."""
+    return {k: v for k, v in lab.container(router).labels.items()
+            if k.startswith("org.vragent.lab.")}
+
+
 def _identity(lab: Lab) -> dict[str, str]:
     return {r: str(lab.container(r).id) for r in lab.routers}
 
@@ -94,6 +101,14 @@ def test_refused_when_the_lab_is_not_up(lab: Lab) -> None:
     absent = Lab(project="vrlabnone", workdir=lab.workdir)
     with pytest.raises(UpgradeRefused, match="the lab is not up: no container for r1"):
         upgrade(absent)
+
+
+def test_the_command_refuses_a_lab_that_is_not_up(capsys: pytest.CaptureFixture[str]) -> None:
+    """``vragent-lab upgrade`` on a project with nothing running: exit 2 and why."""
+    assert main(["--project", "vrlabnone", "upgrade"]) == 2
+    out = capsys.readouterr().out
+    assert "upgrade refused (nothing was changed): the lab is not up: no container for r1 " \
+           "in project vrlabnone" in out
 
 
 def test_refused_for_an_image_that_is_missing_or_not_a_router(lab: Lab) -> None:
@@ -131,6 +146,7 @@ def upgraded(lab: Lab, new_image: tuple[str, str, str]) -> dict[str, Any]:
     tag, _image_id, _line = new_image
     lab.wait_one_master(30)
     before = {r: {"image": str(lab.container(r).image.id),
+                  "labels": _lab_labels(lab, r),
                   "history": lab.exec(r, "vragent", "history"),
                   "config": config_digest(lab, r)} for r in lab.routers}
     reports = len(lab.reports())
@@ -149,6 +165,8 @@ def test_both_routers_run_the_new_image(lab: Lab, upgraded: dict[str, Any],
         assert container.image.id == image_id, r
         assert container.attrs["Config"]["Image"] == tag, r
         assert lab.exec(r, "cat", "/etc/cloudstack-release").strip() == line, r
+        # The same router otherwise: its boot parameters and the lab's record of it.
+        assert _lab_labels(lab, r) == upgraded["before"][r]["labels"], r
     assert [x.image_after for x in result.replaced] == [image_id, image_id]
     assert {x.router for x in result.replaced} == set(lab.routers)
 
