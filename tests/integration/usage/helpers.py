@@ -49,6 +49,55 @@ def send(ns: str, host: str, port: int, up: int) -> dict[str, int]:
     return result
 
 
+# A UDP datagram's headers, as nft counts the IP packet: IPv4 20, UDP 8.
+UDP_HEADERS = 28
+
+
+class Echo:
+    """transfer.py's UDP echo in ``ns``; ``stop()`` gives how many it echoed."""
+
+    def __init__(self, ns: str, port: int) -> None:
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, TRANSFER,
+                                      "echo", str(port)], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == "ready", line
+        self.echoed: int | None = None
+
+    def stop(self) -> int:
+        if self.echoed is None:
+            self.proc.send_signal(signal.SIGTERM)
+            out, _ = self.proc.communicate(timeout=10)
+            self.echoed = int(json.loads(out)["echoed"])
+        return self.echoed
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Stream:
+    """transfer.py's UDP stream from ``ns``, in the background: ``count``
+    datagrams of ``size`` bytes, one every ``interval`` seconds."""
+
+    def __init__(self, ns: str, host: str, port: int, count: int, interval: float,
+                 size: int) -> None:
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, TRANSFER,
+                                      "stream", host, str(port), str(count), repr(interval),
+                                      str(size)], stdout=subprocess.PIPE, text=True)
+
+    def result(self, timeout: float) -> dict[str, int]:
+        out, _ = self.proc.communicate(timeout=timeout)
+        found: dict[str, int] = json.loads(out)
+        return found
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @dataclass(frozen=True)
 class Delta:
     """A counter's change: bytes and packets."""
