@@ -17,7 +17,8 @@ DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
 PYTEST_ARGS ?=
 
 .PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \
-        bench-apply bench-failover bench-lab bench-services bench-density stress clean
+        bench-apply bench-failover bench-lab bench-services bench-density bench-diagnostics \
+        stress clean
 
 setup: $(STAMP)
 
@@ -83,6 +84,10 @@ bench-apply: setup
 # 2,000 DHCP entries at once, then one more, against dnsmasq's own reload.
 bench-services: setup
 	$(PY) bench/bench_services.py $(BENCH_ARGS)
+
+# diagnostics.py against ping itself, the zip against upstream's way (no checks, no redaction).
+bench-diagnostics: setup
+	$(PY) bench/bench_diagnostics.py $(BENCH_ARGS)
 
 # 20 hard-kill failovers at advert_int 1.0 and 0.2 (BENCH_ARGS=--quick for a smoke run).
 # Hard kills, planned switchovers and a 10-minute soak under load, per detection setting.
