@@ -35,24 +35,32 @@ def _text(data: bytes) -> str:
 
 def run_tool(argv: list[str], budget: float) -> Ran:
     """Run ``argv`` for at most ``budget`` seconds. Past it, SIGINT (ping and
-    arping print their summary on it), then SIGKILL 2 s later. A signal's
-    exit code is 128 + its number, as a shell reports it. FileNotFoundError
-    when the tool is not installed."""
+    arping print their summary on it), then SIGKILL 2 s later, each to the
+    tool's whole process group (a child left holding its output would keep
+    the answer waiting). A signal's exit code is 128 + its number, as a
+    shell reports it. FileNotFoundError when the tool is not installed."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, start_new_session=True)
     stopped = False
     try:
         out, err = proc.communicate(timeout=budget)
     except subprocess.TimeoutExpired:
         stopped = True
-        proc.send_signal(signal.SIGINT)
+        _signal_group(proc.pid, signal.SIGINT)
         try:
             out, err = proc.communicate(timeout=2)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
     code = proc.returncode
     return Ran(_text(out), _text(err), 128 - code if code < 0 else code, stopped)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def output(argv: list[str], timeout: float = 30.0) -> str:
