@@ -69,15 +69,16 @@ def main(script: str, argv: list[str]) -> int:
 
 def _topology(settings: Settings) -> Topology:
     """The public links as the stored configuration has them, resolved to the
-    links present (by MAC, as the agent does)."""
+    links present (by MAC, as the agent does). Only the box's part is read:
+    no feature's view is needed, nor imported."""
     from ... import box
-    from ...config import RouterConfig
+    from ...config import Memo, RouterConfig
     from ...store import Store
     from ...system import iproute
     from ...topology import resolve
 
     keys = tuple(bt.store_key for bt in box.BAGS)
-    cfg = RouterConfig.from_docs(Store(settings).load(types=keys))
+    cfg = RouterConfig(**box.view(Store(settings).load(types=keys), Memo().validate))
     return resolve(cfg, iproute.links())
 
 

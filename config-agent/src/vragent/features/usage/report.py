@@ -24,11 +24,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ...feature import Metric
 from ...settings import Settings
-from ...topology import Topology
 from .feature import FWD_RECEIVED, FWD_SENT, OWN_RECEIVED, OWN_SENT, VPN_RECEIVED, VPN_SENT
 
 VPC = "vpc_netusage.sh"
@@ -42,6 +41,9 @@ USAGE = {
     ISOLATED: "Usage: netusage.sh -[c|g|r] [-[a|d] <public interface>] [-l] <public IP>",
 }
 USAGE_EXIT = 2  # upstream: unlock_exit 2 on a getopts error
+
+if TYPE_CHECKING:
+    from ...topology import Topology
 
 Action = Literal["create", "get", "vpn", "remove", "reset", "add_vif", "delete_vif", "none"]
 ACTIONS: dict[str, dict[str, Action]] = {
