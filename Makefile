@@ -13,7 +13,8 @@ DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
          docker.io docker-compose mmdebstrap iptables haproxy openssl \
          charon-systemd strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins \
          libstrongswan-standard-plugins traceroute iputils-arping xl2tpd \
-         qemu-system-x86 qemu-utils grub-pc-bin
+         qemu-system-x86 qemu-utils grub-pc-bin radvd frr frr-pythontools \
+         isc-dhcp-client ndisc6 rdnssd
 PYTEST_ARGS ?=
 
 .PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \
