@@ -227,3 +227,23 @@ def test_every_chap_secrets_line_is_one_entry() -> None:
     assert got == sorted((u, "*", p, "*") for u, p, _ in listed)
     body = [line for line in files["chap-secrets"].splitlines() if not line.startswith("#")]
     assert len(body) == len(listed)
+
+
+def test_chap_secrets_as_an_operator_sees_it() -> None:
+    """getDiagnosticsData's zip: the users, no password (upstream's path names it)."""
+    from vragent.features.vpn.daemon import chap_secrets as path_of, chap_shown, daemons
+
+    from tests.unit.builders import settings
+
+    listed = [(f"user{i}", p + str(i), True) for i, p in enumerate(PAYLOADS)]
+    text = subsystem.render(desired(ra(), users(*listed)))["chap-secrets"]
+    shown = chap_shown(text)
+    for _, password, _ in listed:
+        assert f'"{password}"' not in shown and password.replace('"', '\\"') not in shown
+    assert chap_secrets(shown) == [(u, "*", "(secret, not shown)", "*") for u, _, _ in
+                                   sorted(listed)]
+    assert chap_shown('"alice" * "x" * 10.1.2.2\n') == "# (secret, not shown)\n"
+    xl2tpd = next(d for d in daemons(settings()) if d.name == "xl2tpd")
+    by_path = {s.path: s for s in xl2tpd.shown}
+    assert by_path[path_of(settings())].upstream == ("/etc/ppp/chap-secrets",)
+    assert by_path[path_of(settings())].redact is chap_shown

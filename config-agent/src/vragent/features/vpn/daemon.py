@@ -64,6 +64,25 @@ def shown(text: str) -> str:
     no secret. (The index, by digests of the secrets, is never shown.)"""
     return _SECRET.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
+
+# A chap-secrets entry as the feature writes it: "user" * "secret" *.
+_CHAP = re.compile(r'("(?:[^"\\]|\\.)*") \* "(?:[^"\\]|\\.)*" \*')
+
+
+def chap_shown(text: str) -> str:
+    """chap-secrets as an operator may see it: the users, no password (a line
+    of another form, which the feature never writes, goes whole)."""
+    lines = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            lines.append(line)
+        elif m := _CHAP.fullmatch(line):
+            lines.append(f'{m.group(1)} * "{REDACTED}" *')
+        else:
+            lines.append(f"# {REDACTED}")
+    return "\n".join(lines) + "\n"
+
+
 def chap_secrets(s: Settings) -> Path:
     """pppd reads its CHAP secrets from a path built in (no option names
     another): /etc/ppp/chap-secrets, as upstream's CsVpnUser writes it."""
@@ -101,4 +120,7 @@ def daemons(s: Settings) -> tuple[Daemon, ...]:
         start_order=55,
         master_only=True,
         stale=(XL2TPD_PID.of(s), XL2TPD_CONTROL.of(s)),
+        shown=(Shown(XL2TPD_CONF.of(s), upstream=("/etc/xl2tpd/xl2tpd.conf",)),
+               Shown(PPP_OPTIONS.of(s), upstream=("/etc/ppp/options.xl2tpd",)),
+               Shown(chap_secrets(s), upstream=("/etc/ppp/chap-secrets",), redact=chap_shown)),
     ))
