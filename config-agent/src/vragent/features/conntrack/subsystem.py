@@ -1,7 +1,10 @@
 """conntrackd: connection state replicated to the peer, so sessions survive a takeover.
 
-FTFW mode over a UDP unicast channel (or multicast) on the sync link. The
-file depends only on the boot parameters; the resident agent starts
+FTFW mode over a UDP unicast channel (or multicast) on the sync link, for
+flows of both families (upstream's conntrackd.conf.templ and
+cs/CsRedundant.py _collect_ignore_ips name IPv4 only; its TCP and UDP
+filters pass IPv6 flows too, but not ICMPv6). The file depends only on the
+boot parameters; the resident agent starts
 conntrackd before keepalived and runs the commit/resync sequence on each
 transition.
 """
@@ -22,6 +25,9 @@ NAME = "conntrack"
 
 PORT = 3780
 MULTICAST_GROUP = "225.0.0.50"
+# Never replicated: the router's own IPv6 loopback and link-local traffic.
+# Constant, as the whole file: a tier gaining IPv6 restarts nothing.
+IGNORE6 = ("::1", "fe80::/10")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class Desired:
     group: str = MULTICAST_GROUP
     port: int = PORT
     ignore: tuple[str, ...] = ()
+    ignore6: tuple[str, ...] = IGNORE6
     lock_file: str = ""
     socket: str = ""
 

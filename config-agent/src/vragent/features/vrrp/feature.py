@@ -29,7 +29,9 @@ def election(cfg: Any, topo: Any, settings: Any) -> Election | None:
     if not d.enabled:
         return None
     vip = d.vip.split("/")[0]
-    announce = [(addr.split("/")[0], dev) for addr, dev in d.excluded]
+    # Gratuitous ARP for the IPv4 ones; keepalived itself sends the IPv6 ones'
+    # unsolicited neighbour advertisements.
+    announce = [(addr.split("/")[0], dev) for addr, dev in d.excluded if ":" not in addr]
     if d.mcast_src_ip:
         # The advert address is a shared one too (CloudStack mode: the source-NAT IP).
         announce.append((vip, d.interface))

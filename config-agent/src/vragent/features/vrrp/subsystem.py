@@ -4,9 +4,12 @@ keepalived decides who is master, never the agent. This module only writes
 its configuration: both routers start BACKUP with ``nopreempt``; the adverts
 carry one fixed address on the sync link, while tier gateways and public IPs
 are ``virtual_ipaddress_excluded`` so adding or removing them never changes
-what the pair elects on. A changed file is checked with ``keepalived -t``
-before it replaces the old one, and the resident agent reloads keepalived
-(SIGHUP, coalesced); it is never restarted for a configuration change.
+what the pair elects on. A dual-stack tier's IPv6 gateway and its shared
+link-local default router (LINK_LOCAL_GATEWAY) are excluded addresses too:
+an instance's adverts carry one family, the excluded list may mix them. A
+changed file is checked with ``keepalived -t`` before it replaces the old
+one, and the resident agent reloads keepalived (SIGHUP, coalesced); it is
+never restarted for a configuration change.
 """
 
 from __future__ import annotations
@@ -26,6 +29,23 @@ from . import daemon
 NAME = "vrrp"
 
 INSTANCE = "vpc"
+# A dual-stack tier's default router as its hosts see it. Router
+# advertisements name their source address as the default router, and each
+# router's own link-local address differs: advertised from it, a failover
+# would leave hosts on a dead router until neighbour unreachability detection
+# gave it up (seconds) and the new master's next advertisement arrived. So the
+# pair shares one link-local address per tier, held by the master alone and
+# moved by keepalived with the tier's gateway (as Neutron's ha_router.py
+# _disable_ipv6_addressing_on_interface does with the port's address); the
+# master's radvd advertises from it (AdvRASrcAddress), and a host's route
+# "default via fe80::1" stays right across a failover: keepalived's
+# unsolicited neighbour advertisement (router flag set, as forwarding is on)
+# repoints it to the new master's MAC. Upstream (cs/CsRedundant.py,
+# keepalived.conf.templ) shares IPv4 gateways only, and its radvd.conf
+# (cs/CsVpcGuestNetwork.py add_radvd_conf) carries no prefix on a pair
+# (apache/cloudstack#13121).
+LINK_LOCAL_GATEWAY = "fe80::1"
+LINK_LOCAL_PREFIX = 64
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$", re.ASCII)
 _AUTH = re.compile(r"^[A-Za-z0-9]+$", re.ASCII)
 
@@ -57,6 +77,8 @@ class Desired:
     auth_pass: str = ""
     vip: str = ""  # "ip/prefix"
     excluded: tuple[tuple[str, str], ...] = ()  # ("ip/prefix", ifname), sorted
+    # IPv6 link-local shared addresses (LINK_LOCAL_GATEWAY), sorted like ``excluded``.
+    link_local: tuple[tuple[str, str], ...] = ()
     fifo: str = ""
     health_file: str = ""
     yield_file: str = ""
@@ -118,9 +140,20 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
 
     advert_vip = f"{link.vip}/{link.vip_prefix}"
     excluded: set[tuple[str, str]] = set()
+    link_local: set[tuple[str, str]] = set()
     for g in topo.guests:
         if not g.private_gateway:
             excluded.add((f"{g.gateway}/{g.network.prefixlen}", g.ifname))
+            gateway6 = g.gateway6 or g.ip6
+            if g.network6 is not None and gateway6:
+                if ipaddress.IPv6Address(gateway6) not in g.network6:
+                    problems.append(f"router_guest_ip6_gateway={gateway6}: not in the "
+                                    f"tier's prefix {g.network6} ({g.ifname})")
+                    continue
+                # One family per instance, except here: virtual_ipaddress_excluded
+                # may mix them, and the adverts stay IPv4 on the fixed address.
+                excluded.add((f"{gateway6}/{g.network6.prefixlen}", g.ifname))
+                link_local.add((f"{LINK_LOCAL_GATEWAY}/{LINK_LOCAL_PREFIX}", g.ifname))
     for p in topo.public:
         for a in p.addresses:
             excluded.add((f"{a.public_ip}/{prefixlen(a.netmask)}", p.ifname))
@@ -139,6 +172,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         auth_pass=auth,
         vip=advert_vip,
         excluded=tuple(sorted(excluded)),
+        link_local=tuple(sorted(link_local, key=lambda a: a[1])),
         fifo=str(settings.notify_fifo),
         health_file=str(settings.vrrp_health_file),
         yield_file=str(settings.vrrp_yield_file),
