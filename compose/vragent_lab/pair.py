@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vragent.log import parse_lines
+from vragent.settings import Settings
 
 from .netns import Lab, in_ns, sh, wait_for
 
@@ -248,10 +249,11 @@ class PairRouter:
             self.sh("ip", "addr", "flush", "dev", dev)
         self.sh("nft", "flush", "ruleset")
         self.sh("conntrack", "-F", check=False)
-        for item in json.loads(self.sh("ip", "-json", "rule", "show") or "[]"):
-            if str(item.get("protocol")) == "196":
+        proto = str(Settings().route_protocol)
+        for item in json.loads(self.sh("ip", "-N", "-json", "rule", "show") or "[]"):
+            if str(item.get("protocol")) == proto:
                 self.sh("ip", "rule", "del", "priority", str(item["priority"]))
-        self.sh("ip", "route", "flush", "table", "all", "proto", "196", check=False)
+        self.sh("ip", "route", "flush", "table", "all", "proto", proto, check=False)
         shutil.rmtree(self.root / "run", ignore_errors=True)
 
     def power_on(self) -> None:

@@ -135,7 +135,7 @@ def _reboot(router: Router) -> None:
     for dev in ("eth0", "eth1", "eth2", "eth3", "eth4"):
         router.sh("ip", "addr", "flush", "dev", dev)
         router.sh("ip", "link", "set", dev, "down")
-    router.sh("ip", "route", "flush", "table", "all", "proto", "196", check=False)
+    router.sh("ip", "route", "flush", "table", "all", "proto", "157", check=False)
     for prio in ("90", "100", "100", "100", "110"):
         router.sh("ip", "rule", "del", "priority", prio, check=False)
     router.sh("sysctl", "-qw", "net.ipv4.ip_forward=0")

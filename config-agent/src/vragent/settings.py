@@ -16,8 +16,10 @@ from pathlib import Path
 class Settings:
     root: Path = Path("/")
     # Numbered so that ip rules/routes the agent owns can be told apart from
-    # those of the kernel, keepalived or an operator.
-    route_protocol: int = 196
+    # those of the kernel, keepalived or an operator. Not in FRR's range
+    # (186-198): zebra takes routes of those protocols as its own and sweeps
+    # them at its start (196 is its "static").
+    route_protocol: int = 157
     nft_table: str = "vragent"
     # Holds, during a planned switchover only, the rule that silences this
     # router's adverts.
@@ -100,6 +102,18 @@ class Settings:
         CloudStack's systemvm has it (router_version_check.py compares its
         first line with scriptsVersion; see version.py)."""
         return self.cache_dir / "cloud-scripts-signature"
+
+    @property
+    def boot_cmdline(self) -> Path:
+        """The boot parameters as a KVM host writes them through the guest
+        agent (scripts/vm/hypervisor/kvm/patch.sh), one ``key=value ...`` line."""
+        return self.cache_dir / "cmdline"
+
+    @property
+    def boot_up_done(self) -> Path:
+        """Written once a system VM has booted (setup/postinit.sh); what
+        get_template_version.sh waits for."""
+        return self.cache_dir / "boot_up_done"
 
     @property
     def release_file(self) -> Path:

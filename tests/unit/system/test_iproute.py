@@ -19,9 +19,10 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], str | None]]:
               {"dst": "10.1.1.5", "gateway": "100.64.20.1", "dev": "eth1", "flags": ["onlink"]}]
     rules = [{"priority": 100, "src": "198.51.100.4", "table": "101", "protocol": "196"},
              {"priority": 110, "fwmark": "0x65", "table": "101", "protocol": "196"},
-             {"priority": 90, "src": "all", "table": "main", "protocol": "196",
+             # ip -N answers tables and protocols as numbers (254: main)
+             {"priority": 90, "src": "all", "table": "254", "protocol": "196",
               "suppress_prefixlen": 0},
-             {"priority": 0, "src": "all", "table": "local", "protocol": "kernel"}]
+             {"priority": 0, "src": "all", "table": "255", "protocol": "2"}]
 
     def spawn(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         calls.append((argv, stdin))
@@ -35,7 +36,7 @@ def ran(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], str | None]]:
 def test_routing_reads_routes_and_rules_of_one_protocol_in_one_process(
         ran: list[tuple[list[str], str | None]]) -> None:
     routes, rules = iproute.routing(196)
-    assert ran == [(["ip", "-json", "-4", "-batch", "-"],
+    assert ran == [(["ip", "-N", "-json", "-4", "-batch", "-"],
                     "route show table all proto 196\nrule show\n")]
     assert routes == {Route(101, "default", "100.64.20.1", "eth1"),
                       Route(MAIN, "10.1.1.5/32", "100.64.20.1", "eth1", onlink=True)}
@@ -45,7 +46,7 @@ def test_routing_reads_routes_and_rules_of_one_protocol_in_one_process(
 
 def test_the_family_is_a_parameter(ran: list[tuple[list[str], str | None]]) -> None:
     routes, _ = iproute.routing(196, family=V6)
-    assert ran[0][0][:3] == ["ip", "-json", "-6"]
+    assert ran[0][0][:4] == ["ip", "-N", "-json", "-6"]
     assert Route(MAIN, "10.1.1.5/128", "100.64.20.1", "eth1", onlink=True) in routes
     iproute.replace_route(Route(MAIN, "default", "fe80::1", "eth1"), 196, family=V6)
     assert ran[-1][0][:3] == ["ip", "-6", "route"]

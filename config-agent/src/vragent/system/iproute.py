@@ -26,6 +26,9 @@ class Link:
     up: bool
     mtu: int
     ipv4: tuple[str, ...] = field(default=())  # "a.b.c.d/nn", global and link scope
+    # Global IPv6 addresses, "fd00::1/64" (the kernel's own link-local ones are
+    # never configuration).
+    ipv6: tuple[str, ...] = field(default=())
 
 
 def links() -> dict[str, Link]:
@@ -37,12 +40,18 @@ def links() -> dict[str, Link]:
             for a in item.get("addr_info", [])
             if a.get("family") == "inet" and a.get("scope") in ("global", "link")
         )
+        addrs6 = tuple(
+            f"{a['local']}/{a['prefixlen']}"
+            for a in item.get("addr_info", [])
+            if a.get("family") == "inet6" and a.get("scope") == "global"
+        )
         found[name] = Link(
             name=name,
             mac=item.get("address", "").lower(),
             up="UP" in item.get("flags", []),
             mtu=int(item.get("mtu", 0)),
             ipv4=addrs,
+            ipv6=addrs6,
         )
     return found
 
@@ -88,7 +97,11 @@ def add_address(ifname: str, address: str, link_scope: bool = False) -> None:
     """Add ``address`` ("ip/prefix"); with ``link_scope`` the kernel never picks
     it as a source."""
     scope = ["scope", "link"] if link_scope else []
-    run(["ip", "address", "add", address, "dev", ifname, *scope])
+    # An IPv6 address is usable at once: no duplicate detection, as upstream
+    # turns it off on the router's links (cs/CsVpcGuestNetwork.py __disable_dad),
+    # so radvd and dnsmasq never meet a tentative address.
+    nodad = ["nodad"] if ":" in address else []
+    run(["ip", "address", "add", address, "dev", ifname, *scope, *nodad])
 
 
 def del_address(ifname: str, address: str) -> None:
@@ -144,7 +157,10 @@ def rule_argv(r: Rule) -> list[str]:
 def routing(proto: int, family: Family = V4) -> tuple[set[Route], set[Rule]]:
     """The routes (every table) and rules of protocol ``proto`` the kernel
     holds, read in one ``ip`` process."""
-    routes, rules = run_json_batch(["ip", "-json", family.ip_flag],
+    # -N: protocols (and tables) as numbers. Names come from the host's
+    # rt_protos.d, which other packages extend: frr's names 196 "static", so a
+    # name-based match would miss the agent's own routes on a router with frr.
+    routes, rules = run_json_batch(["ip", "-N", "-json", family.ip_flag],
                                    [f"route show table all proto {proto}", "rule show"])
     return _routes_of(routes, family), _rules_of(rules, proto)
 
@@ -157,7 +173,7 @@ def _routes_of(items: list[dict[str, Any]], family: Family = V4) -> set[Route]:
         dst = item["dst"]
         if dst != "default" and "/" not in dst:
             dst += host
-        found.add(Route(MAIN if table == "main" else int(table), dst,
+        found.add(Route(MAIN if table in ("main", str(MAIN)) else int(table), dst,
                         item.get("gateway", ""), item.get("dev", ""),
                         "onlink" in item.get("flags", [])))
     return found
@@ -172,7 +188,7 @@ def _rules_of(items: list[dict[str, Any]], proto: int) -> set[Rule]:
         src = item.get("src", "")
         found.add(Rule(
             priority=int(item["priority"]),
-            table=MAIN if table == "main" else int(table),
+            table=MAIN if table in ("main", str(MAIN)) else int(table),
             src="" if src in ("", "all") else src,
             fwmark=int(item["fwmark"], 0) if "fwmark" in item else 0,
             suppress_prefixlength=int(item.get("suppress_prefixlen", -1)),
