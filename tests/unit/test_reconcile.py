@@ -6,12 +6,14 @@ from pathlib import Path
 
 from vragent.config import RouterConfig
 from vragent.feature import Rendered
+from vragent.features.bgp import subsystem as bgp
 from vragent.features.conntrack import subsystem as conntrack
 from vragent.features.dhcp import subsystem as dhcp
 from vragent.features.interfaces import subsystem as interfaces
 from vragent.features.loadbalancer import subsystem as loadbalancer
 from vragent.features.netfilter import subsystem as netfilter
 from vragent.features.netfilter.subsystem import Ruleset
+from vragent.features.ra import subsystem as ra
 from vragent.features.routes import subsystem as routes
 from vragent.features.sysctl import subsystem as sysctl
 from vragent.features.vmdata import subsystem as vmdata
@@ -28,8 +30,8 @@ def test_plan_runs_every_subsystem_in_order() -> None:
     assert [s.subsystem for s in p.steps] == list(REGISTRY)
     # Filtering before addresses; conntrackd configured before keepalived;
     # the services once the addresses they answer on are planned.
-    assert REGISTRY == (sysctl, netfilter, interfaces, routes, conntrack, vrrp, dhcp, vmdata,
-                        loadbalancer, vpn)
+    assert REGISTRY == (sysctl, netfilter, interfaces, routes, conntrack, vrrp, dhcp, ra,
+                        vmdata, loadbalancer, vpn, bgp)
     steps = {s.subsystem: s for s in p.steps}
     assert isinstance(steps[netfilter].rendered, Ruleset)
     assert isinstance(steps[routes].desired, routes.Desired)

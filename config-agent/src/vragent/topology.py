@@ -12,10 +12,11 @@ import ipaddress
 import re
 import zlib
 from dataclasses import dataclass, field, replace
+from typing import overload
 
 from .config import CLOUDSTACK, RouterConfig
 from .family import V4, V6, Family
-from .models import GuestNetwork, IpAddress
+from .models import CmdLine, GuestNetwork, IpAddress
 from .models.common import prefixlen
 from .system.iproute import Link
 
@@ -68,6 +69,8 @@ class GuestIf:
     network6: ipaddress.IPv6Network | None = None
     ip6: str | None = None
     gateway6: str | None = None
+    # The tier's IPv6 DNS servers as sent (guestnetwork dns6).
+    dns6: tuple[str, ...] = ()
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -77,6 +80,17 @@ class GuestIf:
     def gateway(self) -> str:
         """The address VMs route through."""
         return self.vip or self.ip
+
+
+@dataclass(frozen=True)
+class Public6:
+    """The VPC's public IPv6 (guestnetwork router_ip6*): the router's address
+    on its public NIC and the default route (cs/CsVpcGuestNetwork.py
+    add_address_route, which puts it on eth1, the VPC's public interface)."""
+
+    ifname: str
+    address: str  # "addr/prefix"
+    gateway: str
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,7 @@ class Topology:
     redundant: bool = False  # one of a pair: keepalived owns the shared addresses
     vrrp: VrrpLink | None = None  # None: not redundant (yet)
     sync: SyncLink | None = None  # None: no connection state to replicate (yet)
+    public6: Public6 | None = None  # None: no public IPv6 sent
     # The links this was resolved from, as observed at the start of the command.
     observed: dict[str, Link] = field(default_factory=dict, compare=False, repr=False)
 
@@ -126,8 +141,10 @@ class Topology:
 
     @property
     def families(self) -> tuple[Family, ...]:
-        """The address families the router speaks: IPv4, and IPv6 once a tier has it."""
-        return (V4, V6) if any(V6 in g.families for g in self.guests) else (V4,)
+        """The address families the router speaks: IPv4, and IPv6 once a tier
+        or the public side has it."""
+        v6 = self.public6 is not None or any(V6 in g.families for g in self.guests)
+        return (V4, V6) if v6 else (V4,)
 
     def guest_by_key(self, key: str) -> GuestIf | None:
         return next((g for g in self.guests if g.key == key or g.ifname == key), None)
@@ -186,16 +203,24 @@ def _find(key: str, mac: str | None, by_mac: dict[str, str], links: dict[str, Li
     return key if key in links else None
 
 
+def boot_control(cmdline: CmdLine) -> dict[str, tuple[str, str]]:
+    """The control NICs among the boot parameters' addresses: {"eth0": (ip, mask)}.
+
+    The management server's way in (ssh on port 3922): a VPC router's eth0,
+    an isolated or DHCP-only router's eth1 (their eth0 is the guest network).
+    """
+    rtype = cmdline.router_type
+    not_control = {_BOOT_GUEST.get(rtype), _BOOT_PUBLIC.get(rtype)}
+    return {dev: a for dev, a in cmdline.interfaces().items() if dev not in not_control}
+
+
 def resolve(cfg: RouterConfig, links: dict[str, Link]) -> Topology:
     by_mac = {link.mac: name for name, link in links.items() if link.mac}
     missing: list[str] = []
-    rtype = cfg.cmdline.router_type
-    boot = cfg.cmdline.interfaces()
-    not_control = {_BOOT_GUEST.get(rtype), _BOOT_PUBLIC.get(rtype)}
     control = {
         dev: f"{ip}/{prefixlen(mask)}"
-        for dev, (ip, mask) in boot.items()
-        if dev in links and dev not in not_control
+        for dev, (ip, mask) in boot_control(cfg.cmdline).items()
+        if dev in links
     }
     redundant = cfg.redundant
 
@@ -230,14 +255,16 @@ def resolve(cfg: RouterConfig, links: dict[str, Link]) -> Topology:
     boot_guest = _boot_guest(cfg, links, {g.ifname for g in guests})
     if boot_guest is not None:
         guests.append(boot_guest)
+    public = sorted(public, key=lambda p: p.ifname)
     topo = Topology(
-        router_type=rtype,
+        router_type=cfg.cmdline.router_type,
         control=control,
-        public=tuple(sorted(public, key=lambda p: p.ifname)),
+        public=tuple(public),
         guests=tuple(sorted(guests, key=lambda g: g.ifname)),
         missing=tuple(missing),
         redundant=redundant,
         observed=links,
+        public6=_public6(cfg, public),
     )
     return _with_pair_links(cfg, topo)
 
@@ -265,14 +292,40 @@ def _boot_guest(cfg: RouterConfig, links: dict[str, Link], taken: set[str]) -> G
     return GuestIf(dev, dev, ip, _network(ip, mask), _boot_mtu(cfg, "privateMtu"), vip=vip)
 
 
+@overload
+def _v6(addr: str) -> str: ...
+@overload
+def _v6(addr: None) -> None: ...
+def _v6(addr: str | None) -> str | None:
+    """An IPv6 address as the kernel writes it back ("fd10:1:0::1" is
+    "fd10:1::1"), so what is configured compares with what is observed."""
+    return None if addr is None else str(ipaddress.IPv6Address(addr))
+
+
+def _public6(cfg: RouterConfig, public: list[PublicIf]) -> Public6 | None:
+    """The public IPv6 every tier's bag repeats: on the source-NAT IP's NIC
+    (upstream's VPC_PUBLIC_INTERFACE, eth1: the NIC the VPC's first public IP
+    came on), from the first tier (by device) that carries it."""
+    uplink = next((p for p in public if p.source_nat), public[0] if public else None)
+    if uplink is None:
+        return None
+    for _, g in sorted(cfg.guests.items()):
+        found = g.public6
+        if found is not None:
+            addr, size, gateway = found
+            return Public6(uplink.ifname, f"{_v6(addr)}/{size}", _v6(gateway))
+    return None
+
+
 def _guest(ifname: str, key: str, guest: GuestNetwork, redundant: bool) -> GuestIf:
     gw = guest.router_guest_gateway
     # A standalone router's own address is the gateway (upstream configures
     # router_guest_ip only); in a pair the gateway is the shared VIP.
     vip = gw if redundant and gw and gw != guest.router_guest_ip else None
     return GuestIf(ifname, key, guest.router_guest_ip, guest.network, guest.mtu, vip=vip,
-                   network6=guest.network6, ip6=guest.router_guest_ip6,
-                   gateway6=guest.router_guest_ip6_gateway)
+                   network6=guest.network6, ip6=_v6(guest.router_guest_ip6),
+                   gateway6=_v6(guest.router_guest_ip6_gateway),
+                   dns6=tuple(_v6(d) for d in guest.dns6_list))
 
 
 def _with_pair_links(cfg: RouterConfig, topo: Topology) -> Topology:

@@ -9,6 +9,7 @@ import pytest
 from vragent.config import RouterConfig
 from vragent.feature import Subsystem
 from vragent.features.conntrack import subsystem as conntrack
+from vragent.features.ra import subsystem as ra
 from vragent.features.vrrp import subsystem as vrrp
 from vragent.reconcile import desired_states, subsystems
 from vragent.topology import Topology
@@ -37,11 +38,15 @@ REDUNDANT = {"pair", "cloudstack_pair"}
 # Daemons only a pair runs. A standalone router renders nothing for them, which
 # test_standalone_router_renders_no_pair_daemons asserts instead of empty golden files.
 PAIR_ONLY = {conntrack.NAME, vrrp.NAME}
+# Daemons only IPv6 needs: none of these scenarios has IPv6, so they render
+# nothing (test_ipv6_only_daemons_render_nothing); their golden files are the
+# dual-stack router's (test_ipv6.py).
+IPV6_ONLY = {ra.NAME}
 GOLDEN_CASES = sorted(
     (scenario, name)
     for scenario in SCENARIOS
     for name in MODULES
-    if scenario in REDUNDANT or name not in PAIR_ONLY
+    if (scenario in REDUNDANT or name not in PAIR_ONLY) and name not in IPV6_ONLY
 )
 
 
@@ -75,6 +80,14 @@ def test_redundant_scenarios_are_the_pairs(scenario: str) -> None:
 @pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - REDUNDANT))
 def test_standalone_router_renders_no_pair_daemons(scenario: str, name: str) -> None:
     cfg, topo = SCENARIOS[scenario]()
+    assert rendered_text(MODULES[name], cfg, topo) == ""
+
+
+@pytest.mark.parametrize("name", sorted(IPV6_ONLY))
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_ipv6_only_daemons_render_nothing(scenario: str, name: str) -> None:
+    cfg, topo = SCENARIOS[scenario]()
+    assert len(topo.families) == 1
     assert rendered_text(MODULES[name], cfg, topo) == ""
 
 

@@ -20,11 +20,19 @@ def view(docs: Docs, v: Any) -> list[DhcpEntry]:
     return [v(DhcpEntry, e) for _, e in sorted(docs.get("dhcpentry", {}).items())]
 
 
+DHCP6_SERVER_PORT = 547
+
+
 def traffic(cfg: Any, settings: Any, d: Any) -> Traffic:
-    return Traffic(accept=(
+    accept: tuple[Opening, ...] = (
         Opening("guests", "udp", (DNS_PORT, DHCP_SERVER_PORT)),
         Opening("guests", "tcp", (DNS_PORT,)),
-    ))
+    )
+    if d is not None and any(t.network6 for t in d.tiers):
+        # DHCPv6 (a dual-stack tier): its clients send from their link-local
+        # address to ff02::1:2, port 547.
+        accept += (Opening("guests", "udp", (DHCP6_SERVER_PORT,)),)
+    return Traffic(accept=accept)
 
 
 def dhcp_key(entry: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ...models.common import Bag, Bool, Hostname, Mac, OptionalIPv4, Str
+from ...models.common import Bag, Bool, Hostname, Mac, OptionalIPv4, OptionalIPv6, Str
 
 _DUID = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){1,127}$", re.ASCII)
 # dnsmasq's lease times: seconds, or with a unit, or "infinite".
@@ -25,7 +25,11 @@ class DhcpEntry(Bag):
     host_name: Hostname
     mac_address: Mac
     ipv4_address: OptionalIPv4 = None
-    ipv6_address: Str | None = None
+    # The VM's address on a dual-stack tier and the DUID it is served by over
+    # DHCPv6 (CloudStack sends DUID-LL, "00:03:00:01:" + MAC). The common
+    # IPv6 type: ipaddress alone takes a scope ("fd00::5%x\n…"), which would
+    # reach dnsmasq's hosts file.
+    ipv6_address: OptionalIPv6 = None
     ipv6_duid: Str | None = None
     dns_addresses: Str | None = None
     default_gateway: OptionalIPv4 = None
@@ -33,16 +37,6 @@ class DhcpEntry(Bag):
     default_entry: Bool = True
     remove: Bool = False
     lease_time: Str | int | None = Field(default=None)
-
-    @field_validator("ipv6_address")
-    @classmethod
-    def _ipv6(cls, value: str | None) -> str | None:
-        if value:
-            try:
-                ipaddress.IPv6Address(value)
-            except ValueError:
-                raise ValueError("not an IPv6 address") from None
-        return value
 
     @field_validator("ipv6_duid")
     @classmethod

@@ -14,6 +14,14 @@ host tagged from a hosts file holds a lease; those few are in the main file,
 and changing one restarts dnsmasq (leases persist). The ranges are
 ``static``: a MAC without an entry gets no offer. On a pair only the master
 runs dnsmasq, answering on the tier gateways keepalived gives it.
+
+IPv6: a dual-stack tier (guestnetwork router_guest_ip6_cidr) gets a static
+DHCPv6 range, its DNS servers and domain; an entry's ``ipv6_address`` is
+served to the client with its ``ipv6_duid`` as upstream's edithosts.sh wrote it
+(``id:<duid>,[<ipv6>],<host>,infinite``; the stored cs/CsDhcp.py writes IPv4
+lines only) and the name resolves to it (AAAA). DNS over IPv6 needs nothing
+more: dnsmasq binds every address of the tiers' interfaces. Addresses and
+prefixes are advertised by radvd (features/ra), not by dnsmasq.
 """
 
 from __future__ import annotations
@@ -50,6 +58,30 @@ class Tier:
     netmask: str
     domain: str
     dns: tuple[str, ...]
+    # A dual-stack tier: its prefix, the DHCPv6 range's tag and DNS servers.
+    network6: str = ""
+    network6_address: str = ""
+    prefixlen6: int = 0
+    tag6: str = ""
+    dns6: tuple[str, ...] = ()
+
+    @property
+    def dns6_option(self) -> str:
+        return ",".join(f"[{a}]" for a in self.dns6)
+
+
+@dataclass(frozen=True)
+class Host6:
+    """A VM's static DHCPv6 address, by the client's DUID (edithosts.sh)."""
+
+    duid: str
+    ip: str
+    name: str
+    fqdn: str
+    lease: str
+
+    def line(self) -> str:
+        return f"id:{self.duid},[{self.ip}],{self.name},{self.lease}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +107,7 @@ class Desired:
     tiers: tuple[Tier, ...] = ()
     hosts: tuple[Host, ...] = ()  # in the hosts file, re-read on SIGHUP
     custom: tuple[Host, ...] = ()  # with options of their own: in the main file
+    hosts6: tuple[Host6, ...] = ()  # in the hosts file too
     upstream: tuple[str, ...] = ()
     lease_time: str = DEFAULT_LEASE
     leases: str = ""
@@ -98,6 +131,14 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         # CsGuestNetwork.get_dns: the router first (it forwards), then the
         # tier's own servers; with useextdns=true only those.
         dns = servers if cmd.flag("useextdns") and servers else [g.gateway, *servers]
+        v6: dict[str, object] = {}
+        if g.network6 is not None:
+            router6 = g.gateway6 or g.ip6
+            dns6 = list(g.dns6) if cmd.flag("useextdns") and g.dns6 else [router6, *g.dns6]
+            v6 = {"network6": str(g.network6),
+                  "network6_address": str(g.network6.network_address),
+                  "prefixlen6": g.network6.prefixlen, "tag6": f"tier6-{g.ifname}",
+                  "dns6": tuple(dict.fromkeys(a for a in dns6 if a))}
         tiers.append(Tier(
             ifname=g.ifname,
             tag=f"tier-{g.ifname}",
@@ -107,6 +148,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
             netmask=str(g.network.netmask),
             domain=domain.rstrip("."),
             dns=tuple(dict.fromkeys(dns)),
+            **v6,  # type: ignore[arg-type]
         ))
     if not tiers:
         return Desired(enabled=False)
@@ -124,18 +166,24 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
                              gateway=alias.ip_address, network=str(net),
                              network_address=str(net.network_address),
                              netmask=str(net.netmask),
-                             dns=(alias.ip_address, *first.dns[1:])))
+                             dns=(alias.ip_address, *first.dns[1:]),
+                             network6="", network6_address="", prefixlen6=0, tag6="",
+                             dns6=()))
     # Forwarding as upstream's resolv-file: the boot parameters' servers, never
     # one of the router's own addresses (a tier's DNS is often the router itself).
     own = {t.gateway for t in tiers} | {g.ip for g in topo.guests}
     upstream = [cmd.get(k) for k in ("internaldns1", "internaldns2", "dns1", "dns2")
                 if cmd.get(k) and cmd.get(k) not in own]
     nets = [(t, ipaddress.IPv4Network(t.network)) for t in tiers]
+    nets6 = [(t, ipaddress.IPv6Network(t.network6)) for t in tiers if t.network6]
     hosts: list[Host] = []
+    hosts6: list[Host6] = []
     warnings: list[str] = []
     for e in cfg.part(NAME, ()):
+        if e.ipv6_address:
+            hosts6 += _host6(e, nets6, warnings)
         if e.ipv4_address is None:
-            continue  # IPv6 only: DHCPv6 and RAs are not served yet
+            continue  # IPv6 only
         addr = ipaddress.IPv4Address(e.ipv4_address)
         tier = next((t for t, net in nets if addr in net), None)
         if tier is None:
@@ -149,12 +197,33 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         tiers=tuple(tiers),
         hosts=tuple(h for h in hosts if not h.tag),
         custom=tuple(h for h in hosts if h.tag),
+        hosts6=tuple(hosts6),
         upstream=tuple(dict.fromkeys(upstream)),
         leases=str(LEASES.of(settings)),
         hosts_file=str(HOSTS.of(settings)),
         names_file=str(NAMES.of(settings)),
         warnings=tuple(warnings),
     )
+
+
+def _host6(e: DhcpEntry, nets6: list[tuple[Tier, ipaddress.IPv6Network]],
+           warnings: list[str]) -> list[Host6]:
+    assert e.ipv6_address is not None
+    addr = ipaddress.IPv6Address(e.ipv6_address)
+    tier = next((t for t, net in nets6 if addr in net), None)
+    if tier is None:
+        warnings.append(f"dhcpentry {e.ipv6_address} ({e.host_name}): on no IPv6 tier of "
+                        f"this router: not served until its tier has IPv6")
+        return []
+    if not e.ipv6_duid:
+        # DHCPv6 knows a client by its DUID; CloudStack always sends one with
+        # the address (VmDhcpConfig.ipv6Duid, DUID-LL of the NIC's MAC).
+        warnings.append(f"dhcpentry {e.ipv6_address} ({e.host_name}): no ipv6_duid: "
+                        f"not served over DHCPv6 (SLAAC still gives the VM its address)")
+        return []
+    lease = str(e.lease_time) if e.lease_time is not None else DEFAULT_LEASE
+    short = e.host_name.split(".")[0]
+    return [Host6(e.ipv6_duid.lower(), str(addr), short, f"{short}.{tier.domain}", lease)]
 
 
 def _host(e: DhcpEntry, tier: Tier) -> Host:
@@ -195,8 +264,10 @@ def render(d: Desired) -> Files:
     # file missing at a reload is an error to dnsmasq.
     head = "# generated by vragent: re-read on SIGHUP\n"
     hosts = "".join(f"{h.line()}\n" for h in d.hosts)
+    hosts += "".join(f"{h.line()}\n" for h in d.hosts6)
     names = "".join(f"{t.gateway} data-server\n" for t in d.tiers)
     names += "".join(f"{h.ip} {h.fqdn} {h.name}\n" for h in (*d.hosts, *d.custom))
+    names += "".join(f"{h.ip} {h.fqdn} {h.name}\n" for h in d.hosts6)
     return Files((
         (CONF.name, templates.render("dhcp/dnsmasq.conf.j2", d=d)),
         (HOSTS.name, head + hosts),

@@ -1,4 +1,10 @@
-"""Interfaces and addresses: links up, MTUs, and exactly the configured IPv4 addresses.
+"""Interfaces and addresses: links up, MTUs, and exactly the configured addresses.
+
+IPv4 as the ips and guestnetwork bags give it; IPv6 as cs/CsVpcGuestNetwork.py
+add_address_route puts it: the router's address on a dual-stack tier
+(router_guest_ip6 with the tier's prefix length) and the VPC's public IPv6
+(router_ip6) on the public NIC. Only IPv6 addresses the agent put there are
+ever removed: a link's other IPv6 addresses are not the configuration's.
 
 Only interfaces the configuration names are managed; the control address from
 the boot parameters is never removed, and in a redundant pair the addresses
@@ -64,22 +70,32 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     # would put them back when it is master again. In CloudStack mode it is
     # also the adverts' source on the public NIC.
     anchor = frozenset([f"{topo.control_ip}/32"]) if redundant and topo.control_ip else frozenset()
+    pub6 = topo.public6
     for p in topo.public:
         addrs = frozenset(f"{a.public_ip}/{prefixlen(a.netmask)}" for a in p.addresses)
+        if pub6 is not None and pub6.ifname == p.ifname:
+            addrs |= {pub6.address}
         links[p.ifname] = LinkSpec(p.ifname, anchor if redundant else addrs, p.mtu,
                                    protected=addrs if redundant else frozenset(),
                                    vrrp_owned=redundant, link_scope=anchor)
     for g in topo.guests:
         own = frozenset([f"{g.ip}/{g.network.prefixlen}"])
+        own6: frozenset[str] = frozenset()
+        gw6: frozenset[str] = frozenset()
+        if g.ip6 and g.network6 is not None:
+            own6 = frozenset([f"{g.ip6}/{g.network6.prefixlen}"])
+            if g.gateway6 and g.gateway6 != g.ip6:
+                gw6 = frozenset([f"{g.gateway6}/{g.network6.prefixlen}"])
         if g.private_gateway or not redundant:
-            links[g.ifname] = LinkSpec(g.ifname, own, g.mtu)
+            links[g.ifname] = LinkSpec(g.ifname, own | own6, g.mtu)
         elif g.vip:
             # A pair's tier: the router's own address is ours, the gateway keepalived's.
-            links[g.ifname] = LinkSpec(g.ifname, own, g.mtu,
-                                       protected=frozenset([f"{g.vip}/{g.network.prefixlen}"]))
+            links[g.ifname] = LinkSpec(g.ifname, own | own6, g.mtu,
+                                       protected=frozenset([f"{g.vip}/{g.network.prefixlen}"])
+                                       | gw6)
         else:
             # The own address is the gateway (the pair's bags did not tell them apart).
-            links[g.ifname] = LinkSpec(g.ifname, anchor, g.mtu, protected=own,
+            links[g.ifname] = LinkSpec(g.ifname, anchor, g.mtu, protected=own | own6 | gw6,
                                        vrrp_owned=True, link_scope=anchor)
     target = topo.alias_guest
     if target is not None and cfg.aliases and target.ifname in links:
@@ -114,14 +130,15 @@ def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False)
     live = d.observed if d.observed is not None else iproute.links()
     actions: list[tuple[str, Callable[[], None]]] = []
     wanted = {s.ifname for s in d.links}
-    for ifname, addrs in sorted(_last_applied(settings).items()):
+    applied = _last_applied(settings)
+    for ifname, addrs in sorted(applied.items()):
         # A link the configuration no longer names (its last public IP or its
         # tier removed with add: false; CsIP.compare deletes what the bag no
         # longer holds): take back what we put there, nothing else.
         link = live.get(ifname)
         if ifname in wanted or link is None:
             continue
-        for addr in sorted(set(addrs) & set(link.ipv4)):
+        for addr in sorted(set(addrs) & (set(link.ipv4) | set(link.ipv6))):
             actions.append((f"{ifname}: remove {addr} (no longer configured)",
                             partial(iproute.del_address, ifname, addr)))
     for s in d.links:
@@ -133,7 +150,9 @@ def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False)
                             partial(iproute.set_mtu, s.ifname, s.mtu)))
         if not link.up:
             actions.append((f"{s.ifname}: up", partial(iproute.set_up, s.ifname)))
-        current = set(link.ipv4)
+        # IPv6: only what this agent manages (desired now, or added before).
+        ours6 = {a for a in (*s.addresses, *applied.get(s.ifname, ())) if ":" in a}
+        current = set(link.ipv4) | (set(link.ipv6) & ours6)
         for addr in sorted(s.addresses - current):
             actions.append((f"{s.ifname}: add {addr}",
                             partial(iproute.add_address, s.ifname, addr,

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from ... import family
 from ...config import RouterConfig
+from ...family import V6
 from ...feature import Text
 from ...settings import Settings
 from ...system import iproute
@@ -69,6 +71,13 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         for a in p.addresses:
             rules.add(Rule(PRIO_FROM, p.table, src=a.public_ip))
 
+    pub6 = topo.public6
+    if pub6 is not None:
+        # The VPC's IPv6 default route (cs/CsVpcGuestNetwork.py add_address_route:
+        # "ip -6 route add default via <router_ip6_gateway>"), on the public
+        # NIC the address is on. IPv6 is not NATed, so it needs no policy routing.
+        routes.add(Route(MAIN, "default", pub6.gateway, pub6.ifname, onlink))
+
     connected = topo.connected()
     # Links whose addresses keepalived moves: the backup has none there.
     vrrp_devs = topo.vrrp_devs
@@ -98,6 +107,9 @@ def render(d: Desired) -> Text:
 def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False) -> list[str]:
     proto = settings.route_protocol
     live_routes, live_rules = iproute.routing(proto)
+    # IPv6 routes apart (their own `ip -6`); a route's family is its gateway's.
+    live6, _ = iproute.routing(proto, V6)
+    live_routes |= live6
     actions: list[tuple[str, Callable[[], None]]] = []
     # Remove stale rules first and add routes before rules, so no rule ever
     # points at a table that has lost its default route.
@@ -106,10 +118,11 @@ def apply(d: Desired, rendered: Text, settings: Settings, dry_run: bool = False)
                         partial(iproute.del_rule, rule, proto)))
     for route in sorted(live_routes - d.routes):
         actions.append((f"del route {' '.join(route_argv(route))}",
-                        partial(iproute.del_route, route, proto)))
+                        partial(iproute.del_route, route, proto, family.of(route.gateway))))
     for route in sorted(d.routes - live_routes):
         actions.append((f"add route {' '.join(route_argv(route))}",
-                        partial(iproute.replace_route, route, proto)))
+                        partial(iproute.replace_route, route, proto,
+                                family.of(route.gateway))))
     for rule in sorted(d.rules - live_rules):
         actions.append((f"add rule {' '.join(rule_argv(rule))}",
                         partial(iproute.add_rule, rule, proto)))

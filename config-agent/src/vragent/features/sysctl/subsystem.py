@@ -1,4 +1,5 @@
-"""Kernel settings a router needs: forwarding on, reverse-path filtering per role."""
+"""Kernel settings a router needs: forwarding on (IPv4, and IPv6 once it has
+IPv6), reverse-path filtering per role."""
 
 from __future__ import annotations
 
@@ -37,6 +38,21 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         # Loose on public links: with several uplinks and policy routing, replies
         # may legitimately come back on another interface than the main route's.
         values[f"net/ipv4/conf/{p.ifname}/rp_filter"] = "0" if off else "2"
+    v6_links = [g.ifname for g in topo.guests if g.network6 is not None]
+    if topo.public6 is not None:
+        v6_links.append(topo.public6.ifname)
+    if v6_links:
+        # IPv6 only once a tier or the public side has it (a container's
+        # /proc/sys is read-only: a router without IPv6 asks for nothing new).
+        # Upstream (cs/CsVpcGuestNetwork.py enable_ipv6): forwarding on,
+        # duplicate detection off on the router's links. Router advertisements
+        # are never accepted: the default route is the one CloudStack sends
+        # (router_ip6_gateway), and a VM's RA on a tier must not move it.
+        values["net/ipv6/conf/all/forwarding"] = "1"
+        for dev in v6_links:
+            values[f"net/ipv6/conf/{dev}/disable_ipv6"] = "0"
+            values[f"net/ipv6/conf/{dev}/accept_ra"] = "0"
+            values[f"net/ipv6/conf/{dev}/accept_dad"] = "0"
     if topo.vrrp is not None and topo.vrrp.borrowed_src:
         # CloudStack mode: both routers' public NICs share one MAC, and the
         # backup's must stay silent; IPv6 would announce it (DAD, MLD, RS).
