@@ -16,9 +16,12 @@ import threading
 
 def serve(proto: str, port: int, tag: str = "") -> None:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET, kind)
+    # Both families on one socket; an IPv4 client is answered with its IPv4
+    # address, not the mapped form.
+    sock = socket.socket(socket.AF_INET6, kind)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", port))
+    sock.bind(("::", port))
     if proto == "tcp":
         sock.listen(512)
     print("ready", flush=True)
@@ -26,10 +29,15 @@ def serve(proto: str, port: int, tag: str = "") -> None:
     while True:
         if proto == "udp":
             _, addr = sock.recvfrom(2048)
-            sock.sendto(f"{prefix}{addr[0]}".encode(), addr)
+            sock.sendto(f"{prefix}{_seen(addr[0])}".encode(), addr)
             continue
         conn, addr = sock.accept()
-        threading.Thread(target=_answer, args=(conn, f"{prefix}{addr[0]}"), daemon=True).start()
+        threading.Thread(target=_answer, args=(conn, f"{prefix}{_seen(addr[0])}"),
+                         daemon=True).start()
+
+
+def _seen(address: str) -> str:
+    return address.removeprefix("::ffff:") if "." in address else address
 
 
 def _answer(conn: socket.socket, text: str) -> None:
@@ -39,7 +47,8 @@ def _answer(conn: socket.socket, text: str) -> None:
 
 def connect(proto: str, host: str, port: int, timeout: float, src: str | None = None) -> None:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as sock:
         sock.settimeout(timeout)
         try:
             if src:

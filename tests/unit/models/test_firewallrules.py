@@ -29,7 +29,6 @@ R0 = ("rules", 0)
         ("protocol", DELETE, "rules.0.protocol", "required field is missing"),
         ("traffic_type", "Sideways", "rules.0.traffic_type", "'Sideways'"),
         ("src_ip", "64.10.10", "rules.0.src_ip", "'64.10.10'"),
-        ("src_ip", DELETE, "rules.0", "an Ingress rule needs src_ip"),
         ("src_port_range", [80, 22], "rules.0", "src_port_range [80, 22]: port range is reversed"),
         ("src_port_range", [0, 70000], "rules.0", "[0, 70000]: port outside 1-65535"),
         ("src_port_range", [22, 23, 24], "rules.0",

@@ -19,6 +19,7 @@ from . import subsystem
 from .model_acl import NetworkAcl
 from .model_firewall import FirewallRule, FirewallRules
 from .model_forward import ForwardRule, ForwardRules, StaticNatRule, StaticNatRules, forward_key
+from .model_ipv6firewall import Ipv6FirewallRule, Ipv6FirewallRules
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class Rules:
     firewall: list[FirewallRule] = field(default_factory=list)
     forwards: list[ForwardRule] = field(default_factory=list)
     staticnat: list[StaticNatRule] = field(default_factory=list)
+    ipv6_firewall: list[Ipv6FirewallRule] = field(default_factory=list)
+    # Every IPv6 prefix the ipv6firewallrules bag has named, with its default
+    # egress policy: its firewall stays (ingress closed) once its last rule
+    # is revoked, where upstream's table would vanish and let everything in.
+    ipv6_networks: dict[str, bool] = field(default_factory=dict)
 
 
 def view(docs: Docs, v: Any) -> Rules:
@@ -40,6 +46,10 @@ def view(docs: Docs, v: Any) -> Rules:
                   for r in rules],
         staticnat=[v(StaticNatRule, r)
                    for _, r in sorted(docs.get("staticnatrules", {}).items())],
+        ipv6_firewall=[v(Ipv6FirewallRule, r) for _, r in sorted(
+            docs.get("ipv6firewallrules", {}).get("rules", {}).items(),
+            key=lambda kv: int(kv[0]))],
+        ipv6_networks=dict(sorted(docs.get("ipv6firewallrules", {}).get("networks", {}).items())),
     )
 
 
@@ -62,6 +72,23 @@ def merge_firewallrules(docs: Docs, bag: BaseModel, sent: Any = None) -> Docs:
         else:
             rules[str(rule.id)] = raw(rule)
     return {**docs, "firewallrules": {"rules": rules}}
+
+
+def merge_ipv6firewallrules(docs: Docs, bag: BaseModel, sent: Any = None) -> Docs:
+    """By rule id, revoked ones removed (cs_firewallrules.merge, which merge.py
+    uses for this type too); each prefix named is remembered with the
+    policy its latest rule carried."""
+    assert isinstance(bag, Ipv6FirewallRules)
+    old = docs.get("ipv6firewallrules", {})
+    rules = dict(old.get("rules", {}))
+    networks = dict(old.get("networks", {}))
+    for rule in bag.rules:
+        networks[rule.guest_ip6_cidr] = rule.default_egress_policy
+        if rule.revoked:
+            rules.pop(str(rule.id), None)
+        else:
+            rules[str(rule.id)] = raw(rule)
+    return {**docs, "ipv6firewallrules": {"rules": rules, "networks": networks}}
 
 
 def merge_forwardrules(docs: Docs, bag: BaseModel, sent: Any = None) -> Docs:
@@ -109,6 +136,7 @@ FEATURE = Feature(
         BagType("firewallrules", FirewallRules, merge_firewallrules),
         BagType("forwardrules", ForwardRules, merge_forwardrules),
         BagType("staticnatrules", StaticNatRules, merge_staticnatrules),
+        BagType("ipv6firewallrules", Ipv6FirewallRules, merge_ipv6firewallrules),
     ),
     view=view,
     subsystem=subsystem,

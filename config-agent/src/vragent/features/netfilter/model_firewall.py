@@ -52,8 +52,9 @@ class FirewallRule(Bag):
                     raise ValueError(f"src_port_range {rng}: port outside 1-65535")
                 if first > last:
                     raise ValueError(f"src_port_range {rng}: port range is reversed")
-        if self.is_ingress and self.src_ip is None and not self.revoked:
-            raise ValueError("an Ingress rule needs src_ip (the public IP it guards)")
+        # An Ingress rule without src_ip is a routed network's routing firewall
+        # rule (configure.py CsAcl.add_routing_rules reads no src_ip): the
+        # subsystem refuses it unless the router is routed.
         return self
 
     @property

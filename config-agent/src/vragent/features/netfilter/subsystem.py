@@ -32,6 +32,7 @@ reset cannot fall in between.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import threading
 import zlib
@@ -41,6 +42,7 @@ from typing import Any, TypeVar, cast
 
 from ... import family
 from ...config import RouterConfig
+from ...family import V6
 from ...feature import Between, Count, Opening, Traffic
 from ...models.common import split_cidrs
 from ...settings import Settings
@@ -49,6 +51,7 @@ from ...topology import Topology
 from .model_acl import AclRule, NetworkAcl
 from .model_firewall import FirewallRule
 from .model_forward import ForwardRule, StaticNatRule
+from .model_ipv6firewall import Ipv6FirewallRule
 
 T = TypeVar("T")
 
@@ -111,6 +114,14 @@ class Desired:
     problems: tuple[str, ...] = field(default=())
     # What every feature needs the router to let through (``with_traffic``).
     traffic: Traffic = field(default_factory=Traffic)
+    # ipv6firewallrules: the rules, and every IPv6 prefix they were sent for
+    # with its default egress policy.
+    ipv6_firewall: tuple[Ipv6FirewallRule, ...] = ()
+    ipv6_networks: dict[str, bool] = field(default_factory=dict)
+    # Routed mode (CloudStack 4.20, boot parameter is_routed): the guests'
+    # addresses are routed as they are, never source-NATed, and what comes
+    # in to them passes the routing firewall.
+    routed: bool = False
 
 
 # -- desired --------------------------------------------------------------
@@ -141,6 +152,18 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     staticnat = tuple(
         s for s in rules.staticnat if public_ip_known("staticnatrules", s.source_ip_address)
     )
+    # cs/CsDatabag.py CsCmdLine.is_routed: the management server marks a
+    # routed network's (or VPC's) router with the boot parameter is_routed.
+    routed = cfg.cmdline.flag("is_routed")
+    for fw in rules.firewall:
+        if fw.is_ingress and fw.src_ip is None and not fw.revoked and not routed:
+            # Only a routed network's routing firewall has ingress rules that
+            # guard no public IP (configure.py CsAcl.add_routing_rules).
+            problems.append(f"firewallrules.{fw.id}: an Ingress rule needs src_ip (the public "
+                            "IP it guards) unless the router is routed (is_routed)")
+    networks = dict(rules.ipv6_networks)
+    for r6 in rules.ipv6_firewall:
+        networks.setdefault(r6.guest_ip6_cidr, r6.default_egress_policy)
     return Desired(
         table=settings.nft_table,
         topo=topo,
@@ -149,6 +172,9 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         forwards=forwards,
         staticnat=staticnat,
         problems=tuple(problems),
+        ipv6_firewall=tuple(rules.ipv6_firewall),
+        ipv6_networks=networks,
+        routed=routed,
     )
 
 
@@ -294,9 +320,37 @@ def acl_rules(rule: AclRule, ingress: bool) -> list[str]:
 def _acl_rules(rule: AclRule, ingress: bool) -> list[str]:
     # Ingress rules are about who may reach the tier, egress about where it may go.
     addrs = _addr_matches(rule.cidr, "saddr" if ingress else "daddr") or []
-    l4 = _l4(rule.proto, rule.ports, (rule.icmp_type, rule.icmp_code))
     verdict = "accept" if rule.allowed else "drop"
-    return [_join(addr, l4, verdict) for addr in addrs]
+    icmp = (rule.icmp_type, rule.icmp_code)
+    if rule.proto != "icmp":
+        l4 = _l4(rule.proto, rule.ports, icmp)
+        return [_join(addr, l4, verdict) for addr in addrs]
+    # ICMP is a protocol of each family: an IPv6 part of the list is ICMPv6
+    # (configure.py CsAcl.AclDevice.__process_ip6: "icmpv6 type <n>", the same
+    # type number). A list without IPv6 says nothing of ICMPv6 (upstream
+    # leaves such an item out of the IPv6 ACL), "0.0.0.0/0,::/0" means both.
+    cidr = rule.cidr if isinstance(rule.cidr, str) else ",".join(rule.cidr)
+    out = []
+    for addr in addrs:
+        v6 = addr.startswith("ip6 ") or addr == "meta nfproto ipv6"
+        if addr == "":
+            out.append(_join(_l4("icmp", None, icmp), verdict))
+            if ":" in cidr:
+                out.append(_join(_icmp6(icmp), verdict))
+        else:
+            out.append(_join(addr, _icmp6(icmp) if v6 else _l4("icmp", None, icmp), verdict))
+    return out
+
+
+def _icmp6(icmp: tuple[int | None, int | None]) -> str:
+    """``_l4``'s ICMP match for ICMPv6."""
+    icmp_type, icmp_code = icmp
+    if icmp_type is None or icmp_type < 0:
+        return "meta l4proto ipv6-icmp"
+    match = f"icmpv6 type {icmp_type}"
+    if icmp_code is not None and icmp_code >= 0:
+        match += f" icmpv6 code {icmp_code}"
+    return match
 
 
 def chunked(name: str, rules: list[str], tail: list[str]) -> list[Chain]:
@@ -349,6 +403,92 @@ def _egress_rules(rule: FirewallRule, verdict: str) -> list[str]:
     return [_join(a, b, l4, verdict) for a in src for b in dst
             if not (a.startswith("ip6") and b.startswith("ip ")
                     or a.startswith("ip ") and b.startswith("ip6"))]
+
+
+# Neighbour discovery: never filtered, whatever a firewall says (without it
+# no IPv6 address on a link answers).
+ND_TYPES = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit",
+            "nd-neighbor-advert", "nd-redirect")
+ND_ACCEPT = f"icmpv6 type {{ {', '.join(ND_TYPES)} }} accept"
+
+
+def _net6(cidr: str) -> str:
+    """A validated IPv6 CIDR as nft reads it: host bits cleared, canonical text."""
+    return str(ipaddress.IPv6Network(cidr, strict=False))
+
+
+def _v6_id(cidr: str) -> str:
+    """A chain-name part for an IPv6 prefix ("fd00:10:1::/64" -> "fd00_10_1__64")."""
+    return _net6(cidr).replace(":", "_").replace("/", "_")
+
+
+def _ipv6_fw_rule(rule: Ipv6FirewallRule, verdict: str) -> str:
+    """One ipv6firewallrules item (configure.py CsIpv6Firewall.process:
+    "ip6 saddr <sources> ip6 daddr <destinations> <protocol> [dport ...]")."""
+    src = [_net6(c) for c in rule.source_cidr_list or []]
+    dst = [_net6(c) for c in rule.dest_cidr_list or []]
+    proto = rule.protocol if rule.protocol != "all" else ""
+    if proto == "icmp":
+        l4 = _icmp6((rule.icmp_type, rule.icmp_code))
+    else:
+        l4 = _l4(proto, rule.ports, (None, None))
+    return _join(f"ip6 saddr {_set(src)}" if src and src != ["::/0"] else "",
+                 f"ip6 daddr {_set(dst)}" if dst and dst != ["::/0"] else "",
+                 l4, verdict)
+
+
+def _ipv6_firewall(d: Desired) -> tuple[list[Chain], list[str], list[str]]:
+    """Per IPv6 prefix of the ipv6firewallrules bag: its ingress chain (what
+    may reach the prefix: the rules, then drop) and its egress chain (what may
+    leave it: the exceptions to the default policy, then the policy), as
+    configure.py CsIpv6Firewall builds fw_chain_ingress / fw_chain_egress.
+    Returns the chains and the jumps for forward_egress and forward_ingress,
+    which accept established and related traffic before any of them (upstream
+    #12962, #10970)."""
+    chains: list[Chain] = []
+    jumps_out: list[str] = []
+    jumps_in: list[str] = []
+    by_net: dict[str, list[Ipv6FirewallRule]] = {_net6(n): [] for n in d.ipv6_networks}
+    policy = {_net6(n): p for n, p in d.ipv6_networks.items()}
+    for r in d.ipv6_firewall:
+        by_net.setdefault(_net6(r.guest_ip6_cidr), []).append(r)
+    for net, rules in sorted(by_net.items()):
+        allow = policy.get(net, any(r.default_egress_policy for r in rules))
+        ingress = [_ipv6_fw_rule(r, "accept") for r in rules if r.is_ingress]
+        egress = [_ipv6_fw_rule(r, "drop" if allow else "accept")
+                  for r in rules if not r.is_ingress and not r.is_default_egress]
+        chains += chunked(f"fw6_in_{_v6_id(net)}", [ND_ACCEPT, *ingress], ["counter drop"])
+        chains += chunked(f"fw6_out_{_v6_id(net)}", egress,
+                          ["accept" if allow else "counter drop"])
+        jumps_out.append(f"ip6 saddr {net} jump fw6_out_{_v6_id(net)}")
+        jumps_in.append(f"ip6 daddr {net} jump fw6_in_{_v6_id(net)}")
+    return chains, jumps_out, jumps_in
+
+
+def _routed_rules(rule: FirewallRule) -> list[str]:
+    """One ingress rule of a routed network's routing firewall (configure.py
+    CsAcl.add_routing_rules: "ip saddr <sources> ip daddr <destinations>
+    <protocol> [dport ...] accept"), one per family the lists carry."""
+    src = _addr_matches(rule.sources, "saddr") or [""]
+    dst = _addr_matches(rule.destinations, "daddr") or [""]
+    proto = rule.protocol if rule.protocol != "all" else ""
+    out = []
+    for a in src:
+        for b in dst:
+            fams = {x.split()[0] for x in (a, b) if x and not x.startswith("meta")}
+            fams |= {"ip6" if x.endswith("ipv6") else "ip" for x in (a, b)
+                     if x.startswith("meta")}
+            if len(fams) > 1:
+                continue  # an IPv4 source with an IPv6 destination matches nothing
+            v6 = fams == {"ip6"}
+            icmp = (rule.icmp_type, rule.icmp_code)
+            if proto == "icmp":
+                l4s = [_icmp6(icmp)] if v6 else (
+                    [_l4("icmp", None, icmp)] if fams else [_l4("icmp", None, icmp), _icmp6(icmp)])
+            else:
+                l4s = [_l4(proto, rule.ports, icmp)]
+            out += [_join(a, b, l4, "accept") for l4 in l4s]
+    return out
 
 
 def _fw_chain_name(ip: str) -> str:
@@ -570,7 +710,7 @@ def _render(d: Desired) -> Ruleset:
             if s.source_ip_address in own:
                 snat.append(f"oifname {_q(p.ifname)} ip saddr {s.destination_ip_address} "
                             f"{_nat('snat', s.source_ip_address)}")
-        if p.source_nat:
+        if p.source_nat and not d.routed:
             # Every guest network leaves by the source-NAT IP (CsAddress fw_router /
             # fw_vpcrouter: "-A POSTROUTING -o <public> -j SNAT --to-source <ip>").
             snat.append(f"oifname {_q(p.ifname)} ip saddr != {_set(sorted(own))} "
@@ -628,6 +768,18 @@ def _render(d: Desired) -> Ruleset:
     stateful = ["ct state established,related accept", "ct state invalid drop"]
     fwd_egress = list(stateful)
     fwd_ingress = list(stateful)
+    # A dual-stack network's IPv6 firewall decides first for its prefix.
+    v6_chains, v6_out, v6_in = _ipv6_firewall(d)
+    chains += v6_chains
+    fwd_egress += v6_out
+    fwd_ingress += v6_in
+    # Routed mode: what comes in to a guest without an ACL passes the routing
+    # firewall (upstream's fw_chain_ingress: the firewallrules bag's ingress
+    # rules that guard no public IP, then drop).
+    routed_in = [x for fw in d.firewall if fw.is_ingress and fw.src_ip is None
+                 for x in _routed_rules(fw)]
+    if d.routed:
+        chains += chunked("fw_routed_in", routed_in, ["counter drop"])
     for g in topo.guests:
         acl = d.acls.get(g.ifname)
         if acl is not None:
@@ -640,6 +792,8 @@ def _render(d: Desired) -> Ruleset:
                 # pass here and are gated by the public IP's firewall chain
                 # (forward_firewall); a drop here would be final.
                 fwd_ingress.append(f"oifname {_q(g.ifname)} ct status dnat accept")
+            if d.routed:
+                fwd_ingress.append(f"oifname {_q(g.ifname)} jump fw_routed_in")
             # A tier without an ACL may go out but admits nothing new.
             fwd_ingress.append(f"oifname {_q(g.ifname)} counter drop")
     base.append(Chain("forward_egress", tuple(fwd_egress),
@@ -671,6 +825,8 @@ def _render(d: Desired) -> Ruleset:
         "ct state established,related accept",
         "ct state invalid drop",
     ]
+    if V6 in topo.families or d.ipv6_networks:
+        inp.append(ND_ACCEPT)
     # The pair's own traffic, on its links only, before any firewall.
     inp += _openings(topo, [o for o in d.traffic.accept if o.pair])
     # A public IP's firewall decides before anything else, ICMP included.
