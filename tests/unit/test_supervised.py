@@ -52,8 +52,9 @@ def test_two_roots_share_no_path() -> None:
     # Two routers side by side on one host (the pair lab) must not collide.
     for one_d, two_d in zip(registry(Settings(root=Path("/srv/r1"))),
                             registry(Settings(root=Path("/srv/r2"))), strict=True):
-        one = [a for a in one_d.argv if "/" in a] + [str(f.path) for f in one_d.files]
-        two = [a for a in two_d.argv if "/" in a] + [str(f.path) for f in two_d.files]
+        # argv[0] is the program (the host's, shared); its arguments are the router's.
+        one = [a for a in one_d.argv[1:] if "/" in a] + [str(f.path) for f in one_d.files]
+        two = [a for a in two_d.argv[1:] if "/" in a] + [str(f.path) for f in two_d.files]
         assert one and all("/srv/r1" in a for a in one)
         assert not set(one) & set(two)
 

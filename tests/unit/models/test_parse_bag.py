@@ -89,7 +89,7 @@ def test_non_object_rejected(raw: object) -> None:
     assert info.value.exit_code == 2
 
 
-@pytest.mark.parametrize("bag_type", ["bgppeers", "", "IPS", 5, None])
+@pytest.mark.parametrize("bag_type", ["nosuchbag", "", "IPS", 5, None])
 def test_unknown_or_bad_type(bag_type: object) -> None:
     with pytest.raises(BagError) as info:
         parse_bag({"type": bag_type, "rules": []})

@@ -368,7 +368,7 @@ def test_merge_dispatches_on_type() -> None:
     assert merge({}, "staticroutes", bag) == {"staticroutes": {
         "10.99.0.0/24": bag.routes[0].model_dump(exclude_unset=True)}}  # type: ignore[attr-defined]
     with pytest.raises(KeyError):
-        merge({}, "bgppeers", bag)
+        merge({}, "nosuchbag", bag)
 
 
 def test_guestnetwork_resent_with_a_new_address_replaces_the_old_one() -> None:

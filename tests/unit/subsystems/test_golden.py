@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from vragent.config import RouterConfig
 from vragent.feature import Subsystem
+from vragent.features.bgp import subsystem as bgp
 from vragent.features.conntrack import subsystem as conntrack
 from vragent.features.ra import subsystem as ra
 from vragent.features.vrrp import subsystem as vrrp
@@ -42,11 +43,15 @@ PAIR_ONLY = {conntrack.NAME, vrrp.NAME}
 # nothing (test_ipv6_only_daemons_render_nothing); their golden files are the
 # dual-stack router's (test_ipv6.py).
 IPV6_ONLY = {ra.NAME}
+# Daemons only a bag of their own asks for (none of the scenarios sends it):
+# they render nothing here (test_own_bag_daemons_render_nothing); their golden
+# files are in their own test (test_bgp.py).
+OWN_BAG = {bgp.NAME}
 GOLDEN_CASES = sorted(
     (scenario, name)
     for scenario in SCENARIOS
     for name in MODULES
-    if (scenario in REDUNDANT or name not in PAIR_ONLY) and name not in IPV6_ONLY
+    if (scenario in REDUNDANT or name not in PAIR_ONLY) and name not in IPV6_ONLY | OWN_BAG
 )
 
 
@@ -88,6 +93,13 @@ def test_standalone_router_renders_no_pair_daemons(scenario: str, name: str) -> 
 def test_ipv6_only_daemons_render_nothing(scenario: str, name: str) -> None:
     cfg, topo = SCENARIOS[scenario]()
     assert len(topo.families) == 1
+    assert rendered_text(MODULES[name], cfg, topo) == ""
+
+
+@pytest.mark.parametrize("name", sorted(OWN_BAG))
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_own_bag_daemons_render_nothing(scenario: str, name: str) -> None:
+    cfg, topo = SCENARIOS[scenario]()
     assert rendered_text(MODULES[name], cfg, topo) == ""
 
 

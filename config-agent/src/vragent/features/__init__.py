@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 FEATURES = ("sysctl", "netfilter", "interfaces", "routes", "conntrack", "vrrp", "dhcp",
-            "ra", "vmdata", "control", "monitor", "loadbalancer", "vpn", "diagnostics",
+            "ra", "vmdata", "control", "monitor", "loadbalancer", "vpn", "bgp", "diagnostics",
             "usage")
 EXTRA = "VRAGENT_FEATURES"
 

@@ -1,0 +1,1 @@
+"""BGP with FRR (bgpd, zebra) from the ``bgppeers`` bag."""
