@@ -19,6 +19,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \
         bench-apply bench-failover bench-lab bench-services bench-density bench-diagnostics \
+        bench-families \
         stress clean
 
 setup: $(STAMP)
@@ -81,6 +82,11 @@ test: lint typecheck image
 bench-apply: setup
 	$(PY) bench/bench_apply.py $(BENCH_ARGS)
 	cd bench && $(PY) bench_api.py $(BENCH_ARGS)
+
+# 10,000 ACL rules of mixed families against as many IPv4-only ones, cold and one
+# changed, each against raw nft -f, in the same run (--quick: 1,000).
+bench-families: setup
+	$(PY) bench/bench_families.py $(BENCH_ARGS)
 
 # 2,000 DHCP entries at once, then one more, against dnsmasq's own reload.
 bench-services: setup
