@@ -14,10 +14,10 @@ DEBS  := nftables iproute2 iputils-ping conntrack procps keepalived conntrackd \
          charon-systemd strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins \
          libstrongswan-standard-plugins traceroute iputils-arping xl2tpd \
          qemu-system-x86 qemu-utils grub-pc-bin radvd frr frr-pythontools \
-         isc-dhcp-client ndisc6 rdnssd
+         isc-dhcp-client ndisc6 rdnssd fdisk e2fsprogs openssh-client
 PYTEST_ARGS ?=
 
-.PHONY: setup docker image lab lab-down demo test lint typecheck unit integration e2e \
+.PHONY: setup docker image vm-image lab lab-down demo test lint typecheck unit integration e2e \
         bench-apply bench-failover bench-lab bench-services bench-density bench-diagnostics \
         bench-families \
         stress clean
@@ -47,6 +47,12 @@ docker: setup
 # The router image (root filesystem + agent layer), rebuilt only where something changed.
 image: docker
 	$(PY) image/build.py
+
+# The system-VM disk (qcow2 for KVM, VHD for XenServer and Hyper-V) from the
+# same packages and agent as the router image, in .build/vm/; rebuilt only
+# where something changed.
+vm-image: setup
+	$(PY) image/vm.py
 
 lab: image
 	$(VENV)/bin/vragent-lab run

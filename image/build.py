@@ -10,6 +10,9 @@ Two layers, each rebuilt only when its inputs change:
   ``vragent-router:<digest of everything that goes in>`` (also tagged ``latest``).
 
 A second run with nothing changed finds both tags and does nothing.
+
+The system-VM disk (``vm.py``) is made from the same package list and the
+same agent layer: ``agent_context`` and ``agent-layer.sh`` serve both.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 AGENT = REPO / "config-agent"
 SUPERVISORD_CONF = REPO / "services/supervisord.conf"
+# The agent's layer, one recipe for the container image and the system-VM disk.
+AGENT_LAYER = HERE / "agent-layer.sh"
 BUILD = REPO / ".build/image"
 BASE_REPO = "vragent-base"
 IMAGE_REPO = "vragent-router"
@@ -53,8 +59,8 @@ def has_image(ref: str) -> bool:
                           check=False).returncode == 0
 
 
-def packages() -> list[str]:
-    lines = (HERE / "packages.txt").read_text().splitlines()
+def packages(path: Path = HERE / "packages.txt") -> list[str]:
+    lines = path.read_text().splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
@@ -122,10 +128,53 @@ def agent_version() -> str:
     return "unknown"
 
 
+# dpkg-query's format for the manifest's package list.
+DPKG_FORMAT = "${Package} ${Version}\n"
+
+
+def agent_inputs() -> tuple[bytes, ...]:
+    """What the agent's layer is made of, for the digests of both images."""
+    return (tree_digest(AGENT), SUPERVISORD_CONF.read_bytes(), AGENT_LAYER.read_bytes(),
+            Path(__file__).read_bytes())
+
+
+def agent_context(out: Path, base: str, debs: str) -> str:
+    """The agent's layer, ready to install: ``out`` gets the wheels, supervisord's
+    configuration, the manifest and ``agent-layer.sh``, which installs them
+    (``sh out/agent-layer.sh <agent version>`` as root in the target root
+    filesystem). ``debs`` is dpkg-query's listing of that root filesystem.
+    Returns the manifest's text."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    wheels = wheelhouse(out / "wheelhouse")
+    manifest = {
+        "agent_version": agent_version(),
+        # What the image records as the scripts it runs (version.py),
+        # computed here from the same files the wheel carries.
+        "scripts_signature": scripts_signature(AGENT / "src/vragent"),
+        "base_image": base,
+        "debian_packages": dict(line.split(" ", 1) for line in debs.splitlines() if line),
+        "wheels": wheels,
+    }
+    text = json.dumps(manifest, indent=1, sort_keys=True)
+    (out / "manifest.json").write_text(text)
+    shutil.copy(SUPERVISORD_CONF, out / "supervisord.conf")
+    shutil.copy(AGENT_LAYER, out / "agent-layer.sh")
+    (out / "cloud-bin.txt").write_text("".join(f"{n}\n" for n in cloudstack_entry_points()))
+    return text
+
+
+def cloudstack_entry_points() -> list[str]:
+    """The agent's scripts that are CloudStack's entry points (update_config.py,
+    checkrouter.sh ...), linked into /opt/cloud/bin: every console script of
+    pyproject.toml but the agent's own (vragent, vragent-*)."""
+    scripts = tomllib.loads((AGENT / "pyproject.toml").read_text())["project"]["scripts"]
+    return sorted(n for n in scripts if n != "vragent" and not n.startswith("vragent-"))
+
+
 def build_image(base: str, tag_latest: bool = True) -> str:
-    # The recipe is an input too: this script and the Dockerfile.
-    inputs = digest(base.encode(), tree_digest(AGENT), SUPERVISORD_CONF.read_bytes(),
-                    (HERE / "Dockerfile").read_bytes(), Path(__file__).read_bytes())
+    # The recipe is an input too: this script, the Dockerfile and agent-layer.sh.
+    inputs = digest(base.encode(), *agent_inputs(), (HERE / "Dockerfile").read_bytes())
     tag = f"{IMAGE_REPO}:{inputs}"
     if has_image(tag):
         log(f"router image {tag}: up to date")
@@ -134,25 +183,13 @@ def build_image(base: str, tag_latest: bool = True) -> str:
         ctx = BUILD / "context"
         shutil.rmtree(ctx, ignore_errors=True)
         ctx.mkdir(parents=True)
-        wheels = wheelhouse(ctx / "wheelhouse")
         debs = run(["docker", "run", "--rm", "--network", "none", base, "dpkg-query", "-W",
-                    "-f", "${Package} ${Version}\n"], capture_output=True).stdout
-        manifest = {
-            "agent_version": agent_version(),
-            # What the image records as the scripts it runs (version.py),
-            # computed here from the same files the wheel carries.
-            "scripts_signature": scripts_signature(AGENT / "src/vragent"),
-            "base_image": base,
-            "debian_packages": dict(line.split(" ", 1) for line in debs.splitlines() if line),
-            "wheels": wheels,
-        }
-        text = json.dumps(manifest, indent=1, sort_keys=True)
-        (ctx / "manifest.json").write_text(text)
-        shutil.copy(SUPERVISORD_CONF, ctx / "supervisord.conf")
+                    "-f", DPKG_FORMAT], capture_output=True).stdout
+        text = agent_context(ctx / "agent", base, debs)
         shutil.copy(HERE / "Dockerfile", ctx / "Dockerfile")
         run(["docker", "build", "--quiet", "--network", "none", "--tag", tag,
              "--build-arg", f"BASE={base}",
-             "--build-arg", f"AGENT_VERSION={manifest['agent_version']}",
+             "--build-arg", f"AGENT_VERSION={json.loads(text)['agent_version']}",
              "--build-arg", f"MANIFEST_DIGEST={hashlib.sha256(text.encode()).hexdigest()}",
              str(ctx)], stdout=subprocess.DEVNULL)
         log(f"router image {tag}: built in {time.monotonic() - started:.0f} s")

@@ -23,6 +23,13 @@ resident agent's queue, and so to the one validation path.
   conntrack flush is not done: it would cut connections on every batch.
 - ``checkrouter.sh`` (checkrouter.sh, CheckRouterAnswer.parseDetails): prints
   ``Status: PRIMARY|BACKUP|FAULT|UNKNOWN``, from the resident agent's state.
+- ``get_template_version.sh`` (systemvm/debian/opt/cloud/bin/get_template_version.sh,
+  VirtualRoutingResource's GetDomRVersionCmd): waits up to 240 s for
+  ``boot_up_done``, then prints ``<release>&<signature>`` (the contents of
+  ``/etc/cloudstack-release`` and ``cloud-scripts-signature``), which the
+  server splits at ``&``. Difference: upstream's timeout test (``[ -z $done ]``)
+  is never true, so it prints the versions even when the boot never finished;
+  here it prints its message and exits 1.
 - ``configure.py <file>`` (SetMonitorServiceConfigItem: ``configure.py
   monitor_service.json`` after update_config.py when health checks are
   reconfigured): nothing to do, exit 0. Every bag converges the whole box
@@ -69,6 +76,7 @@ import gzip
 import os
 import shutil
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -161,4 +169,27 @@ def checkrouter(argv: list[str] | None = None) -> int:
 def configure(argv: list[str] | None = None) -> int:
     """``configure.py [<file>]``: the bag was applied, and the box converged,
     when update_config.py took it; there is nothing left to do."""
+    return 0
+
+
+# get_template_version.sh's __TIMEOUT: the server's first command to a booting router.
+BOOT_WAIT = 240.0
+
+
+def get_template_version(argv: list[str] | None = None, wait: float = BOOT_WAIT) -> int:
+    settings = Settings.from_env()
+    deadline = time.monotonic() + wait
+    while not settings.boot_up_done.exists():
+        if time.monotonic() >= deadline:
+            print(f"Waited {wait:.0f} seconds but boot up haven't been completed")
+            return 1
+        time.sleep(0.1)
+    try:
+        # As upstream's `cat` in a command substitution: trailing newlines go.
+        release = settings.release_file.read_text().rstrip("\n")
+        signature = settings.scripts_signature.read_text().rstrip("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"get_template_version.sh: {exc}", file=sys.stderr)
+        return 1
+    print(f"{release}&{signature}")
     return 0
