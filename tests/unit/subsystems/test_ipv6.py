@@ -217,8 +217,10 @@ def test_dhcpv6_serves_the_entry_by_duid() -> None:
     cfg, topo = dual_stack()
     d = dhcp.desired(cfg, topo, settings())
     files = dhcp.render(d)
+    # One host with both leases: its MAC for DHCPv4, its DUID for DHCPv6.
     hosts = files["dnsmasq.dhcp-hosts"]
-    assert "id:00:03:00:01:02:00:0a:01:00:0a,[fd10:10:1::10],vm1,infinite" in hosts
+    assert ("02:00:0a:01:00:0a,id:00:03:00:01:02:00:0a:01:00:0a,10.10.1.10,[fd10:10:1::10],"
+            "vm1,infinite\n") in hosts
     assert "fd10:10:1::10 vm1.vpc.lab vm1" in files["dnsmasq.hosts"]
     conf = files["dnsmasq.conf"]
     assert "dhcp-range=set:tier6-eth2,fd10:10:1::,static,64,infinite" in conf
@@ -253,8 +255,18 @@ def test_an_ipv6_only_entry_is_served() -> None:
              "mac_address": "02:00:0a:01:00:0b"}
     del entry["ipv4_address"]
     cfg, topo = with_bags(docs, entry)
-    names = {h.name for h in dhcp.desired(cfg, topo, settings()).hosts6}
-    assert "v6only" in names
+    files = dhcp.render(dhcp.desired(cfg, topo, settings()))
+    assert "id:00:03:00:01:02:00:0a:01:00:0a,[fd10:10:1::10],v6only,infinite\n" in files[
+        "dnsmasq.dhcp-hosts"]
+    assert "fd10:10:1::10 v6only.vpc.lab v6only\n" in files["dnsmasq.hosts"]
+
+
+def test_the_health_check_reads_a_dual_stack_host() -> None:
+    # dhcp_check compares (MAC, IPv4, name): the bracketed IPv6 is not the name.
+    from vragent.system.dnsmasq import host_fields
+
+    line = "02:00:0a:01:00:0a,id:00:03:00:01:02:00:0a:01:00:0a,10.10.1.10,[fd10::10],vm1,infinite"
+    assert host_fields(line) == ("02:00:0a:01:00:0a", "10.10.1.10", "vm1")
 
 
 # -- bad input: refused, the field named ----------------------------------------------

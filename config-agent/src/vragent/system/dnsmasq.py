@@ -49,8 +49,9 @@ def host_fields(value: str) -> tuple[str, str, str] | None:
     fields = value.split(",")
     for i, field in enumerate(fields[1:], 1):
         if field.count(".") == 3 and field[:1].isdigit():
-            name = fields[i + 1] if i + 1 < len(fields) else ""
-            return fields[0].lower(), field, name
+            # The name follows the addresses (an IPv6 one is bracketed).
+            rest = [f for f in fields[i + 1:] if not f.startswith("[")]
+            return fields[0].lower(), field, rest[0] if rest else ""
     return None
 
 

@@ -19,7 +19,9 @@ IPv6: a dual-stack tier (guestnetwork router_guest_ip6_cidr) gets a static
 DHCPv6 range, its DNS servers and domain; an entry's ``ipv6_address`` is
 served to the client with its ``ipv6_duid`` as upstream's edithosts.sh wrote it
 (``id:<duid>,[<ipv6>],<host>,infinite``; the stored cs/CsDhcp.py writes IPv4
-lines only) and the name resolves to it (AAAA). DNS over IPv6 needs nothing
+lines only), on the same line as the entry's IPv4 lease when it has one
+(``<mac>,id:<duid>,<ipv4>,[<ipv6>],<host>,<lease>``), and the name resolves to
+it (AAAA). DNS over IPv6 needs nothing
 more: dnsmasq binds every address of the tiers' interfaces. Addresses and
 prefixes are advertised by radvd (features/ra), not by dnsmasq.
 """
@@ -93,11 +95,18 @@ class Host:
     lease: str
     tag: str = ""  # set when it has options of its own
     options: tuple[str, ...] = ()  # "option:…,value" for its own tag
+    # Its DHCPv6 address and the DUID it is served by, on a dual-stack tier:
+    # one host with both (two hosts of one name would each take the other's
+    # address from the names file, which dnsmasq reports as duplicates).
+    duid: str = ""
+    ip6: str = ""
 
     def line(self) -> str:
         """Its dhcp-host line (without "dhcp-host=")."""
         tags = f"set:{CUSTOM_TAG},set:{self.tag}," if self.tag else ""
-        return f"{self.mac},{tags}{self.ip},{self.name},{self.lease}"
+        clid = f"id:{self.duid}," if self.duid else ""
+        ip6 = f"[{self.ip6}]," if self.ip6 else ""
+        return f"{self.mac},{clid}{tags}{self.ip},{ip6}{self.name},{self.lease}"
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,8 @@ class Desired:
     tiers: tuple[Tier, ...] = ()
     hosts: tuple[Host, ...] = ()  # in the hosts file, re-read on SIGHUP
     custom: tuple[Host, ...] = ()  # with options of their own: in the main file
-    hosts6: tuple[Host6, ...] = ()  # in the hosts file too
+    hosts6: tuple[Host6, ...] = ()  # IPv6 only: in the hosts file too
+    names6: tuple[Host6, ...] = ()  # every IPv6 name (AAAA)
     upstream: tuple[str, ...] = ()
     lease_time: str = DEFAULT_LEASE
     leases: str = ""
@@ -179,18 +189,24 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     hosts: list[Host] = []
     hosts6: list[Host6] = []
     warnings: list[str] = []
+    names6: list[Host6] = []
     for e in cfg.part(NAME, ()):
-        if e.ipv6_address:
-            hosts6 += _host6(e, nets6, warnings)
+        v6 = _host6(e, nets6, warnings) if e.ipv6_address else []
+        names6 += v6
         if e.ipv4_address is None:
-            continue  # IPv6 only
+            hosts6 += v6  # IPv6 only
+            continue
         addr = ipaddress.IPv4Address(e.ipv4_address)
         tier = next((t for t, net in nets if addr in net), None)
         if tier is None:
             warnings.append(f"dhcpentry {e.ipv4_address} ({e.host_name}): on no guest tier of "
                             f"this router: no lease until its tier is added")
+            hosts6 += v6
             continue
-        hosts.append(_host(e, tier))
+        host = _host(e, tier)
+        if v6:
+            host = replace(host, duid=v6[0].duid, ip6=v6[0].ip)
+        hosts.append(host)
     return Desired(
         enabled=True,
         router=cmd.get("name", "router"),
@@ -198,6 +214,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         hosts=tuple(h for h in hosts if not h.tag),
         custom=tuple(h for h in hosts if h.tag),
         hosts6=tuple(hosts6),
+        names6=tuple(names6),
         upstream=tuple(dict.fromkeys(upstream)),
         leases=str(LEASES.of(settings)),
         hosts_file=str(HOSTS.of(settings)),
@@ -267,7 +284,7 @@ def render(d: Desired) -> Files:
     hosts += "".join(f"{h.line()}\n" for h in d.hosts6)
     names = "".join(f"{t.gateway} data-server\n" for t in d.tiers)
     names += "".join(f"{h.ip} {h.fqdn} {h.name}\n" for h in (*d.hosts, *d.custom))
-    names += "".join(f"{h.ip} {h.fqdn} {h.name}\n" for h in d.hosts6)
+    names += "".join(f"{h.ip} {h.fqdn} {h.name}\n" for h in d.names6)
     return Files((
         (CONF.name, templates.render("dhcp/dnsmasq.conf.j2", d=d)),
         (HOSTS.name, head + hosts),
