@@ -229,3 +229,32 @@ def test_ipv6_crosses_the_router_between_tiers_and_to_the_outside(
     # Nothing new from outside reaches a tier the ACL closes to it.
     with tcp6_server(ns2, 8082):
         assert tcp6_connect(out, VM2_SLAAC, 8082) == ""
+
+
+def test_radvd_follows_tiers_by_sighup_and_ipv6_goes_with_its_tier(
+        appliance: Appliance, tmp_path: Path) -> None:
+    router = appliance.router
+    gn1 = {**_sample("guest_network_tier1.json"), **TIERS6["eth2"]}
+    router.apply(_bag(tmp_path, gn1, "gn1.json"))
+    wait_for(lambda: appliance.running("radvd"), 20, "radvd to run")
+    pid = appliance.pid("radvd")
+    conf = router.root / "etc/vragent/radvd.conf"
+    # A second tier gets IPv6: radvd re-reads its file, it is not restarted.
+    router.apply(_bag(tmp_path, {**_sample("guest_network_tier2.json"), **TIERS6["eth3"]},
+                      "gn2.json"))
+    assert "interface eth3" in conf.read_text()
+    slaac(router, "vm2", VM2_SLAAC)
+    assert appliance.pid("radvd") == pid
+    # Tier 1 sent again without IPv6 (CsVpcGuestNetwork.remove_address_route):
+    # its address goes, radvd no longer advertises there, the public IPv6 stays
+    # (tier 2 still carries it).
+    router.apply(_bag(tmp_path, _sample("guest_network_tier1.json"), "gn1-v4.json"))
+    assert "fd10:10:1::1/64" not in router.sh("ip", "-6", "-o", "addr", "show", "dev", "eth2")
+    assert "interface eth2" not in conf.read_text()
+    assert "fd64:10::10/64" in router.sh("ip", "-6", "-o", "addr", "show", "dev", "eth1")
+    assert appliance.pid("radvd") == pid
+    # The last IPv6 tier gone: radvd stops, the public IPv6 and its route go too.
+    router.apply(_bag(tmp_path, _sample("guest_network_tier2.json"), "gn2-v4.json"))
+    wait_for(lambda: not appliance.running("radvd"), 20, "radvd to stop")
+    assert "fd64:10::10" not in router.sh("ip", "-6", "-o", "addr", "show", "dev", "eth1")
+    assert "default" not in router.sh("ip", "-6", "route", "show", "default")
