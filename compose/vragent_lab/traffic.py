@@ -134,8 +134,13 @@ def _raise_nofile_limit() -> None:
             pass
 
 
+def _family(addr: str) -> socket.AddressFamily:
+    """The socket family of an address: the tools speak IPv6 as well."""
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def udp_echo(bind: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    with socket.socket(_family(bind), socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((bind, port))
         while True:
@@ -149,7 +154,7 @@ def udp_echo(bind: str, port: int) -> None:
 
 def probe(target: str, port: int, interval: float) -> None:
     token = os.urandom(8)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(_family(target), socket.SOCK_DGRAM)
     # Unconnected on purpose: a connected socket turns ICMP errors during an
     # outage into exceptions on later calls; the token filters replies instead.
     sock.setblocking(False)
@@ -265,7 +270,7 @@ _MAX_LINE = 1 << 16
 def tcp_echo(bind: str, port: int) -> None:
     _raise_nofile_limit()
     sel = selectors.DefaultSelector()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener = socket.socket(_family(bind), socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((bind, port))
     listener.listen(4096)
@@ -354,7 +359,7 @@ def open_connections(target: str, port: int, count: int, source_ip: str | None,
     held = [_Held(i, None) for i in range(count)]
     sel = selectors.DefaultSelector()
     for h in held:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(_family(target), socket.SOCK_STREAM)
         try:
             # Keepalive off: a connection must survive a failover on its own state,
             # not be declared dead (or revived) by probes we did not ask for.

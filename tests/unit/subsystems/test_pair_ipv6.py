@@ -93,8 +93,8 @@ def test_dual_stack_tiers_share_their_ipv6_gateway_and_a_link_local_router() -> 
     assert d.link_local == (("fe80::1/64", "eth2"), ("fe80::1/64", "eth3"))
     excluded = block(vrrp.render(d), "virtual_ipaddress_excluded {")
     assert f"{GATEWAY1}/64 dev eth2" in excluded
-    assert "fe80::1/64 dev eth2 scope link" in excluded
-    assert "fe80::1/64 dev eth3 scope link" in excluded
+    assert "fe80::1/64 dev eth2" in excluded
+    assert "fe80::1/64 dev eth3" in excluded
 
 
 def test_adverts_stay_ipv4_on_the_fixed_address() -> None:

@@ -1,0 +1,250 @@
+"""IPv6 on a redundant pair, with real keepalived, conntrackd, radvd and SLAAC hosts.
+
+- Only the master advertises: radvd is a master-only daemon, and what a host
+  on the tier hears for a window (rdisc6, soliciting and listening) comes from
+  the master's MAC and the shared link-local router fe80::1.
+- The tier's IPv6 gateway and fe80::1 move with VRRP (keepalived's
+  virtual_ipaddress_excluded): after a hard kill of the master a SLAAC host
+  keeps its address and its "default via fe80::1", now answered by the new
+  master's MAC (keepalived's unsolicited neighbour advertisement).
+- conntrackd replicates IPv6 flows: the backup's external cache holds the
+  tier-to-tier IPv6 TCP connections before the kill, and they keep carrying
+  data through the new master. The outage is measured with a UDP probe every
+  10 ms over IPv6 and printed.
+
+Both pair modes: a sync link, and CloudStack's (no sync link, each router's
+own tier addresses and the shared gateways, as SetGuestNetworkConfigItem
+sends them). Upstream's redundant routers advertise no prefix at all
+(cs/CsVpcGuestNetwork.py add_radvd_conf; apache/cloudstack#13121), share
+IPv4 gateways only (cs/CsRedundant.py _collect_ips, keepalived.conf.templ)
+and filter conntrackd by IPv4 addresses only (conntrackd.conf.templ).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vragent_lab.netns import in_ns, wait_for
+from vragent_lab.pair import Pair, PairRouter, mac
+from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
+
+from .conftest import ADVERT_INT, Sampler, running_pair
+
+TIERS = {  # sample bag, prefix, VM namespace
+    "eth2": ("guest_network_tier1.json", "fd00:a:a:1::", "vm1"),
+    "eth3": ("guest_network_tier2.json", "fd00:a:a:2::", "vm2"),
+}
+LINK_LOCAL_GATEWAY = "fe80::1"
+ECHO_TCP = 7000
+ECHO_UDP = 7001
+HELD = 20
+
+
+def dual_stack(r: PairRouter, dev: str) -> dict[str, Any]:
+    """The tier's guestnetwork bag with the IPv6 fields CloudStack sends
+    (router_guest_ip6, router_guest_ip6_gateway, router_guest_ip6_cidr). In
+    CloudStack mode each router has its own address (::2, ::3) beside the
+    shared gateway (::1), as it has in IPv4."""
+    name, prefix, _vm = TIERS[dev]
+    bag = r.sample(name)
+    own = f"{prefix}{1 + r.index}" if r.cloudstack else f"{prefix}1"
+    bag.update({"router_guest_ip6": own, "router_guest_ip6_gateway": f"{prefix}1",
+                "router_guest_ip6_cidr": f"{prefix}/64"})
+    return bag
+
+
+def acl_v6(r: PairRouter) -> dict[str, Any]:
+    """Tier 2's ACL: the sample's rules, and the test's IPv6 TCP and UDP echo
+    ports open to any IPv6 source (an ACL whose CIDR is IPv6)."""
+    acl = r.sample("network_acl_tier2.json")
+    acl["ingress_rules"] = [*acl["ingress_rules"], *(
+        {"type": proto, "cidr": "::/0", "first_port": port, "last_port": port,
+         "allowed": True} for proto, port in (("tcp", ECHO_TCP), ("udp", ECHO_UDP)))]
+    return acl
+
+
+def slaac_address(ns: str, prefix: str) -> str | None:
+    """The host's global address in the tier's prefix (autoconfigured)."""
+    out = in_ns(ns, ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"],
+                check=False)
+    network = ipaddress.IPv6Network(f"{prefix}/64")
+    # Usable only once duplicate detection is over (a tentative one cannot be bound).
+    found = [a for line in out.splitlines() if "tentative" not in line
+             for a in re.findall(r"inet6 (\S+)/64", line)
+             if ipaddress.IPv6Address(a) in network]
+    return found[0] if found else None
+
+
+def default_routers(ns: str) -> list[str]:
+    out = in_ns(ns, ["ip", "-6", "route", "show", "default"], check=False)
+    return re.findall(r"via (\S+) dev eth0", out)
+
+
+def neighbour_mac(ns: str, addr: str) -> str | None:
+    out = in_ns(ns, ["ip", "-6", "neigh", "show", addr, "dev", "eth0"], check=False)
+    found = re.findall(r"lladdr (\S+)", out)
+    return found[0].lower() if found else None
+
+
+def advertisements(ns: str, seconds: float, solicit: bool = True) -> list[dict[str, str]]:
+    """Every router advertisement a host on the tier hears for ``seconds``
+    (rdisc6 -m: all answers; -d: only listen, no solicitation)."""
+    argv = ["rdisc6", "-n", "-m", "-w", str(int(seconds * 1000)), "-r", "1"]
+    if not solicit:
+        argv.append("-d")
+    out = in_ns(ns, [*argv, "eth0"], check=False)
+    found = []
+    for block in re.split(r"\n\s*\n", out):
+        source = re.search(r"from (\S+)", block)
+        lladdr = re.search(r"Source link-layer address\s*:\s*(\S+)", block)
+        prefix = re.search(r"Prefix\s*:\s*(\S+)", block)
+        if source:
+            found.append({"from": source.group(1),
+                          "mac": lladdr.group(1).lower() if lladdr else "",
+                          "prefix": prefix.group(1) if prefix else ""})
+    return found
+
+
+def v6_cache(router: PairRouter, addr: str) -> int:
+    """IPv6 TCP flows to ``addr`` in the router's conntrackd external cache
+    (what the peer sent it)."""
+    out = router.sh("conntrackd", "-C", str(router.root / "etc/vragent/conntrackd.conf"), "-e",
+                    check=False)
+    return sum(1 for line in out.splitlines()
+               if "tcp" in line and "ESTABLISHED" in line and f"dst={addr} " in line)
+
+
+@pytest.fixture(scope="module", params=["sync-link", "cloudstack"])
+def v6_pair(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, Sampler]]:
+    cloudstack = request.param == "cloudstack"
+    with running_pair(tmp_path_factory.mktemp("v6pair"), ADVERT_INT,
+                      cloudstack=cloudstack) as (pair, sampler):
+        for r in pair.routers:
+            r.apply(*(dual_stack(r, dev) for dev in TIERS), acl_v6(r))
+        for r in pair.routers:
+            wait_for(r.config_loaded, 15, f"{r.name}'s keepalived to load the IPv6 tiers")
+        yield pair, sampler
+
+
+def hosts_configured(pair: Pair) -> dict[str, str]:
+    """Each VM's SLAAC address, once it has one and its default route."""
+    found: dict[str, str] = {}
+    for _dev, (_name, prefix, vm) in TIERS.items():
+        ns = pair.ns(vm)
+
+        def ready(ns: str = ns, prefix: str = prefix) -> bool:
+            return slaac_address(ns, prefix) is not None and \
+                LINK_LOCAL_GATEWAY in default_routers(ns)
+
+        wait_for(ready, 40, f"{vm} to configure itself by SLAAC", interval=0.2)
+        address = slaac_address(ns, prefix)
+        assert address is not None
+        found[vm] = address
+    return found
+
+
+def test_only_the_master_advertises_and_hosts_configure_by_slaac(
+        v6_pair: tuple[Pair, Sampler]) -> None:
+    pair, _ = v6_pair
+    master = pair.master()
+    assert master is not None
+    backup = pair.other(master)
+    wait_for(lambda: master.service_running("radvd"), 15, "radvd on the master")
+    assert not backup.service_running("radvd")
+    addresses = hosts_configured(pair)
+    for dev, (_name, prefix, vm) in TIERS.items():
+        ns = pair.ns(vm)
+        assert ipaddress.IPv6Address(addresses[vm]) in ipaddress.IPv6Network(f"{prefix}/64")
+        # The default router is the shared link-local address, nothing else.
+        assert default_routers(ns) == [LINK_LOCAL_GATEWAY]
+        heard = advertisements(ns, 3.0)
+        assert heard, f"no router advertisement on {dev}"
+        # Every one from the master: its MAC, the shared address, the tier's prefix.
+        assert {h["mac"] for h in heard} == {mac(master.index, dev, pair.cloudstack)}, heard
+        assert {h["from"] for h in heard} == {LINK_LOCAL_GATEWAY}, heard
+        assert {h["prefix"] for h in heard} == {f"{prefix}/64"}, heard
+        # The backup holds neither shared address.
+        shown = backup.sh("ip", "-6", "-o", "addr", "show", "dev", dev)
+        assert f"{prefix}1/" not in shown and f" {LINK_LOCAL_GATEWAY}/" not in shown
+        shown = master.sh("ip", "-6", "-o", "addr", "show", "dev", dev)
+        assert f"{prefix}1/" in shown and f" {LINK_LOCAL_GATEWAY}/" in shown
+
+
+def test_hard_kill_keeps_ipv6_tcp_and_the_default_route(
+        v6_pair: tuple[Pair, Sampler]) -> None:
+    pair, sampler = v6_pair
+    master = pair.master()
+    assert master is not None
+    survivor = pair.other(master)
+    addresses = hosts_configured(pair)
+    vm1, vm2 = pair.ns("vm1"), pair.ns("vm2")
+    target = addresses["vm2"]
+    with TcpEcho(vm2, target, ECHO_TCP), UdpEcho(vm2, target, ECHO_UDP), \
+            TcpHolder(vm1, target, ECHO_TCP, HELD) as held, \
+            Probe(vm1, target, ECHO_UDP, interval=0.01) as probe:
+        assert held.check()["ok"] == HELD
+        wait_for(lambda: probe.stats()["received"] >= 20, 10, "the IPv6 probe to get replies")
+        # conntrackd replicated the IPv6 flows to the backup.
+        wait_for(lambda: v6_cache(survivor, target) >= HELD, 15,
+                 "the backup's conntrackd to hold the IPv6 connections")
+        probe.reset()
+        sampler.healthy(False)
+        killed = time.monotonic()
+        master.power_off()
+        wait_for(lambda: survivor.status() == "PRIMARY", 15, "the backup to take over")
+        took_over = time.monotonic() - killed
+        wait_for(lambda: probe.stats()["received"] > 0 and time.monotonic() - killed > 1, 15,
+                 "IPv6 probe replies through the new master")
+        stats = probe.stop()
+        mode = "CloudStack mode" if pair.cloudstack else "sync link"
+        print(f"\nIPv6 hard failover ({mode}, advert_int {ADVERT_INT} s): takeover reported "
+              f"{took_over:.2f} s after the kill; outage (10 ms UDP probe over IPv6) "
+              f"{stats['max_gap_ms']:.0f} ms, lost {stats['lost']} of {stats['sent']}")
+        assert stats["max_gap_ms"] < 10_000, stats
+        result = held.check()
+        assert result["ok"] == HELD, result
+        # The hosts kept their address and route; fe80::1 is now the survivor's.
+        for dev, (_name, prefix, vm) in TIERS.items():
+            ns = pair.ns(vm)
+            assert slaac_address(ns, prefix) == addresses[vm]
+            assert default_routers(ns) == [LINK_LOCAL_GATEWAY]
+            assert neighbour_mac(ns, LINK_LOCAL_GATEWAY) == mac(survivor.index, dev,
+                                                                 pair.cloudstack)
+        wait_for(lambda: survivor.service_running("radvd"), 10, "radvd on the new master")
+        heard = advertisements(vm1, 3.0)
+        assert heard and {h["mac"] for h in heard} == {mac(survivor.index, "eth2",
+                                                            pair.cloudstack)}, heard
+
+        # The old master reboots and comes back as a silent backup.
+        master.wipe_volatile()
+        master.power_on()
+        wait_for(lambda: master.status() == "BACKUP", 30, "the rebooted router to be backup")
+        wait_for(lambda: not master.service_running("radvd") and master.config_loaded(), 15,
+                 "the rebooted backup to settle without radvd")
+        heard = advertisements(vm1, 3.0)
+        assert heard and {h["mac"] for h in heard} == {mac(survivor.index, "eth2",
+                                                            pair.cloudstack)}, heard
+        assert held.check()["ok"] == HELD
+    pair.wait_one_master()
+    sampler.healthy(True)
+
+
+def test_a_backup_with_ipv6_tiers_sends_no_advertisement(
+        v6_pair: tuple[Pair, Sampler], tmp_path: Path) -> None:
+    """Listening only (no solicitation) for longer than radvd's maximum
+    interval: nothing from the backup's MAC, something from the master's."""
+    pair, _ = v6_pair
+    master = pair.master()
+    assert master is not None
+    backup = pair.other(master)
+    heard = advertisements(pair.ns("vm2"), 16.0, solicit=False)
+    macs = {h["mac"] for h in heard}
+    assert mac(backup.index, "eth3", pair.cloudstack) not in macs, heard
+    assert macs == {mac(master.index, "eth3", pair.cloudstack)}, heard
