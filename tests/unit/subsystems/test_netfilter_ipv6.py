@@ -213,3 +213,18 @@ def test_routing_rule_without_src_ip_refused_unless_routed() -> None:
     d = desired_states(cfg, topo, settings())["netfilter"]
     problems = netfilter.verify(d)
     assert any(p.startswith("firewallrules.20: an Ingress rule needs src_ip") for p in problems)
+
+
+@pytest.mark.parametrize(("sources", "expected"), [
+    (["0.0.0.0/0"], ["meta l4proto icmp accept"]),
+    (["0.0.0.0/0", "::/0"], ["meta l4proto icmp accept", "meta l4proto ipv6-icmp accept"]),
+    (["fd00::/8"], ["ip6 saddr fd00::/8 meta l4proto ipv6-icmp accept"]),
+])
+def test_routing_rule_icmp_per_family(sources: list[str], expected: list[str]) -> None:
+    from vragent.features.netfilter.model_firewall import FirewallRule
+    from vragent.features.netfilter.subsystem import _routed_rules
+
+    rule = FirewallRule.model_validate({"id": 5, "protocol": "icmp", "traffic_type": "Ingress",
+                                        "source_cidr_list": sources, "icmp_type": -1,
+                                        "icmp_code": -1})
+    assert _routed_rules(rule) == expected

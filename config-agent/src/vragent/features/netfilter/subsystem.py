@@ -483,8 +483,12 @@ def _routed_rules(rule: FirewallRule) -> list[str]:
             v6 = fams == {"ip6"}
             icmp = (rule.icmp_type, rule.icmp_code)
             if proto == "icmp":
+                # "Any address" of lists that name no IPv6 network is IPv4's
+                # ICMP only (an IPv4 routing firewall rule), as in the ACLs.
+                named_v6 = any(":" in c for c in rule.sources + rule.destinations)
                 l4s = [_icmp6(icmp)] if v6 else (
-                    [_l4("icmp", None, icmp)] if fams else [_l4("icmp", None, icmp), _icmp6(icmp)])
+                    [_l4("icmp", None, icmp)] if fams or not named_v6
+                    else [_l4("icmp", None, icmp), _icmp6(icmp)])
             else:
                 l4s = [_l4(proto, rule.ports, icmp)]
             out += [_join(a, b, l4, "accept") for l4 in l4s]
