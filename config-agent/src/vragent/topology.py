@@ -54,6 +54,13 @@ class PublicIf:
         return any(a.source_nat for a in self.addresses)
 
 
+# On a pair, each dual-stack tier's default router as its hosts learn it from
+# router advertisements: one link-local address for both routers, held by the
+# master (keepalived moves it, features/vrrp) and the source of its radvd's
+# advertisements (features/ra), so a failover changes no host's route.
+LINK_LOCAL_GATEWAY = "fe80::1"
+
+
 @dataclass(frozen=True)
 class GuestIf:
     ifname: str
@@ -71,6 +78,9 @@ class GuestIf:
     gateway6: str | None = None
     # The tier's IPv6 DNS servers as sent (guestnetwork dns6).
     dns6: tuple[str, ...] = ()
+    # A pair's dual-stack tier: the link-local address its hosts' default
+    # route goes through, shared by the pair (LINK_LOCAL_GATEWAY).
+    router6: str | None = None
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -325,7 +335,8 @@ def _guest(ifname: str, key: str, guest: GuestNetwork, redundant: bool) -> Guest
     return GuestIf(ifname, key, guest.router_guest_ip, guest.network, guest.mtu, vip=vip,
                    network6=guest.network6, ip6=_v6(guest.router_guest_ip6),
                    gateway6=_v6(guest.router_guest_ip6_gateway),
-                   dns6=tuple(_v6(d) for d in guest.dns6_list))
+                   dns6=tuple(_v6(d) for d in guest.dns6_list),
+                   router6=LINK_LOCAL_GATEWAY if redundant and guest.network6 else None)
 
 
 def _with_pair_links(cfg: RouterConfig, topo: Topology) -> Topology:

@@ -12,15 +12,18 @@ apache/cloudstack#13121).
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 import pytest
 from vragent.config import RouterConfig
 from vragent.errors import BagError
 from vragent.features.conntrack import subsystem as conntrack
+from vragent.features.ra import daemon as ra_daemon
+from vragent.features.ra import subsystem as ra
 from vragent.features.vrrp import feature as vrrp_feature
 from vragent.features.vrrp import subsystem as vrrp
-from vragent.topology import Topology, resolve
+from vragent.topology import LINK_LOCAL_GATEWAY, Topology, resolve
 
 from tests.unit.builders import (
     apply_bags,
@@ -199,3 +202,40 @@ def test_golden_conntrackd_conf_of_a_dual_stack_pair() -> None:
     cfg, topo = pair_v6()
     check_golden("pair_ipv6/conntrackd.conf",
                  conntrack.render(conntrack.desired(cfg, topo, settings())).text())
+
+
+# -- radvd ---------------------------------------------------------------------------
+
+
+def test_radvd_runs_on_the_master_only() -> None:
+    # The pair's run time starts and stops master-only daemons on each
+    # transition (ha/lifecycle.py master_services; test_pair_ipv6 in
+    # tests/integration/ha shows it with real radvd).
+    (radvd,) = ra_daemon.daemons(settings())
+    assert radvd.name == "radvd" and radvd.master_only is True
+
+
+def test_a_pair_advertises_from_the_shared_link_local_address() -> None:
+    cfg, topo = pair_v6()
+    d = ra.desired(cfg, topo, settings())
+    assert [(t.ifname, t.source) for t in d.tiers] == [("eth2", LINK_LOCAL_GATEWAY),
+                                                       ("eth3", LINK_LOCAL_GATEWAY)]
+    text = ra.render(d).text()
+    assert text.count("AdvRASrcAddress {") == 2
+    assert re.findall(r"AdvRASrcAddress \{\s*(\S+);\s*\};", text) == [LINK_LOCAL_GATEWAY] * 2
+    # The address radvd advertises from is the one keepalived moves.
+    assert {(f"{t.source}/64", t.ifname) for t in d.tiers} == set(desired(pair_v6()).link_local)
+
+
+def test_a_standalone_router_advertises_from_its_own_address() -> None:
+    cfg, topo = with_bags(pair_docs(drop=("redundant_router",)),
+                          dual_stack("guest_network_tier1.json", PREFIX1, GATEWAY1))
+    assert not cfg.redundant
+    d = ra.desired(cfg, topo, settings())
+    assert [t.source for t in d.tiers] == [None]
+    assert "AdvRASrcAddress" not in ra.render(d).text()
+
+
+def test_golden_radvd_conf_of_a_dual_stack_pair() -> None:
+    cfg, topo = pair_v6()
+    check_golden("pair_ipv6/radvd.conf", ra.render(ra.desired(cfg, topo, settings())).text())

@@ -46,6 +46,9 @@ class Tier:
     ifname: str
     prefix: str  # "fd10:1::/64"
     rdnss: tuple[str, ...]
+    # On a pair: the shared link-local address advertisements come from
+    # (AdvRASrcAddress), the hosts' default router across failovers (features/vrrp).
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         servers += [s for s in g.dns6 if s not in servers]
         # radvd takes at most three addresses per RDNSS line; RFC 8106 allows more
         # lines, but a VM's resolver uses three.
-        tiers.append(Tier(g.ifname, str(g.network6), tuple(servers[:3])))
+        tiers.append(Tier(g.ifname, str(g.network6), tuple(servers[:3]), g.router6))
     return Desired(tuple(tiers))
 
 

@@ -5,7 +5,7 @@ its configuration: both routers start BACKUP with ``nopreempt``; the adverts
 carry one fixed address on the sync link, while tier gateways and public IPs
 are ``virtual_ipaddress_excluded`` so adding or removing them never changes
 what the pair elects on. A dual-stack tier's IPv6 gateway and its shared
-link-local default router (LINK_LOCAL_GATEWAY) are excluded addresses too:
+link-local default router (topology.GuestIf.router6) are excluded addresses too:
 an instance's adverts carry one family, the excluded list may mix them. A
 changed file is checked with ``keepalived -t`` before it replaces the old
 one, and the resident agent reloads keepalived (SIGHUP, coalesced); it is
@@ -29,9 +29,9 @@ from . import daemon
 NAME = "vrrp"
 
 INSTANCE = "vpc"
-# A dual-stack tier's default router as its hosts see it. Router
-# advertisements name their source address as the default router, and each
-# router's own link-local address differs: advertised from it, a failover
+# A dual-stack tier's default router as its hosts see it (topology.GuestIf.router6).
+# Router advertisements name their source address as the default router, and
+# each router's own link-local address differs: advertised from it, a failover
 # would leave hosts on a dead router until neighbour unreachability detection
 # gave it up (seconds) and the new master's next advertisement arrived. So the
 # pair shares one link-local address per tier, held by the master alone and
@@ -44,7 +44,6 @@ INSTANCE = "vpc"
 # keepalived.conf.templ) shares IPv4 gateways only, and its radvd.conf
 # (cs/CsVpcGuestNetwork.py add_radvd_conf) carries no prefix on a pair
 # (apache/cloudstack#13121).
-LINK_LOCAL_GATEWAY = "fe80::1"
 LINK_LOCAL_PREFIX = 64
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$", re.ASCII)
 _AUTH = re.compile(r"^[A-Za-z0-9]+$", re.ASCII)
@@ -77,7 +76,7 @@ class Desired:
     auth_pass: str = ""
     vip: str = ""  # "ip/prefix"
     excluded: tuple[tuple[str, str], ...] = ()  # ("ip/prefix", ifname), sorted
-    # IPv6 link-local shared addresses (LINK_LOCAL_GATEWAY), sorted like ``excluded``.
+    # The shared IPv6 link-local routers (GuestIf.router6), sorted like ``excluded``.
     link_local: tuple[tuple[str, str], ...] = ()
     fifo: str = ""
     health_file: str = ""
@@ -153,7 +152,8 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
                 # One family per instance, except here: virtual_ipaddress_excluded
                 # may mix them, and the adverts stay IPv4 on the fixed address.
                 excluded.add((f"{gateway6}/{g.network6.prefixlen}", g.ifname))
-                link_local.add((f"{LINK_LOCAL_GATEWAY}/{LINK_LOCAL_PREFIX}", g.ifname))
+                if g.router6:
+                    link_local.add((f"{g.router6}/{LINK_LOCAL_PREFIX}", g.ifname))
     for p in topo.public:
         for a in p.addresses:
             excluded.add((f"{a.public_ip}/{prefixlen(a.netmask)}", p.ifname))
