@@ -163,3 +163,7 @@ def test_bgp_with_real_frr(bgp_app: tuple[Appliance, Speaker], tmp_path: Path) -
     assert "10.10.1.0/24" in speaker.routes("ipv4")
     assert router_neighbor(app, SPEAKER4)["connectionsEstablished"] == 1
     assert app.pid("bgpd") == bgpd_pid
+    # No password in any log of the router.
+    for name in ("agent", "bgpd", "zebra"):
+        text = (router.root / f"var/log/vragent/{name}.log").read_text()
+        assert PASSWORD not in text and "Wrong-pw1" not in text, name

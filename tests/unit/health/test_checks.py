@@ -68,7 +68,7 @@ def test_every_check_once_with_upstream_names_and_kinds() -> None:
         "iptables_check.py": "advanced", "haproxy_check.py": "advanced",
         "netfilter_check": "advanced", "daemon_config_check": "advanced",
         # vragent's own: upstream has no VPN check (checkbatchs2svpn.sh only).
-        "vpn_check.py": "advanced",
+        "vpn_check.py": "advanced", "bgp_check.py": "advanced",
     }
     assert len({c.name for c in CHECKS}) == len(CHECKS)
 

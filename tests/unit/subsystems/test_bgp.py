@@ -234,7 +234,9 @@ def test_frr_runs_on_the_routers_own_paths() -> None:
     for d in daemon.daemons(s):
         assert not any(a.startswith(("/etc/frr", "/var/run/frr", "/run/frr")) for a in d.argv)
         assert "--vty_socket" in d.argv and "-P" in d.argv
-    assert "--stdout" in daemon.reload_argv(s)
+    argv = daemon.reload_argv(s)
+    # Its messages would quote the password lines: only critical ones, never shown.
+    assert "--stdout" in argv and argv[argv.index("--log-level") + 1] == "critical"
     bgpd = next(d for d in daemon.daemons(s) if d.name == "bgpd")
     assert bgpd.master_only and bgpd.needs == ("zebra",)
     assert bgpd.reload_command and bgpd.check[:1] == ("vtysh",)
@@ -262,3 +264,34 @@ def test_md5_counters_read_from_netstat(tmp_path: Any) -> None:
                     "TcpExt: 1 2 3 4\nIpExt: InNoRoutes\nIpExt: 0\n")
     assert frr.md5_counters(path) == {"TCPMD5NotFound": 2, "TCPMD5Unexpected": 3,
                                       "TCPMD5Failure": 4}
+
+
+class _Ctx:
+    def __init__(self, s: Settings, running: bool) -> None:
+        self.settings, self._running = s, running
+
+    def running(self, name: str) -> bool:
+        return self._running
+
+
+def test_the_health_check_names_each_peer_down_and_why(tmp_path: Any,
+                                                        monkeypatch: Any) -> None:
+    from vragent.features.bgp import checks
+
+    s = Settings(root=tmp_path)
+    assert checks.bgp(_Ctx(s, True)).message == "No BGP peer configured, skipping"
+    conf = daemon.FRR_CONF.of(s)
+    conf.parent.mkdir(parents=True)
+    conf.write_text(subsystem.render(dual_stack_router(vpc_bag()))["frr.conf"])
+    assert not checks.bgp(_Ctx(s, False)).success
+    live = {"100.64.10.1": {"bgpState": "Active", "connectionsEstablished": 0},
+            "fd00:64:10::1": {"bgpState": "Established"},
+            "100.64.10.2": {"bgpState": "Established"}}
+    monkeypatch.setattr(frr, "neighbors", lambda *a: live)
+    monkeypatch.setattr(frr, "md5_counters", lambda *a: {"TCPMD5Failure": 0})
+    out = checks.bgp(_Ctx(s, True))
+    assert not out.success
+    assert out.message == ("BGP session(s) down: 100.64.10.1: never established: password "
+                           "mismatch or peer unreachable")
+    live["100.64.10.1"] = {"bgpState": "Established"}
+    assert checks.bgp(_Ctx(s, True)).success

@@ -62,8 +62,12 @@ def shown(text: str) -> str:
 
 def reload_argv(s: Settings) -> tuple[str, ...]:
     """frr-reload.py on the router's frr.conf, against the router's daemons.
-    ``--stdout``: it would otherwise log to the host's /var/log/frr."""
+    ``--stdout``: it would otherwise log to the host's /var/log/frr.
+    ``--log-level critical``: its messages quote the commands it runs, the
+    peers' passwords among them, and the agent logs a failed reload's output;
+    a failure still shows as its exit status."""
     return ("/usr/bin/python3", f"{BINDIR}/frr-reload.py", "--reload", "--stdout",
+            "--log-level", "critical",
             "--bindir", "/usr/bin", "--confdir", str(CONF_DIR.of(s)),
             "--rundir", str(RUN_DIR.of(s)), "--vty_socket", str(RUN_DIR.of(s)),
             str(FRR_CONF.of(s)))

@@ -29,7 +29,7 @@ Where this differs, and why:
 * one BGP instance: FRR runs one per VRF, so items with different
   ``network_as_number`` are refused (upstream writes a second ``router bgp``
   that bgpd rejects);
-* ``timers bgp 3 9`` and ``timers connect 5``: a pair's failover is seen by
+* ``timers bgp 3 9`` and ``timers connect 2``: a pair's failover is seen by
   the peer within the hold time (FRR's traditional 60/180 would keep the dead
   master's routes for up to three minutes);
 * changes reach bgpd by frr-reload.py, never by restarting it (daemon.py).
@@ -49,7 +49,7 @@ from .daemon import BGPD_CONF, FRR_CONF, RUN_DIR, VTYSH_CONF, ZEBRA_CONF
 from .model import BgpPeer
 
 NAME = "bgp"
-KEEPALIVE, HOLD, CONNECT = 3, 9, 5
+KEEPALIVE, HOLD, CONNECT = 3, 9, 2
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?", re.ASCII)
 
 
