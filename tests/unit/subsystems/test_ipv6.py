@@ -12,6 +12,7 @@ golden/ipv6/.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -191,6 +192,19 @@ def test_radvd_advertises_the_prefix_and_rdnss() -> None:
     text = ra.render(d)
     # Always, unlike upstream's identity test (apache/cloudstack#13121).
     assert "prefix fd10:10:1::/64" in text and "AdvAutonomous on;" in text
+
+
+def test_a_pair_advertises_from_the_shared_link_local_address() -> None:
+    from tests.unit.builders import pair_docs
+
+    cfg, topo = with_bags(pair_docs(), *dual_stack_bags()[:2])
+    d = ra.desired(cfg, topo, settings())
+    assert {t.source for t in d.tiers} == {"fe80::1"}
+    text = ra.render(d)
+    assert re.search(r"AdvRASrcAddress\s*\{\s*fe80::1;\s*\};", text), text
+    check_golden("ipv6/pair_ra.txt", text)
+    # A standalone router advertises from the interface's own address.
+    assert "AdvRASrcAddress" not in rendered(ra.NAME, *dual_stack())
 
 
 def test_radvd_with_external_dns_only() -> None:
