@@ -191,21 +191,21 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     warnings: list[str] = []
     names6: list[Host6] = []
     for e in cfg.part(NAME, ()):
-        v6 = _host6(e, nets6, warnings) if e.ipv6_address else []
-        names6 += v6
+        own6 = _host6(e, nets6, warnings) if e.ipv6_address else []
+        names6 += own6
         if e.ipv4_address is None:
-            hosts6 += v6  # IPv6 only
+            hosts6 += own6  # IPv6 only
             continue
         addr = ipaddress.IPv4Address(e.ipv4_address)
         tier = next((t for t, net in nets if addr in net), None)
         if tier is None:
             warnings.append(f"dhcpentry {e.ipv4_address} ({e.host_name}): on no guest tier of "
                             f"this router: no lease until its tier is added")
-            hosts6 += v6
+            hosts6 += own6
             continue
         host = _host(e, tier)
-        if v6:
-            host = replace(host, duid=v6[0].duid, ip6=v6[0].ip)
+        if own6:
+            host = replace(host, duid=own6[0].duid, ip6=own6[0].ip)
         hosts.append(host)
     return Desired(
         enabled=True,
