@@ -203,6 +203,9 @@ def test_hard_kill_keeps_ipv6_tcp_and_the_default_route(
                  "the backup's conntrackd to hold the IPv6 connections")
         probe.reset()
         probe4.reset()
+        # The hosts' traffic goes through the master about to die.
+        assert neighbour_mac(vm1, LINK_LOCAL_GATEWAY) == mac(master.index, "eth2",
+                                                             pair.cloudstack)
         sampler.healthy(False)
         killed = time.monotonic()
         master.power_off()
