@@ -46,15 +46,16 @@ def test_example_accepted_unchanged(path: Path) -> None:
     assert json.loads(bag.model_dump_json(exclude_unset=True)) == raw
 
 
-@pytest.mark.parametrize("path", UNMODELLED, ids=lambda p: p.name)
-def test_unmodelled_types_are_rejected_as_unknown(path: Path) -> None:
-    raw = json.loads(path.read_text())
-    with pytest.raises(BagError) as info:
-        parse_bag(raw)
-    assert info.value.bag_type == raw["type"]
-    assert info.value.problems == [
-        f"type: unknown bag type {raw['type']!r} (known: {', '.join(sorted(BAG_MODELS))})"
-    ]
+def test_unmodelled_types_are_rejected_as_unknown() -> None:
+    # The reference bags no feature models yet, and one no version of
+    # CloudStack sends (every reference type may be modelled by now).
+    for raw in [json.loads(p.read_text()) for p in UNMODELLED] + [{"type": "nosuchbag"}]:
+        with pytest.raises(BagError) as info:
+            parse_bag(raw)
+        assert info.value.bag_type == raw["type"]
+        assert info.value.problems == [
+            f"type: unknown bag type {raw['type']!r} (known: {', '.join(sorted(BAG_MODELS))})"
+        ]
 
 
 def test_unknown_fields_are_kept_at_every_level() -> None:
