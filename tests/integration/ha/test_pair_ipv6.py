@@ -265,3 +265,51 @@ def test_a_backup_with_ipv6_tiers_sends_no_advertisement(
     macs = {h["mac"] for h in heard}
     assert mac(backup.index, "eth3", pair.cloudstack) not in macs, heard
     assert macs == {mac(master.index, "eth3", pair.cloudstack)}, heard
+
+
+def test_planned_switchover_keeps_the_hosts_default_route(
+        v6_pair: tuple[Pair, Sampler]) -> None:
+    """A planned switchover (vragent switchover) with IPv6 tiers: the old
+    master's radvd stops after keepalived took fe80::1 away, so no farewell
+    advertisement (router lifetime 0) from the shared address ever removes the
+    hosts' default route; IPv6 loses no more than IPv4 in the same handover."""
+    pair, sampler = v6_pair
+    master = pair.wait_one_master()
+    backup = pair.other(master)
+    addresses = hosts_configured(pair)
+    vm1, vm2 = pair.ns("vm1"), pair.ns("vm2")
+    target = addresses["vm2"]
+    with TcpEcho(vm2, target, ECHO_TCP), UdpEcho(vm2, target, ECHO_UDP), \
+            UdpEcho(vm2, VM2_IPV4, ECHO_UDP), \
+            TcpHolder(vm1, target, ECHO_TCP, HELD) as held, \
+            Probe(vm1, target, ECHO_UDP, interval=0.01) as probe, \
+            Probe(vm1, VM2_IPV4, ECHO_UDP, interval=0.01) as probe4:
+        wait_for(lambda: probe.stats()["received"] >= 20 and probe4.stats()["received"] >= 20,
+                 10, "the IPv6 and IPv4 probes to get replies")
+        wait_for(lambda: v6_cache(backup, target) >= HELD, 15,
+                 "the backup's conntrackd to hold the IPv6 connections")
+        probe.reset()
+        probe4.reset()
+        sampler.healthy(False)  # two masters for one advert's flight: by design
+        out = master.vragent("switchover")
+        assert "mastership handed to the peer" in out.stdout
+        wait_for(lambda: backup.status() == "PRIMARY" and master.status() == "BACKUP", 10,
+                 "the peer to take over")
+        wait_for(lambda: not master.service_running("radvd")
+                 and backup.service_running("radvd"), 10, "radvd to follow mastership")
+        # Long enough for a farewell advertisement to have landed and been obeyed.
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            for _dev, (_name, _prefix, vm) in TIERS.items():
+                assert default_routers(pair.ns(vm)) == [LINK_LOCAL_GATEWAY], vm
+            time.sleep(0.1)
+        stats, stats4 = probe.stop(), probe4.stop()
+        mode = "CloudStack mode" if pair.cloudstack else "sync link"
+        print(f"\nIPv6 planned switchover ({mode}): IPv6 probe lost {stats['lost']} of "
+              f"{stats['sent']}, IPv4 {stats4['lost']} of {stats4['sent']}")
+        assert stats["lost"] <= stats4["lost"] + 2, (stats, stats4)
+        assert held.check()["ok"] == HELD
+        assert neighbour_mac(vm1, LINK_LOCAL_GATEWAY) == mac(backup.index, "eth2",
+                                                             pair.cloudstack)
+    pair.wait_one_master()
+    sampler.healthy(True)
