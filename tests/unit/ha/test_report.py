@@ -215,7 +215,8 @@ def test_delivered_in_order(tmp_path: Path, harness: Harness) -> None:
     spool = Spool(tmp_path)
     pusher = harness.pusher(spool, peer.url, **FAST)
     stored = put(spool, pusher, 5)
-    wait_for(lambda: len(peer.acked) == 5 and not spool.pending())
+    wait_for(lambda: len(peer.acked) == 5 and pusher.delivered == 5)
+    assert not spool.pending()
     assert peer.acked == [r.to_json() for r in stored]
     assert peer.seqs(peer.acked) == [1, 2, 3, 4, 5]
     assert peer.content_types == ["application/json"] * 5
@@ -232,7 +233,8 @@ def test_server_down_then_up(tmp_path: Path, harness: Harness) -> None:
     assert pusher.delivered == 0
     assert len(spool.pending()) == 3
     peer = harness.peer(port)
-    wait_for(lambda: len(peer.acked) == 3 and not spool.pending())
+    wait_for(lambda: len(peer.acked) == 3 and pusher.delivered == 3)
+    assert not spool.pending()
     assert peer.seqs(peer.received) == [1, 2, 3]
     assert pusher.delivered == 3
     wait_for(lambda: pusher.last_error is None)
@@ -244,7 +246,8 @@ def test_errors_are_retried_in_order(tmp_path: Path, harness: Harness) -> None:
     spool = Spool(tmp_path)
     pusher = harness.pusher(spool, peer.url, **FAST)
     put(spool, pusher, 3)
-    wait_for(lambda: len(peer.acked) == 3 and not spool.pending())
+    wait_for(lambda: len(peer.acked) == 3 and pusher.delivered == 3)
+    assert not spool.pending()
     # The first report is retried until acknowledged; nothing overtakes it.
     assert peer.seqs(peer.received) == [1, 1, 1, 1, 2, 3]
     assert peer.seqs(peer.acked) == [1, 2, 3]

@@ -262,8 +262,10 @@ class Pusher:
                     self._wake.clear()
                     continue
                 self._send(self.url, report)
-                self.delivered += 1
+                # Out of the spool before it is counted: whoever waits on the
+                # count must find the spool without it.
                 self.spool.done(report.seq)
+                self.delivered += 1
             # Anything at all: a dead thread would stop delivery without a trace.
             except Exception as exc:
                 where = f"report {report.seq}: " if report is not None else ""
