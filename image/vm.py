@@ -21,16 +21,19 @@ Two stages, each reused while its inputs are unchanged:
   from the build host's grub-pc-bin) go in the MBR and the gap after it; then
   ``qemu-img convert -c -O qcow2 -o compat=0.10`` (as tools/appliance/build.sh)
   makes ``.build/vm/vragent-systemvm-<digest>.qcow2`` for KVM, linked as
-  ``.build/vm/vragent-systemvm.qcow2``, and ``qemu-img convert -O vpc`` the
-  VHD for XenServer and Hyper-V, compared with the raw disk
-  (``qemu-img compare``) before it is kept.
+  ``.build/vm/vragent-systemvm.qcow2``; then ``qemu-img convert -O vpc`` the
+  dynamic VHD for XenServer and Hyper-V, compared with the qcow2 block for
+  block (``qemu-img compare``) before it is kept (``--no-vhd``: not made).
 
-A run with nothing changed finds the disk and does nothing.
+A run with nothing changed finds the disk and does nothing. Builds take a
+lock (one at a time); a disk that a test's VMs boot from (a shared lock,
+tests/vm/harness.py) is left in place when a newer one replaces it.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -300,9 +303,7 @@ def build_disk(root: Path, rootfs_digest: str) -> Path:
         log(f"disk {qcow2.name}: up to date")
         return qcow2
     started = time.monotonic()
-    for old in [*OUT.glob(f"{NAME}-*.qcow2"), *OUT.glob(f"{NAME}-*.vhd"),
-                *OUT.glob(f"{NAME}-*.manifest.json")]:
-        old.unlink()
+    remove_unused_disks()
     # The root filesystem stays as mmdebstrap left it: the disk's tree is an
     # overlay on it (copying it would take longer than everything else here).
     upper, scratch, tree = OUT / "upper", OUT / "overlay-work", OUT / "tree"
@@ -331,6 +332,20 @@ def build_disk(root: Path, rootfs_digest: str) -> Path:
     tmp.rename(qcow2)
     log(f"disk {qcow2.name}: built in {time.monotonic() - started:.0f} s")
     return qcow2
+
+
+def remove_unused_disks() -> None:
+    """Earlier disks, but those a VM still boots from: a test holds a shared
+    lock on its base disk (tests/vm/harness.py) while its VMs run."""
+    for disk in OUT.glob(f"{NAME}-*.qcow2"):
+        with disk.open("rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            for suffix in (".vhd", ".manifest.json"):
+                disk.with_suffix(suffix).unlink(missing_ok=True)
+            disk.unlink()
 
 
 def build_vhd(qcow2: Path) -> Path:
@@ -365,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the qcow2 only (no VHD for XenServer and Hyper-V)")
     args = parser.parse_args(argv)
     started = time.monotonic()
+    OUT.mkdir(parents=True, exist_ok=True)
+    # One build at a time (tests of several sessions may ask at once): the
+    # next one waits, then finds the disk up to date.
+    lock = (OUT / ".lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         root, recipe = build_rootfs()
         disk = build_disk(root, recipe)

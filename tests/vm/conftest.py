@@ -3,10 +3,11 @@ once per session (a run with nothing changed takes seconds)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,17 @@ from .harness import IMAGE, REPO, Vm
 
 
 @pytest.fixture(scope="session")
-def systemvm_image() -> Path:
-    """The system VM's qcow2, as image/vm.py builds it from this checkout."""
+def systemvm_image() -> Iterator[Path]:
+    """The system VM's qcow2, as image/vm.py builds it from this checkout,
+    kept for the session (a shared lock: a build for a newer checkout
+    leaves it in place)."""
     proc = subprocess.run([sys.executable, str(REPO / "image/vm.py"), "--no-vhd"],
                           capture_output=True, text=True, check=False, timeout=1800)
     assert proc.returncode == 0, f"image/vm.py failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-    return IMAGE.resolve()
+    disk = IMAGE.resolve()
+    with disk.open("rb") as f:
+        fcntl.flock(f, fcntl.LOCK_SH)
+        yield disk
 
 
 @pytest.fixture

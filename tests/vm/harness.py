@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = REPO / ".build/vm/vragent-systemvm.qcow2"
@@ -307,6 +307,7 @@ class Vm:
     control_ip: str | None = None
     timings: list[dict[str, float]] = field(default_factory=list)
     _started: float = 0.0
+    _base_lock: BinaryIO | None = None
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -326,6 +327,10 @@ class Vm:
     # -- power ---------------------------------------------------------------
 
     def start(self) -> None:
+        if self._base_lock is None:
+            # image/vm.py leaves a disk in place while someone holds this.
+            self._base_lock = self.base.resolve().open("rb")
+            fcntl.flock(self._base_lock, fcntl.LOCK_SH)
         if not self.overlay.exists():
             sh(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.base.resolve()),
                 "-F", "qcow2", str(self.overlay)])
@@ -435,6 +440,9 @@ class Vm:
             self.process.wait()
             self.process = None
         shutil.rmtree(self.sockdir, ignore_errors=True)
+        if self._base_lock is not None:
+            self._base_lock.close()
+            self._base_lock = None
 
     # -- the host's ways in --------------------------------------------------
 
@@ -473,7 +481,7 @@ class Vm:
                                     str(local), f"root@{self.control_ip}:{remote}",
                                     timeout=timeout)
 
-    def wait_ssh(self, control_ip: str, timeout: float = 420) -> float:
+    def wait_ssh(self, control_ip: str, timeout: float = 600) -> float:
         """Until root logs in with the key on the control address; the seconds
         since QEMU started (recorded in ``timings``)."""
         self.control_ip = control_ip
@@ -481,7 +489,10 @@ class Vm:
         def answers() -> bool:
             if not self.running:
                 raise VmError(f"{self.name}: QEMU exited (see {self.workdir / 'qemu.log'})")
-            return self.ssh("true", check=False, timeout=30).returncode == 0
+            try:
+                return self.ssh("true", check=False, timeout=60).returncode == 0
+            except subprocess.TimeoutExpired:
+                return False  # a handshake on a busy emulated CPU: try again
 
         wait_for(answers, timeout, f"ssh to {self.name} on {control_ip}:{SSH_PORT}",
                  interval=1.0)
