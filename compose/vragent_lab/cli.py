@@ -7,6 +7,8 @@
     vragent-lab lb [--kind kill|stop]   a load balancer on both routers, HTTP through a failover
     vragent-lab vpn [--kind kill|stop]  a VPN peer container and a site-to-site tunnel through a
                                         failover
+    vragent-lab v6 [--kind kill|stop]   IPv6 between the dual-stack tiers (SLAAC) through a
+                                        failover: outage and TCP connections kept
     vragent-lab upgrade [--image REF]   replace both routers by containers of a new image under
                                         traffic: the backup, a planned switchover, the other
     vragent-lab status | report | down
@@ -31,6 +33,7 @@ from .scenario import (
     check_traffic,
     configure,
     failover,
+    ipv6_job,
     lb_job,
     main_job,
     vpn_job,
@@ -68,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("kill", "stop"), default="kill")
     p = sub.add_parser("vpn", help="a VPN peer on the public network and a site-to-site "
                        "tunnel on both routers; break the master and time the tunnel's return")
+    p.add_argument("--kind", choices=("kill", "stop"), default="kill")
+    p = sub.add_parser("v6", help="IPv6 between the dual-stack tiers' VMs (SLAAC addresses) "
+                       "through a failover: the outage and the IPv6 TCP connections kept")
     p.add_argument("--kind", choices=("kill", "stop"), default="kill")
     p = sub.add_parser("upgrade", help="upgrade the running pair to a new router image without "
                        "an outage: the backup replaced (keeping its stored configuration), a "
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             write_report(lab, traffic, failover(lab, args.kind))
         elif args.command == "lb":
             return lb_job(lab, args.kind)
+        elif args.command == "v6":
+            return ipv6_job(lab, args.kind)
         elif args.command == "vpn":
             return vpn_job(lab, args.kind)
         elif args.command == "upgrade":

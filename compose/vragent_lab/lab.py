@@ -38,6 +38,14 @@ OUTSIDE = "100.64.10.100"
 OUTSIDE_FAR = "100.64.99.1"  # beyond the public gateway
 PUBLIC_SNAT, PUBLIC_FORWARD, PUBLIC_STATIC = "100.64.10.10", "100.64.10.11", "100.64.10.12"
 TIERS = {"eth2": ("10.10.1", "vm1"), "eth3": ("10.10.2", "vm2")}
+# The tiers' IPv6 prefixes (ULA, fd00::/8): dual-stack tiers whose VMs take
+# their address and default route from the router's advertisements (SLAAC).
+# The docker networks carry no IPv6 of their own (no enable_ipv6): docker would
+# hand each container a static address from its IPAM and put its own gateway
+# on the bridge; here only the router's RAs address the VMs.
+TIERS6 = {"eth2": "fd00:10:10:1::", "eth3": "fd00:10:10:2::"}
+VPC6 = "fd00:10:10::/48"
+LINK_LOCAL_GATEWAY = "fe80::1"  # a pair's shared IPv6 default router on each tier
 # createRedundantRouterArgs for a VPC: the VPC id, the password from its uuid.
 CLOUDSTACK_KEYS = {"router_id": "4711", "router_password": "93871234567"}
 

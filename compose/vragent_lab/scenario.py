@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import socket
@@ -17,12 +18,15 @@ from typing import Any
 from . import loadbalancer as lb
 from . import vpn
 from .lab import (
+    LINK_LOCAL_GATEWAY,
     OUTSIDE,
     OUTSIDE_FAR,
     PUBLIC_FORWARD,
     PUBLIC_SNAT,
     PUBLIC_STATIC,
     TIERS,
+    TIERS6,
+    VPC6,
     Lab,
     LabError,
     wait_for,
@@ -74,7 +78,7 @@ def sample_bags(lab: Lab, router: str) -> list[dict[str, Any]]:
                      "router_guest_ip": mine,
                      "router_guest_gateway": f"{net}.1",
                      "router_guest_netmask": "255.255.255.0", "cidr": "24",
-                     "dns": f"{net}.1", "domain_name": "vpc.lab"})
+                     "dns": f"{net}.1", "domain_name": "vpc.lab", **tier6(lab, router, dev)})
         bags.append({"type": "networkacl", "device": dev, "mac_address": mac,
                      "private_gateway_acl": False, "nic_ip": f"{net}.1", "nic_netmask": "24",
                      "ingress_rules": [
@@ -83,7 +87,12 @@ def sample_bags(lab: Lab, router: str) -> list[dict[str, Any]]:
                          {"type": "tcp", "cidr": "0.0.0.0/0,::/0", "first_port": 80,
                           "last_port": 80, "allowed": True},
                          {"type": "icmp", "cidr": "0.0.0.0/0,::/0", "icmp_type": -1,
-                          "icmp_code": -1, "allowed": True}],
+                          "icmp_code": -1, "allowed": True},
+                         # The IPv6 scenario's echo ports, open to the VPC's
+                         # IPv6 tiers only (an ACL item whose CIDR is IPv6).
+                         *({"type": proto, "cidr": VPC6, "first_port": port,
+                            "last_port": port, "allowed": True}
+                           for proto, port in (("tcp", ECHO_TCP), ("udp", ECHO_UDP)))],
                      "egress_rules": []})
     bags.append({"type": "forwardrules", "rules": [
         {"revoke": False, "protocol": "tcp", "source_ip_address": PUBLIC_FORWARD,
@@ -93,6 +102,27 @@ def sample_bags(lab: Lab, router: str) -> list[dict[str, Any]]:
         {"revoke": False, "source_ip_address": PUBLIC_STATIC,
          "destination_ip_address": "10.10.2.10", "source_port_range": "0:0"}]})
     return bags
+
+
+IPV6_FIELDS = ("router_guest_ip6", "router_guest_ip6_gateway", "router_guest_ip6_cidr",
+               "cidr6", "dns6")
+
+
+def tier6(lab: Lab, router: str, dev: str) -> dict[str, str]:
+    """A dual-stack tier's IPv6 fields as a 4.20 management server sends them
+    in ``guestnetwork`` (SetGuestNetworkConfigItem.java, read by upstream's
+    cs/CsVpcGuestNetwork.py; tests/fixtures/cloudstack/guestnetwork-ipv6-1.json):
+    the router's own address, the VMs' gateway, the prefix, its length, and
+    ``dns6``. As in IPv4, a pair's routers each have their own address (::2,
+    ::3) beside the shared gateway (::1); a standalone router's is the gateway.
+    No public IPv6 (``router_ip6``): on a pair keepalived moves the tiers'
+    IPv6 gateways, not a public IPv6 address, so the scenario crosses tiers."""
+    prefix = TIERS6.get(dev)
+    if prefix is None:
+        return {}
+    mine = f"{prefix}{1 + int(router[-1])}" if len(lab.routers) > 1 else f"{prefix}1"
+    return dict(zip(IPV6_FIELDS, (mine, f"{prefix}1", f"{prefix}/64", "64", f"{prefix}1"),
+                    strict=True))
 
 
 def service_bags(lab: Lab) -> list[dict[str, Any]]:
@@ -113,7 +143,7 @@ def service_bags(lab: Lab) -> list[dict[str, Any]]:
     return bags
 
 
-@step("configuring the sample VPC on every router (public IPs, two tiers, ACLs, "
+@step("configuring the sample VPC on every router (public IPs, two dual-stack tiers, ACLs, "
       "source NAT, port forward, static NAT, the VMs' DHCP entries and metadata)")
 def configure(lab: Lab) -> str:
     services = service_bags(lab)
@@ -214,12 +244,90 @@ class FailoverResult:
     returned_as: str = ""
     timeline: list[dict[str, Any]] = field(default_factory=list)
     started_unix: float = 0.0
+    # The IPv6 figures of the same failover (failover(..., ipv6=True)): see ipv6_failover.
+    ipv6: dict[str, Any] = field(default_factory=dict)
 
 
-def _backup_cache(lab: Lab, backup: str) -> int:
+def _backup_cache(lab: Lab, backup: str, dst: str = "") -> int:
+    """Established flows in the backup's conntrackd external cache (to ``dst``)."""
     out = lab.exec(backup, "conntrackd", "-C", "/etc/vragent/conntrackd.conf", "-e",
                    check=False)
-    return sum(1 for line in out.splitlines() if "ESTABLISHED" in line)
+    return sum(1 for line in out.splitlines()
+               if "ESTABLISHED" in line and (not dst or f"dst={dst} " in line))
+
+
+# -- IPv6 on the dual-stack tiers ----------------------------------------------------
+
+V6_CONNECTIONS = 20
+
+
+def _slaac(lab: Lab, vm: str, dev: str) -> tuple[str, str]:
+    """``vm``'s SLAAC address in its tier's prefix (a finite lifetime: taken
+    from an advertisement, not configured) and its IPv6 default router as
+    learnt from advertisements ("" when it has none yet)."""
+    prefix = ipaddress.IPv6Network(f"{TIERS6[dev]}/64")
+    links = json.loads(_in_vm(lab, vm, "ip", "-6", "-json", "address", "show", "dev", "eth0",
+                              "scope", "global") or "[]")
+    found = [a["local"] for link in links for a in link.get("addr_info", [])
+             if "local" in a and ipaddress.IPv6Address(a["local"]) in prefix
+             and a.get("valid_life_time", 0) < 0xFFFFFFFF]
+    routes = json.loads(_in_vm(lab, vm, "ip", "-6", "-json", "route", "show", "default")
+                        or "[]")
+    router = next((str(r.get("gateway", "")) for r in routes if r.get("protocol") == "ra"), "")
+    return (found[0] if found else ""), router
+
+
+def ipv6_addresses(lab: Lab, within: float = 30.0) -> dict[str, str]:
+    """The VMs' SLAAC addresses ({"vm1": ..., "vm2": ...}) and vm1's default
+    router ("router"), once both have an address and a route from the RAs."""
+    seen: dict[str, str] = {}
+
+    def ready() -> bool:
+        seen.clear()
+        for dev, (_net, vm) in TIERS.items():
+            if dev in TIERS6:
+                addr, router = _slaac(lab, vm, dev)
+                if not (addr and router):
+                    return False
+                seen[vm] = addr
+                seen.setdefault("router", router)
+        return True
+
+    wait_for(ready, within, "the VMs of the dual-stack tiers to take an address and a "
+             "default route from the router's advertisements (look at: docker exec "
+             f"{lab.project}_r1_1 cat /etc/vragent/radvd.conf)", interval=0.5)
+    return dict(seen)
+
+
+def ping6(lab: Lab, src_vm: str, dst: str) -> bool:
+    return subprocess.run(["ip", "netns", "exec", lab.netns(src_vm), "ping", "-6", "-c", "1",
+                           "-W", "1", dst], capture_output=True, check=False).returncode == 0
+
+
+@step("checking IPv6 on the dual-stack tiers (SLAAC from the router's advertisements, "
+      "ping6 and TCP from tier to tier)")
+def check_ipv6(lab: Lab) -> dict[str, Any]:
+    """Each VM of a dual-stack tier has its SLAAC address and a default route
+    from the router's advertisements (on a pair: the shared link-local
+    router), and vm1 reaches vm2 over IPv6 through the router."""
+    v6 = ipv6_addresses(lab)
+    result: dict[str, Any] = dict(v6)
+    pair = len(lab.routers) > 1
+    result["default_router_shared"] = v6["router"] == LINK_LOCAL_GATEWAY
+    deadline = time.monotonic() + 10
+    while not (ok := ping6(lab, "vm1", v6["vm2"])) and time.monotonic() < deadline:
+        pass  # each try waits up to a second for its answer
+    result["vm1_pings_vm2"] = ok
+    with TcpEcho(lab.netns("vm2"), "::", ECHO_TCP), \
+            TcpHolder(lab.netns("vm1"), v6["vm2"], ECHO_TCP, 1) as h:
+        result["vm1_tcp_to_vm2"] = h.check()["ok"] == 1
+    failed = [k for k in ("vm1_pings_vm2", "vm1_tcp_to_vm2") if not result[k]]
+    if pair and not result["default_router_shared"]:
+        failed.append(f"default router {v6['router']} (want {LINK_LOCAL_GATEWAY})")
+    if failed:
+        raise LabError(f"IPv6 checks failed: {', '.join(failed)} (look at: docker exec "
+                       f"{lab.project}_r1_1 nft list ruleset)")
+    return result
 
 
 BREAKS: dict[str, Callable[[Lab, str], None]] = {
@@ -229,9 +337,16 @@ BREAKS: dict[str, Callable[[Lab, str], None]] = {
 
 
 @step("hard failover under load")
-def failover(lab: Lab, kind: str = "kill", restore: bool = True) -> FailoverResult:
+def failover(lab: Lab, kind: str = "kill", restore: bool = True,
+             ipv6: bool = False) -> FailoverResult:
+    """Break the master under IPv4 load (a UDP probe every 10 ms from vm1 to
+    beyond the public gateway, long-lived source-NAT and port-forward TCP
+    connections). With ``ipv6``, the same failover also carries IPv6 between
+    the dual-stack tiers: a UDP probe every 10 ms and V6_CONNECTIONS TCP
+    connections from vm1's SLAAC address to vm2's, routed by the master."""
     master = lab.wait_one_master()
     survivor = next(r for r in lab.routers if r != master)
+    v6 = ipv6_addresses(lab) if ipv6 else {}
     with servers(lab), ExitStack() as stack:
         out = stack.enter_context(TcpHolder(lab.netns("vm1"), OUTSIDE_FAR, ECHO_TCP,
                                             CONNECTIONS))
@@ -239,9 +354,31 @@ def failover(lab: Lab, kind: str = "kill", restore: bool = True) -> FailoverResu
         probe = stack.enter_context(Probe(lab.netns("vm1"), OUTSIDE_FAR, ECHO_UDP,
                                           interval=0.01))
         opened = {"source_nat": out.check()["ok"], "port_forward": fwd.check()["ok"]}
+        held6: TcpHolder | None = None
+        probe6: Probe | None = None
+        if v6:
+            stack.enter_context(TcpEcho(lab.netns("vm2"), "::", ECHO_TCP))
+            stack.enter_context(UdpEcho(lab.netns("vm2"), v6["vm2"], ECHO_UDP))
+            held6 = stack.enter_context(TcpHolder(lab.netns("vm1"), v6["vm2"], ECHO_TCP,
+                                                  V6_CONNECTIONS))
+            probe6 = stack.enter_context(Probe(lab.netns("vm1"), v6["vm2"], ECHO_UDP,
+                                               interval=0.01))
+            opened["ipv6_tier_to_tier"] = held6.check()["ok"]
         wait_for(lambda: _backup_cache(lab, survivor) >= CONNECTIONS + 1, 20,
                  f"the backup ({survivor}) conntrackd to hold the connections")
+        cached6 = 0
+        if v6:
+            def synced6() -> bool:
+                nonlocal cached6
+                cached6 = _backup_cache(lab, survivor, v6["vm2"])
+                return cached6 >= V6_CONNECTIONS
+            wait_for(synced6, 20, f"the backup ({survivor}) conntrackd to hold the IPv6 "
+                     "connections")
         wait_for(lambda: probe.stats()["received"] >= 20, 10, "the probe to get replies")
+        if probe6 is not None:
+            wait_for(lambda: probe6.stats()["received"] >= 20, 10,
+                     "the IPv6 probe to get replies")
+            probe6.reset()
         probe.reset()
         started_unix = time.time()
         killed = time.monotonic()
@@ -251,12 +388,27 @@ def failover(lab: Lab, kind: str = "kill", restore: bool = True) -> FailoverResu
         takeover = time.monotonic() - killed
         wait_for(lambda: probe.stats()["received"] > 0 and time.monotonic() - killed > 1, 20,
                  "the probe to get replies through the new master")
+        if probe6 is not None:
+            wait_for(lambda: probe6.stats()["received"] > 0, 20,
+                     "the IPv6 probe to get replies through the new master")
         stats = probe.stop()
+        stats6 = probe6.stop() if probe6 is not None else {}
         kept = {"source_nat": out.check()["ok"], "port_forward": fwd.check()["ok"]}
+        if held6 is not None:
+            kept["ipv6_tier_to_tier"] = held6.check()["ok"]
         result = FailoverResult(
             kind=kind, master_before=master, master_after=survivor,
             takeover_ms=round(takeover * 1000), outage_ms=stats["max_gap_ms"], probe=stats,
             connections={k: [opened[k], kept[k]] for k in opened}, started_unix=started_unix)
+        if v6:
+            after = ipv6_addresses(lab)
+            result.ipv6 = {
+                "vm1": v6["vm1"], "vm2": v6["vm2"], "router_before": v6["router"],
+                "vm1_after": after["vm1"], "router_after": after["router"],
+                "outage_ms": stats6["max_gap_ms"], "ipv4_outage_ms": stats["max_gap_ms"],
+                "probe": stats6, "connections": [opened["ipv6_tier_to_tier"],
+                                                 kept["ipv6_tier_to_tier"]],
+                "in_backup_cache_before": cached6}
         if restore:
             lab.container(master).start()
             lab.attach_namespaces()
@@ -593,14 +745,52 @@ def write_report(lab: Lab, traffic: dict[str, Any], result: FailoverResult) -> P
       ({result.kind}; the old master came back as {result.returned_as or 'n/a'})
       outage: {result.outage_ms:.0f} ms (takeover seen {result.takeover_ms:.0f} ms after the kill)
       connections still carrying data: {kept}
-      probe: {result.probe['sent']} sent, {result.probe['lost']} lost
-      state timeline:""")
+      probe: {result.probe['sent']} sent, {result.probe['lost']} lost""")
+    if result.ipv6:
+        print(ipv6_lines(result))
+    print("      state timeline:")
     for rep in result.timeline:
         at = rep.get("unix", 0) - result.started_unix
         print(f"        {at:+8.2f} s  {rep.get('router')}: {rep.get('previous')} -> "
               f"{rep.get('state')} ({rep.get('reason')})")
     print(f"      written: {path}, {out / 'lab-timeline.png'}")
     return path
+
+
+def ipv6_lines(result: FailoverResult) -> str:
+    v6 = result.ipv6
+    opened, kept = v6["connections"]
+    return f"""      IPv6 (vm1 {v6['vm1']} -> vm2 {v6['vm2']}, tier to tier, SLAAC):
+        outage: {v6['outage_ms']:.0f} ms (IPv4 in the same failover: \
+{v6['ipv4_outage_ms']:.0f} ms); probe {v6['probe']['sent']} sent, {v6['probe']['lost']} lost
+        TCP connections still carrying data: {kept}/{opened} \
+({v6['in_backup_cache_before']} in the backup's conntrackd cache before the {result.kind})
+        vm1's default router: {v6['router_before']} before, {v6['router_after']} after"""
+
+
+def ipv6_job(lab: Lab, kind: str = "kill") -> int:
+    """``vragent-lab v6``: on a running pair, IPv6 between the dual-stack tiers
+    across a failover (and the IPv4 probe of the same failover, to compare)."""
+    try:
+        check = check_ipv6(lab)
+        if len(lab.routers) == 1:
+            print(f"\nIPv6 checks: {check}")
+            return 0
+        result = failover(lab, kind, ipv6=True)
+        out = lab.workdir
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "lab-v6-report.json"
+        path.write_text(json.dumps({"check": check, "failover": result.__dict__}, indent=1))
+        print(f"""
+    IPv6 report ({lab.topology}, {MODE_NAMES[lab.mode]} mode, advert_int {lab.advert_int:g})
+      master before: {result.master_before}, after: {result.master_after}
+      ({result.kind}; the old master came back as {result.returned_as or 'n/a'})
+{ipv6_lines(result)}
+      written: {path}""")
+    except (LabError, ToolError, RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+        print(f"\nIPv6 scenario failed: {exc}", flush=True)
+        return 1
+    return 0
 
 
 def plot(result: FailoverResult, path: Path) -> None:
@@ -644,10 +834,11 @@ def main_job(lab: Lab) -> int:
         master = configure(lab)
         traffic = check_traffic(lab, master)
         traffic["services"] = check_services(lab)
+        traffic["ipv6"] = check_ipv6(lab)
         if len(lab.routers) == 1:
             print(f"\ntraffic checks: {traffic}")
             return 0
-        result = failover(lab, "kill")
+        result = failover(lab, "kill", ipv6=True)
         traffic["services_after_failover"] = check_services(lab)
         write_report(lab, traffic, result)
     except (LabError, ToolError, subprocess.CalledProcessError, OSError) as exc:
