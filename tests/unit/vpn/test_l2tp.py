@@ -231,7 +231,8 @@ def test_every_chap_secrets_line_is_one_entry() -> None:
 
 def test_chap_secrets_as_an_operator_sees_it() -> None:
     """getDiagnosticsData's zip: the users, no password (upstream's path names it)."""
-    from vragent.features.vpn.daemon import chap_secrets as path_of, chap_shown, daemons
+    from vragent.features.vpn.daemon import chap_secrets as path_of
+    from vragent.features.vpn.daemon import chap_shown, daemons
 
     from tests.unit.builders import settings
 
