@@ -8,7 +8,8 @@ ever removed: a link's other IPv6 addresses are not the configuration's.
 
 Only interfaces the configuration names are managed; the control address from
 the boot parameters is never removed, and in a redundant pair the addresses
-keepalived owns (tier gateways, public IPs) are left to keepalived.
+keepalived owns (tier gateways, public IPs of both families) are left to
+keepalived: on a pair router_ip6 is never added here (see vrrp).
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         if g.private_gateway or not redundant:
             links[g.ifname] = LinkSpec(g.ifname, own | own6, g.mtu)
         elif g.vip:
+            if own6 and (g.gateway6 or g.ip6) == g.ip6:
+                # The bag gave the router's own IPv6 address as the gateway (or
+                # no gateway: vrrp takes router_guest_ip6 for it): keepalived's,
+                # like the gateway, or both routers would hold it.
+                gw6, own6 = own6, frozenset()
             # A pair's tier: the router's own address is ours, the gateway keepalived's.
             links[g.ifname] = LinkSpec(g.ifname, own | own6, g.mtu,
                                        protected=frozenset([f"{g.vip}/{g.network.prefixlen}"])

@@ -860,6 +860,10 @@ def _render(d: Desired) -> Ruleset:
         base.append(Chain("public_guard", (
             *own_source,
             f"oifname {_q(pub.ifname)} ip saddr {_set(shared)} fib saddr type local accept",
+            # The VPC's public IPv6 (router_ip6) likewise: keepalived's, the master's only.
+            *([f"oifname {_q(pub.ifname)} ip6 saddr {topo.public6.address.split('/')[0]} "
+               "fib saddr type local accept"]
+              if topo.public6 is not None and topo.public6.ifname == pub.ifname else []),
             f"oifname {_q(pub.ifname)} drop",
         ), "type filter hook postrouting priority 300; policy accept;"))
 

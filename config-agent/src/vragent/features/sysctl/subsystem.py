@@ -56,7 +56,16 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     if topo.vrrp is not None and topo.vrrp.borrowed_src:
         # CloudStack mode: both routers' public NICs share one MAC, and the
         # backup's must stay silent; IPv6 would announce it (DAD, MLD, RS).
-        values[f"net/ipv6/conf/{topo.vrrp.ifname}/disable_ipv6"] = "1"
+        dev = topo.vrrp.ifname
+        if topo.public6 is not None and topo.public6.ifname == dev:
+            # Unless the VPC's public IPv6 is there (keepalived's, the master's
+            # only, see vrrp): IPv6 on, but no link-local address of the shared
+            # MAC (addr_gen_mode 1, set before IPv6 comes on: sorted keys), so
+            # the master's own IPv6 leaves from router_ip6, and netfilter's
+            # public guard drops what the backup would send.
+            values[f"net/ipv6/conf/{dev}/addr_gen_mode"] = "1"
+        else:
+            values[f"net/ipv6/conf/{dev}/disable_ipv6"] = "1"
     return Desired(tuple(sorted(values.items())))
 
 

@@ -5,7 +5,8 @@ its configuration: both routers start BACKUP with ``nopreempt``; the adverts
 carry one fixed address on the sync link, while tier gateways and public IPs
 are ``virtual_ipaddress_excluded`` so adding or removing them never changes
 what the pair elects on. A dual-stack tier's IPv6 gateway and its shared
-link-local default router (topology.GuestIf.router6) are excluded addresses too:
+link-local default router (topology.GuestIf.router6), and the VPC's public
+IPv6 (router_ip6, topology.Public6), are excluded addresses too:
 an instance's adverts carry one family, the excluded list may mix them. A
 changed file is checked with ``keepalived -t`` before it replaces the old
 one, and the resident agent reloads keepalived (SIGHUP, coalesced); it is
@@ -157,6 +158,13 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     for p in topo.public:
         for a in p.addresses:
             excluded.add((f"{a.public_ip}/{prefixlen(a.netmask)}", p.ifname))
+    if topo.public6 is not None:
+        # The VPC's public IPv6 (router_ip6) is shared like its public IPv4
+        # addresses: the master alone holds it, and keepalived's unsolicited
+        # neighbour advertisements point the upstream router at the new master.
+        # The default route via router_ip6_gateway is the routes feature's, on
+        # both routers as the IPv4 one is (onlink: the backup has no address there).
+        excluded.add((topo.public6.address, topo.public6.ifname))
     excluded.discard((advert_vip, link.ifname))
     return Desired(
         enabled=True,
