@@ -101,6 +101,11 @@ class Public6:
     ifname: str
     address: str  # "addr/prefix"
     gateway: str
+    # CloudStack mode on a pair: the link-local address of the public MAC both
+    # routers share ("addr/64"), keepalived's like router_ip6 (features/vrrp).
+    # The kernel solicits a neighbour for forwarded traffic from a link-local
+    # address only, and one of its own per router would be the same address.
+    link_local: str | None = None
 
 
 @dataclass(frozen=True)
@@ -372,4 +377,16 @@ def _with_pair_links(cfg: RouterConfig, topo: Topology) -> Topology:
         snat = next(a for a in pub.addresses if a.source_nat)
         vrrp = VrrpLink(pub.ifname, control_ip, 32, snat.public_ip, prefixlen(snat.netmask),
                         None, borrowed_src=True)
+        pub6 = topo.public6
+        if pub6 is not None and pub6.ifname == pub.ifname and snat.vif_mac_address:
+            topo = replace(topo, public6=replace(
+                pub6, link_local=f"{eui64_link_local(snat.vif_mac_address)}/64"))
     return replace(topo, vrrp=vrrp, sync=sync)
+
+
+def eui64_link_local(mac: str) -> str:
+    """The link-local address the kernel would give a NIC with ``mac``
+    (RFC 4291 appendix A: EUI-64, universal/local bit flipped)."""
+    b = [int(x, 16) for x in mac.split(":")]
+    eui = [b[0] ^ 0x02, b[1], b[2], 0xFF, 0xFE, b[3], b[4], b[5]]
+    return str(ipaddress.IPv6Address(bytes([0xFE, 0x80] + [0] * 6 + eui)))

@@ -24,7 +24,7 @@ from vragent.features.sysctl import subsystem as sysctl
 from vragent.features.vrrp import subsystem as vrrp
 from vragent.reconcile import desired_states
 from vragent.system.iproute import MAIN, Route
-from vragent.topology import Topology, resolve
+from vragent.topology import Topology, eui64_link_local, resolve
 
 from tests.unit.builders import (
     apply_bags,
@@ -95,6 +95,17 @@ def test_keepalived_moves_the_public_ipv6_on_the_public_nic() -> None:
         assert (ADDRESS6, "eth1") in d.excluded
         # The prefix is router_ip6_cidr's, the device the source-NAT IP's.
         assert f"        {ADDRESS6} dev eth1" in vrrp.render(d).text().splitlines()
+
+
+def test_cloudstack_keepalived_moves_the_shared_public_mac_s_link_local_address() -> None:
+    # Both routers' public NICs carry the source-NAT IP's MAC (02:00:0a:00:00:01):
+    # the kernel would give each the same link-local address, and the master
+    # needs one to solicit router_ip6_gateway for the tiers' traffic.
+    assert eui64_link_local("02:00:0a:00:00:01") == "fe80::aff:fe00:1"
+    assert ("fe80::aff:fe00:1/64", "eth1") in vrrp_desired(cloudstack_pair()).excluded
+    # With a sync link each router has its own MAC and link-local address.
+    assert not [a for a, dev in vrrp_desired(pair()).excluded if a.startswith("fe80")
+                and dev == "eth1"]
 
 
 def test_keepalived_has_no_public_ipv6_without_router_ip6() -> None:
@@ -180,4 +191,8 @@ def test_cloudstack_public_guard_lets_out_only_the_held_public_ipv6() -> None:
     chains = {c.name: c.rules for c in netfilter.render(d).chains}
     guard = chains["public_guard"]
     assert 'oifname "eth1" ip6 saddr fd64:10::10 fib saddr type local accept' in guard
+    # The master's solicitations, from the shared MAC's link-local address.
+    assert 'oifname "eth1" ip6 saddr fe80::aff:fe00:1 accept' in guard
+    # The tiers' IPv6 traffic is not NATed: it leaves with the hosts' addresses.
+    assert 'oifname "eth1" ip6 saddr fd00:a:a:1::/64 accept' in guard
     assert guard[-1] == 'oifname "eth1" drop'

@@ -855,15 +855,31 @@ def _render(d: Desired) -> Ruleset:
         # backup's own traffic is NATed to an address it does not have).
         pub = next(p for p in topo.public if p.ifname == vrrp.ifname)
         shared = sorted(a.public_ip for a in pub.addresses)
+        tiers6 = sorted(str(g.network6) for g in topo.guests if g.network6 is not None)
         own_source = [f"oifname {_q(pub.ifname)} {_proto(o.proto)} accept"
                       for o in d.traffic.own_source if o.role == "vrrp"]
         base.append(Chain("public_guard", (
             *own_source,
             f"oifname {_q(pub.ifname)} ip saddr {_set(shared)} fib saddr type local accept",
-            # The VPC's public IPv6 (router_ip6) likewise: keepalived's, the master's only.
+            # The VPC's public IPv6 (router_ip6) likewise: keepalived's, the
+            # master's only. IPv6 is not NATed, so the tiers' own traffic leaves
+            # with their addresses: only the master forwards it (the hosts' default
+            # router, fe80::1 and the gateway, is keepalived's), and the backup cannot
+            # resolve the upstream router, its solicitations dropped here.
             *([f"oifname {_q(pub.ifname)} ip6 saddr {topo.public6.address.split('/')[0]} "
                "fib saddr type local accept"]
               if topo.public6 is not None and topo.public6.ifname == pub.ifname else []),
+            # Its neighbour solicitations come from the shared MAC's link-local
+            # address (topology.Public6), held by the master alone: a router
+            # never sends from an address it does not hold (keepalived's own
+            # advertisements leave by a packet socket, before this hook).
+            *([f"oifname {_q(pub.ifname)} ip6 saddr {topo.public6.link_local.split('/')[0]} "
+               "accept"]
+              if topo.public6 is not None and topo.public6.ifname == pub.ifname
+              and topo.public6.link_local else []),
+            *([f"oifname {_q(pub.ifname)} ip6 saddr {_set(tiers6)} accept"]
+              if topo.public6 is not None and topo.public6.ifname == pub.ifname and tiers6
+              else []),
             f"oifname {_q(pub.ifname)} drop",
         ), "type filter hook postrouting priority 300; policy accept;"))
 

@@ -165,6 +165,11 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         # The default route via router_ip6_gateway is the routes feature's, on
         # both routers as the IPv4 one is (onlink: the backup has no address there).
         excluded.add((topo.public6.address, topo.public6.ifname))
+        if topo.public6.link_local:
+            # CloudStack mode: the shared public MAC's link-local address, the
+            # master's only, or it could not resolve router_ip6_gateway for the
+            # tiers' traffic (see topology.Public6).
+            excluded.add((topo.public6.link_local, topo.public6.ifname))
     excluded.discard((advert_vip, link.ifname))
     return Desired(
         enabled=True,
