@@ -69,7 +69,8 @@ def test_xl2tpd_ppp_and_chap_secrets() -> None:
                                                  ("alice", "a-pw", True))))
     conf = [line for line in files["xl2tpd.conf"].splitlines() if not line.startswith(";")]
     assert conf == [
-        "[global]", f"listen-addr = {PUBLIC}", "port = 1701", "", "[lns default]",
+        "[global]", f"listen-addr = {PUBLIC}", "port = 1701", "force userspace = yes", "",
+        "[lns default]",
         "ip range = 10.1.2.2-10.1.2.4", "local ip = 10.1.2.1", "require chap = yes",
         "refuse pap = yes", "require authentication = yes", "name = vragent-l2tp",
         "pppoptfile = /nonexistent/vragent-unit/etc/vragent/options.xl2tpd", "length bit = yes"]

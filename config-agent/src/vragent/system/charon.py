@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,16 +71,23 @@ def sas(path: Path) -> list[dict[str, Any]]:
 
 def esp_in_kernel() -> bool:
     """Whether this kernel carries ESP itself: an ESP state is accepted (and
-    removed at once). Without it, strongSwan's kernel-libipsec does, over TUN."""
-    spi = "0x7fff0001"
-    add = spawn(["ip", "xfrm", "state", "add", "src", "127.0.0.1", "dst", "127.0.0.1",
-                 "proto", "esp", "spi", spi, "mode", "tunnel", "enc", "cbc(aes)",
-                 "0x" + "00" * 16, "auth-trunc", "hmac(sha1)", "0x" + "00" * 20, "96"])
-    if add.returncode != 0:
-        return False
-    spawn(["ip", "xfrm", "state", "delete", "src", "127.0.0.1", "dst", "127.0.0.1",
-           "proto", "esp", "spi", spi])
-    return True
+    removed at once). Without it, strongSwan's kernel-libipsec does, over TUN.
+
+    Each probe has an SPI of its own: charon's launcher and the agent probe
+    at the same moment when a tunnel and remote access arrive together (seen
+    in the system VM), and the second to add one SPI was told "File exists"."""
+    for _ in range(3):
+        spi = f"{secrets.randbelow(0xFFFFFF00) + 0x100:#010x}"
+        add = spawn(["ip", "xfrm", "state", "add", "src", "127.0.0.1", "dst", "127.0.0.1",
+                     "proto", "esp", "spi", spi, "mode", "tunnel", "enc", "cbc(aes)",
+                     "0x" + "00" * 16, "auth-trunc", "hmac(sha1)", "0x" + "00" * 20, "96"])
+        if add.returncode == 0:
+            spawn(["ip", "xfrm", "state", "delete", "src", "127.0.0.1", "dst", "127.0.0.1",
+                   "proto", "esp", "spi", spi])
+            return True
+        if "File exists" not in add.stderr:
+            return False
+    return False
 
 
 def ensure_identity(cert: Path, key: Path, server: str, dry_run: bool = False) -> list[str]:

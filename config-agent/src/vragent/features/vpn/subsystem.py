@@ -383,8 +383,9 @@ _KERNEL: dict[str, str] = {}
 
 
 def _l2tp_unavailable() -> str:
-    """Why this kernel cannot serve L2TP/IPsec ("" when it can): asked once
-    per process (a kernel's ESP and PPP do not come and go).
+    """Why this kernel cannot serve L2TP/IPsec ("" when it can). A kernel
+    that can is asked once per process (its ESP and PPP do not go away); one
+    that cannot, at every apply (a probe can fail for a passing reason).
     ``$VRAGENT_L2TP`` overrides: "on" serves it whatever the kernel, "off"
     never."""
     from ...system import charon, xl2tpd
@@ -395,7 +396,7 @@ def _l2tp_unavailable() -> str:
         return ""
     if forced == "off":
         return f"turned off ({L2TP_ENV}=off)"
-    if "why" not in _KERNEL:
+    if _KERNEL.get("why") != "":
         libipsec = os.environ.get(DATAPATH) == "libipsec"
         _KERNEL["why"] = xl2tpd.unavailable(esp=not libipsec and charon.esp_in_kernel())
     return _KERNEL["why"]
