@@ -115,8 +115,11 @@ def tier6(lab: Lab, router: str, dev: str) -> dict[str, str]:
     the router's own address, the VMs' gateway, the prefix, its length, and
     ``dns6``. As in IPv4, a pair's routers each have their own address (::2,
     ::3) beside the shared gateway (::1); a standalone router's is the gateway.
-    No public IPv6 (``router_ip6``): on a pair keepalived moves the tiers'
-    IPv6 gateways, not a public IPv6 address, so the scenario crosses tiers."""
+    No public IPv6 (``router_ip6``): the routers' eth1 sysctls are the
+    compose file's (a container's /proc/sys is read-only) and would have to
+    change with it (README "IPv6 in the compose lab"), so the scenario crosses
+    tiers; the pair's public IPv6 is proven in namespaces
+    (tests/integration/ha/test_pair_public_ipv6.py)."""
     prefix = TIERS6.get(dev)
     if prefix is None:
         return {}
