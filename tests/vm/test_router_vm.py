@@ -130,6 +130,8 @@ def test_router_vm_boots_as_cloudstack_drives_it_and_keeps_its_configuration(
         state = vm.ssh("systemctl", "is-enabled", unit, check=False).stdout.strip()
         assert state == "masked", (unit, state)
     assert vm.ssh("hostname").stdout.strip() == boot_parameters()["name"]
+    # The build's unsafe dpkg I/O stayed out of the image's dpkg configuration.
+    assert "force-unsafe-io" not in vm.ssh("cat", "/etc/dpkg/dpkg.cfg.d/99mmdebstrap").stdout
 
     # Nothing configured yet: the tier is not there.
     assert not r.tier.ping("10.10.1.1")
