@@ -78,20 +78,6 @@ def test_sshd_listens_on_the_control_address_of_each_router_type() -> None:
     assert systemvm.listen_config({"type": "vpcrouter"}) is None
 
 
-def test_rotate_keeps_the_previous_parameters_aside(tmp_path: Path) -> None:
-    settings = Settings(root=tmp_path)
-    settings.cache_dir.mkdir(parents=True)
-    settings.boot_cmdline.write_text("type=vpcrouter name=a\n")
-    assert systemvm.rotate(settings) == 0
-    assert not settings.boot_cmdline.exists()
-    old = settings.boot_cmdline.with_name("cmdline.old")
-    assert old.read_text() == "type=vpcrouter name=a\n"
-    # An empty file is nobody's parameters: it goes, the backup stays.
-    settings.boot_cmdline.write_text("")
-    systemvm.rotate(settings)
-    assert not settings.boot_cmdline.exists() and old.exists()
-
-
 def test_early_makes_cmd_line_json_the_key_the_name_and_sshds_address(
         root: tuple[Settings, systemvm.Paths, list[tuple[Path, str]]]) -> None:
     settings, paths, names = root

@@ -17,10 +17,10 @@ Followed upstream (apache/cloudstack):
 - ``setup/postinit.sh``: ``update_config.py cmd_line.json``, then ssh, then
   ``boot_up_done`` (what ``get_template_version.sh`` waits for).
 
-Three steps, each a systemd unit of the disk image (image/vm/rootfs):
+Steps, each a systemd unit of the disk image (image/vm/rootfs):
 
-- ``rotate`` (vragent-cmdline.service, ordered before qemu-guest-agent, so
-  the host cannot have written yet): the previous boot's cmdline becomes
+- vragent-cmdline.service (a plain ``mv``, ordered before qemu-guest-agent,
+  so the host cannot have written yet): the previous boot's cmdline becomes
   ``cmdline.old``.
 - ``early`` (vragent-early.service, before vragent.service): the parameters
   (the host's, else ``/proc/cmdline`` when it names a router ``type``, else
@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import os
 import re
 import sys
 import time
@@ -167,18 +166,6 @@ def listen_config(params: dict[str, str]) -> str | None:
 # -- the steps ----------------------------------------------------------------
 
 
-def rotate(settings: Settings) -> int:
-    """Keep the previous boot's parameters aside, before the host can write new ones."""
-    path = settings.boot_cmdline
-    old = path.with_name(path.name + ".old")
-    if _read(path).strip():
-        os.replace(path, old)
-        log(f"previous parameters kept in {old}")
-    elif path.exists():
-        path.unlink()
-    return 0
-
-
 def early(settings: Settings, paths: Paths, wait: float = HOST_WAIT,
           proc_cmdline: Path = PROC_CMDLINE,
           sethostname: Callable[[Path, str], None] | None = None) -> int:
@@ -260,13 +247,11 @@ def postinit(settings: Settings, paths: Paths, wait: float = AGENT_WAIT) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vragent-systemvm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("rotate", "early", "postinit"))
+    parser.add_argument("step", choices=("early", "postinit"))
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     paths = Paths(settings.root)
     try:
-        if args.step == "rotate":
-            return rotate(settings)
         if args.step == "early":
             return early(settings, paths)
         return postinit(settings, paths)
