@@ -25,7 +25,8 @@ module is placed here when it is written.
 5. The plan and its execution (``reconcile``), the agent that commits and applies.
 6. What serves the agent: the API, the appliance's init.
 7. Processes and entry points: the resident HA agent, the command line,
-   CloudStack's entry points (they hand their work to the command line).
+   CloudStack's entry points (they hand their work to the command line),
+   the system VM's boot steps (``systemvm``: they end with the command line).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("features.*",),
     ("reconcile", "agent"),
     ("api.*", "appliance"),
-    ("ha.*", "cli", "cloudstack", "__main__"),
+    ("ha.*", "cli", "cloudstack", "systemvm", "__main__"),
 )
 
 
