@@ -38,6 +38,7 @@ SAMPLE = REPO / "compose/vragent_lab/sample"
 REFERENCE = REPO / "tests/fixtures/cloudstack"
 
 from vragent import cli  # noqa: E402
+from vragent import log as vlog  # noqa: E402
 from vragent.agent import Agent  # noqa: E402
 from vragent.api.app import create_app  # noqa: E402
 from vragent.api.client import Client  # noqa: E402
@@ -311,6 +312,9 @@ def main() -> int:
     run = Run(root)
     run.setup()
     if api:
+        # The resident agent's own log (the daemon sets it up at its start):
+        # one JSON line per command, on this worker's stderr.
+        vlog.setup()
         run = Run(root, api=True)
     opts = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                     suppress_health_check=list(HealthCheck))

@@ -96,8 +96,8 @@ def test_every_check_passes_on_a_configured_router(appliance: Appliance, tmp_pat
     assert sorted(basic) == ["cpu_usage_check.py", "dhcp.service", "disk_space_check.py",
                              "gateways_check.py", "lastRun", "memory_usage_check.py",
                              "metadata.service", "router_version_check.py"]
-    assert sorted(advanced) == ["daemon_config_check", "dhcp_check.py", "dns_check.py",
-                                "haproxy_check.py", "iptables_check.py", "lastRun",
+    assert sorted(advanced) == ["bgp_check.py", "daemon_config_check", "dhcp_check.py",
+                                "dns_check.py", "haproxy_check.py", "iptables_check.py", "lastRun",
                                 "netfilter_check", "vpn_check.py"]
     for kind in (basic, advanced):
         for name, result in kind.items():
