@@ -40,7 +40,8 @@ def run_tool(argv: list[str], budget: float) -> Ran:
     the answer waiting). A signal's exit code is 128 + its number, as a
     shell reports it. FileNotFoundError when the tool is not installed."""
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_interruptible)
     stopped = False
     try:
         out, err = proc.communicate(timeout=budget)
@@ -54,6 +55,13 @@ def run_tool(argv: list[str], budget: float) -> Ran:
             out, err = proc.communicate()
     code = proc.returncode
     return Ran(_text(out), _text(err), 128 - code if code < 0 else code, stopped)
+
+
+def _interruptible() -> None:
+    # A caller started in the background (nohup, a job of a non-interactive
+    # shell) passes SIGINT on ignored, and the tool would then sit out the
+    # interrupt that asks it for its summary until the SIGKILL.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
