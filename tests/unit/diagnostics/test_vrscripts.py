@@ -5,7 +5,7 @@ not, as cloudstack.py's docstring and the README say."""
 
 from __future__ import annotations
 
-import re
+import importlib.util
 import tomllib
 
 from vragent import cloudstack
@@ -36,11 +36,13 @@ def scripts() -> set[str]:
 
 
 def linked_in_image() -> set[str]:
-    """The names the image links into /opt/cloud/bin (its Dockerfile, or the
-    agent layer's recipe it runs)."""
-    text = "".join(p.read_text() for p in (REPO / "image").glob("*")
-                   if p.is_file() and (p.name == "Dockerfile" or p.suffix == ".sh"))
-    return set(re.findall(r"[A-Za-z0-9_]+\.(?:sh|py)", text))
+    """The names both images link into /opt/cloud/bin: image/build.py's list,
+    which agent-layer.sh links for the container and the system VM alike."""
+    spec = importlib.util.spec_from_file_location("image_build", REPO / "image/build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return set(module.cloudstack_entry_points())
 
 
 def test_every_answered_script_is_installed_where_the_server_calls_it() -> None:
