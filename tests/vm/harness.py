@@ -19,25 +19,35 @@ Upstream, followed here (apache/cloudstack):
 - the key it passes as ``authorized_key=`` is the base64 of its public key
   (setup/common.sh decodes it).
 
-API::
+API (fixtures in conftest.py: ``systemvm_image``, the qcow2 brought up to
+date once per session; ``prefix``, a name prefix of this process;
+``attach_serial_logs(request, vms)`` in a fixture's finally prints each VM's
+console when the test failed)::
 
-    key = Keypair.create(tmp_path / "key")            # ssh-keygen, RSA as id_rsa.cloud
-    ctl = Segment.create("vrvm12c", ["169.254.0.1/16"])  # namespace + br0 + address
-    vm = Vm("r1", tmp_path / "r1", base=image, prefix="vrvm12", key=key,
-            nics=[Nic(ctl, "02:00:0a:00:00:00"), ...])  # eth0, eth1 ... in this order
-    vm.start()                                        # QEMU; the overlay on first start
-    vm.write_cmdline(cmdline_text({...}, key))         # as patch.sh, waits for the agent
-    vm.wait_ssh("169.254.0.10", timeout=300)          # control address; ssh from ctl's ns
-    vm.ssh("/opt/cloud/bin/checkrouter.sh")           # CompletedProcess (check=True default)
-    vm.apply_bag(bag_dict, "ips.json")                # scp + update_config.py, as CloudStack
-    vm.quit()                                         # QMP quit: power pulled
-    vm.start(); vm.write_cmdline(...); vm.wait_ssh(...)  # the same disk again
-    vm.shutdown()                                     # QMP system_powerdown, waits for exit
-    vm.serial_log() / vm.qmp("query-status")
-    ctl.destroy()                                     # or use Segments as a context manager
+    key = Keypair.create(tmp_path / "id_rsa.cloud")   # ssh-keygen, RSA as id_rsa.cloud
+    with Segments() as segs:                          # every segment removed on exit
+        ctl = segs.add(f"{prefix}ctl", ["169.254.0.1/16"])  # namespace + br0 + address
+        tier = segs.add(f"{prefix}t1", ["10.10.1.10/24"], gateway="10.10.1.1")
+        vm = Vm("r1", tmp_path / "r1", systemvm_image, prefix, key,
+                [Nic(ctl, "0e:00:a9:fe:00:0a"), Nic(tier, mac)])  # eth0, eth1 ... in order
+        vm.start()                                    # QEMU; the overlay on first start
+        vm.write_cmdline(cmdline_text(params, key))   # as patch.sh; seconds since start
+        vm.wait_ssh("169.254.0.10")                   # the control address; seconds since start
+        vm.ssh("/opt/cloud/bin/checkrouter.sh")       # CompletedProcess (check=True by default)
+        vm.scp(local_path, "/var/cache/cloud/x")      # on port 3922, from ctl's namespace
+        vm.apply_bag(bag_dict, "ips")                 # scp as <name>.<uuid> + update_config.py
+        tier.ping("10.10.1.1"); tier.run("curl", ...)  # the host side, in its namespace
+        vm.quit()                                     # QMP quit: the power pulled
+        vm.start(); vm.write_cmdline(...); vm.wait_ssh(...)  # the same disk again
+        vm.shutdown()                                 # QMP system_powerdown; seconds to exit
+        vm.serial_log(); vm.qmp("query-status")
+        vm.close()                                    # always (a fixture's finally): ends QEMU
 
-``Vm.close()`` (always call it, e.g. from a fixture's finally) ends QEMU if it
-still runs. ``Vm.timings`` records how long each start took to ssh.
+ssh uses one multiplexed connection per VM (a handshake costs an emulated CPU
+a second or more). A running ``Vm`` holds a shared lock on its base disk, so
+a build for a newer checkout (another session's) leaves that disk in place.
+``in_netns(ns)`` runs a block in a namespace (a socket or tap opened there
+stays there).
 """
 
 from __future__ import annotations
