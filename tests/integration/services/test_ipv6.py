@@ -189,6 +189,12 @@ def test_dhcpv6_client_gets_its_static_address(appliance: Appliance, tmp_path: P
     # dhclient takes its DUID from the lease file: the one CloudStack sent.
     leases.write_text(f'default-duid "{_octal_duid(VM1_DUID)}";\n')
     ns = vm_ns(router, "vm1")
+
+    # dhclient binds to the link-local address: not while it is still tentative.
+    def link_local_ready() -> bool:
+        shown = in_ns(ns, ["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"])
+        return "inet6 fe80:" in shown and "tentative" not in shown
+    wait_for(link_local_ready, 20, "vm1's link-local address to leave duplicate detection")
     proc = subprocess.run(
         ["ip", "netns", "exec", ns, "dhclient", "-6", "-1",
          "-v", "-lf", str(leases), "-pf", str(tmp_path / "dhclient6.pid"), "-sf", str(script),
