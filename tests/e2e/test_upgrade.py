@@ -149,6 +149,21 @@ def upgraded(lab: Lab, new_image: tuple[str, str, str]) -> dict[str, Any]:
                   "labels": _lab_labels(lab, r),
                   "history": lab.exec(r, "vragent", "history"),
                   "config": config_digest(lab, r)} for r in lab.routers}
+    # The management server must have heard each router's present state before
+    # the count is taken: a report of an earlier test's transition (the pair
+    # made whole again) can still be in a router's spool, and would be counted
+    # as part of the upgrade.
+    name = {r: f"r-{r[-1]}-VM" for r in lab.routers}
+
+    def settled() -> bool:
+        # The last report heard from each router: its present state, and not a
+        # dual-master alarm whose clearing ("dual master cleared") is still to come.
+        heard = {x.get("router"): x for x in lab.reports()}
+        return all(heard.get(name[r], {}).get("state") == s
+                   and not str(heard[name[r]].get("reason", "")).startswith("dual master:")
+                   for r, s in lab.statuses().items())
+
+    wait_for(settled, 30, "the management server to hear each router's present state")
     reports = len(lab.reports())
     result = upgrade(lab, tag)
     path = upgrade_report(lab, result)

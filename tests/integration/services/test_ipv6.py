@@ -93,7 +93,20 @@ def slaac(router: Router, vm: str, address: str) -> str:
     ns = vm_ns(router, vm)
     in_ns(ns, ["sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=2"])
     in_ns(ns, ["sysctl", "-qw", "net.ipv6.conf.eth0.autoconf=1"])
-    report = in_ns(ns, ["rdisc6", "-1", "-w", "3000", "-r", "3", "eth0"], check=False)
+    reports: list[str] = []
+
+    def advertised() -> bool:
+        # radvd may still be starting (supervisord brings it up after the
+        # apply) or rate-limiting its answers (MinDelayBetweenRAs): ask again
+        # until an advertisement with a prefix arrives or the deadline passes.
+        reports.append(in_ns(ns, ["rdisc6", "-1", "-w", "2000", "-r", "2", "eth0"], check=False))
+        return "Prefix" in reports[-1]
+
+    try:
+        wait_for(advertised, 30, f"an advertisement answering {vm}'s solicitation")
+    except AssertionError:
+        pass  # the caller's assertion shows what rdisc6 printed
+    report = reports[-1]
 
     def configured() -> bool:
         # Usable: past the VM's own duplicate detection (no longer tentative).
