@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -11,16 +11,17 @@ from ...models.common import AnyCidr, Bag, Bool, OptionalIPv4, Str, check_protoc
 TRAFFIC_TYPES = ("ingress", "egress")
 
 
-class FirewallRule(Bag):
+class FirewallRuleBase(Bag):
+    """What a firewall rule of the firewallrules and ipv6firewallrules bags
+    shares: both are core/.../virtualnetwork/model/FirewallRule.java written by
+    Gson (SetFirewallRulesConfigItem.java, SetIpv6FirewallRulesConfigItem.java),
+    read by configure.py CsAcl.AclIP / add_routing_rules and CsIpv6Firewall."""
+
     id: int = Field(ge=0)
     protocol: Str
     traffic_type: Str = "Ingress"
     revoked: Bool = False
-    # Egress rules carry src_ip "" (CommandSetupHelper.createFirewallRulesCommands).
-    src_ip: OptionalIPv4 = None
     src_port_range: list[int] | None = None
-    source_cidr_list: list[AnyCidr] | None = None
-    dest_cidr_list: list[AnyCidr] | None = None
     icmp_type: int | None = Field(default=None, ge=-1, le=255)
     icmp_code: int | None = Field(default=None, ge=-1, le=255)
     default_egress_policy: Bool = False
@@ -38,7 +39,7 @@ class FirewallRule(Bag):
         return value
 
     @model_validator(mode="after")
-    def _ports(self) -> FirewallRule:
+    def _ports(self) -> Self:
         rng = self.src_port_range
         if rng is not None and len(rng) == 1:
             # FirewallRuleTO sends one element when the end port is null.
@@ -52,14 +53,31 @@ class FirewallRule(Bag):
                     raise ValueError(f"src_port_range {rng}: port outside 1-65535")
                 if first > last:
                     raise ValueError(f"src_port_range {rng}: port range is reversed")
-        # An Ingress rule without src_ip is a routed network's routing firewall
-        # rule (configure.py CsAcl.add_routing_rules reads no src_ip): the
-        # subsystem refuses it unless the router is routed.
         return self
 
     @property
     def is_ingress(self) -> bool:
         return self.traffic_type.lower() == "ingress"
+
+    @property
+    def ports(self) -> tuple[int, int] | None:
+        rng = self.src_port_range
+        if not rng or self.protocol not in ("tcp", "udp"):
+            return None
+        first, last = rng[0], rng[-1]
+        if (first, last) in ((0, 0), (0, 65535)):
+            return None
+        return first, last
+
+
+class FirewallRule(FirewallRuleBase):
+    # Egress rules carry src_ip "" (CommandSetupHelper.createFirewallRulesCommands).
+    # An Ingress rule without src_ip is a routed network's routing firewall
+    # rule (configure.py CsAcl.add_routing_rules reads no src_ip): the
+    # subsystem refuses it unless the router is routed.
+    src_ip: OptionalIPv4 = None
+    source_cidr_list: list[AnyCidr] | None = None
+    dest_cidr_list: list[AnyCidr] | None = None
 
     @property
     def sources(self) -> list[str]:
@@ -79,16 +97,6 @@ class FirewallRule(Bag):
         appends it after every other egress rule.
         """
         return not self.is_ingress and self.protocol == "all" and not self.sources
-
-    @property
-    def ports(self) -> tuple[int, int] | None:
-        rng = self.src_port_range
-        if not rng or self.protocol not in ("tcp", "udp"):
-            return None
-        first, last = rng[0], rng[-1]
-        if (first, last) in ((0, 0), (0, 65535)):
-            return None
-        return first, last
 
 
 class FirewallRules(Bag):

@@ -23,17 +23,10 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    Field,
-    StrictStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, StrictStr, field_validator
 
-from ...models.common import AnyCidr, Bag, Bool, Cidr6, Str, check_protocol
-from .model_firewall import TRAFFIC_TYPES
+from ...models.common import AnyCidr, Bag, Bool, Cidr6, Str
+from .model_firewall import FirewallRuleBase
 
 # com.cloud.network.rules.FirewallRule.Purpose, as Gson writes the enum.
 PURPOSES = ("Firewall", "PortForwarding", "LoadBalancing", "Vpn", "StaticNat", "NetworkACL",
@@ -69,37 +62,19 @@ OptionalVlanTag = Annotated[Annotated[StrictStr, AfterValidator(_vlan_tag)] | No
 OptionalAnyCidr = Annotated[AnyCidr | None, BeforeValidator(_empty_is_none)]
 
 
-class Ipv6FirewallRule(Bag):
-    id: int = Field(ge=0)
-    protocol: Str
-    traffic_type: Str = "Ingress"
-    revoked: Bool = False
+class Ipv6FirewallRule(FirewallRuleBase):
+    # What firewallrules' rules have, the fields and their checks, is
+    # model_firewall.FirewallRuleBase's; this bag's own fields follow.
     already_added: Bool = False
     # The network's IPv6 prefix: the rule guards traffic to (ingress) or from
     # (egress) it.
     guest_ip6_cidr: Cidr6
-    src_port_range: list[int] | None = None
     source_cidr_list: list[Cidr6] | None = None
     dest_cidr_list: list[Cidr6] | None = None
-    icmp_type: int | None = Field(default=None, ge=-1, le=255)
-    icmp_code: int | None = Field(default=None, ge=-1, le=255)
-    default_egress_policy: Bool = False
     purpose: Str | None = None
     src_ip: OptionalIP = None
     src_vlan_tag: OptionalVlanTag = None
     guest_cidr: OptionalAnyCidr = None
-
-    @field_validator("protocol")
-    @classmethod
-    def _protocol(cls, value: str) -> str:
-        return check_protocol(value)
-
-    @field_validator("traffic_type")
-    @classmethod
-    def _traffic(cls, value: str) -> str:
-        if value.lower() not in TRAFFIC_TYPES:
-            raise ValueError("expected Ingress or Egress")
-        return value
 
     @field_validator("purpose")
     @classmethod
@@ -108,42 +83,12 @@ class Ipv6FirewallRule(Bag):
             raise ValueError(f"expected one of {', '.join(PURPOSES)}")
         return value
 
-    @model_validator(mode="after")
-    def _ports(self) -> Ipv6FirewallRule:
-        rng = self.src_port_range
-        if rng is not None and len(rng) == 1:
-            rng = [rng[0], rng[0]]  # FirewallRuleTO: one element when the end port is null
-        if rng is not None:
-            if len(rng) != 2:
-                raise ValueError(f"src_port_range must be [first, last], got {rng}")
-            first, last = rng
-            if (first, last) != (0, 0):
-                if not (1 <= first <= 65535 and 1 <= last <= 65535):
-                    raise ValueError(f"src_port_range {rng}: port outside 1-65535")
-                if first > last:
-                    raise ValueError(f"src_port_range {rng}: port range is reversed")
-        return self
-
-    @property
-    def is_ingress(self) -> bool:
-        return self.traffic_type.lower() == "ingress"
-
     @property
     def is_default_egress(self) -> bool:
         """The rule that carries the default egress policy: protocol "all"
         without sources (configure.py CsIpv6Firewall: its action is the policy
         itself, every other egress rule's is the policy's opposite)."""
         return not self.is_ingress and self.protocol == "all" and not self.source_cidr_list
-
-    @property
-    def ports(self) -> tuple[int, int] | None:
-        rng = self.src_port_range
-        if not rng or self.protocol not in ("tcp", "udp"):
-            return None
-        first, last = rng[0], rng[-1]
-        if (first, last) in ((0, 0), (0, 65535)):
-            return None
-        return first, last
 
 
 class Ipv6FirewallRules(Bag):
