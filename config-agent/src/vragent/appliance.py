@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vragent-init: no boot parameters ({ENV_CMDLINE} unset and no "
               f"{settings.cmdline_file}): booting from the stored configuration only",
               file=sys.stderr)
+    # A start is a boot: until the agent has rebuilt the box, the management
+    # server's get_template_version.sh must wait (the agent says when).
+    settings.boot_up_done.unlink(missing_ok=True)
     shutil.rmtree(settings.run_dir, ignore_errors=True)
     private_dir(settings.run_dir)
     settings.log_dir.mkdir(parents=True, exist_ok=True)

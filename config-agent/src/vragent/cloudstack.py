@@ -81,6 +81,7 @@ import uuid
 from pathlib import Path
 
 from .settings import Settings
+from .store import atomic_write
 
 
 def _cli(args: list[str]) -> int:
@@ -174,6 +175,14 @@ def configure(argv: list[str] | None = None) -> int:
 
 # get_template_version.sh's __TIMEOUT: the server's first command to a booting router.
 BOOT_WAIT = 240.0
+
+
+def boot_up_done(settings: Settings) -> None:
+    """Say the boot is over, as upstream's postinit.sh does (``date >
+    /var/cache/cloud/boot_up_done``): get_template_version.sh waits for it."""
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(settings.boot_up_done,
+                 f"{time.strftime('%a %b %d %H:%M:%S %Z %Y')}\n".encode(), 0o644)
 
 
 def get_template_version(argv: list[str] | None = None, wait: float = BOOT_WAIT) -> int:

@@ -223,6 +223,7 @@ def early(settings: Settings, paths: Paths, wait: float = HOST_WAIT,
 
 def postinit(settings: Settings, paths: Paths, wait: float = AGENT_WAIT) -> int:
     from .cli import main as cli
+    from .cloudstack import boot_up_done
     from .system import vmboot
 
     deadline = time.monotonic() + wait
@@ -239,8 +240,7 @@ def postinit(settings: Settings, paths: Paths, wait: float = AGENT_WAIT) -> int:
     if paths.sshd_listen.exists():
         vmboot.start_sshd()
         log("sshd started on the control address")
-    atomic_write(settings.boot_up_done, f"{time.strftime('%a %b %d %H:%M:%S %Z %Y')}\n".encode(),
-                 0o644)
+    boot_up_done(settings)
     return 0
 
 

@@ -37,6 +37,7 @@ from ..api.app import create_app
 from ..api.metrics import Metrics
 from ..api.server import ApiServer
 from ..api.service import CommandService, Result
+from ..cloudstack import boot_up_done
 from ..config import RouterConfig
 from ..errors import VragentError
 from ..feature import Election, Metric
@@ -220,6 +221,13 @@ class Daemon:
             log(f"boot: {result.error}")
         elif not booted:
             marker.touch()
+        if not booted:
+            # The boot is over, as upstream's postinit.sh says with boot_up_done
+            # whatever update_config.py answered (a failed boot is reported
+            # above and by the health checks, not by a silent wait). In a
+            # container nothing else would say it; in a system VM, postinit
+            # (vragent-systemvm) says it again after the host's parameters.
+            boot_up_done(self.settings)
         for change in result.changes:
             log(change)
         for warning in result.warnings:
