@@ -86,5 +86,5 @@ def test_hand_edited_state_is_a_store_error() -> None:
     docs = sample_docs()
     docs["staticroutes"]["10.99.0.0/24"]["gateway"] = "not-an-ip"
     with pytest.raises(StoreError, match=r"stored configuration is invalid: gateway: "
-                                         r"not an IPv4 address \(got 'not-an-ip'\)"):
+                                         r"not an IPv4 or IPv6 address \(got 'not-an-ip'\)"):
         RouterConfig.from_docs(docs)

@@ -182,6 +182,15 @@ class Topology:
         nets += [(ipaddress.IPv4Network(c, strict=False), dev) for dev, c in self.control.items()]
         return nets
 
+    def connected6(self) -> list[tuple[ipaddress.IPv6Network, str]]:
+        """(network, interface) of every directly attached IPv6 network: the
+        dual-stack tiers' prefixes and the public IPv6 network."""
+        nets = [(g.network6, g.ifname) for g in self.guests if g.network6 is not None]
+        if self.public6 is not None:
+            nets.append((ipaddress.IPv6Network(self.public6.address, strict=False),
+                         self.public6.ifname))
+        return nets
+
     @property
     def control_ip(self) -> str:
         """This router's control address ("" without one): unique per router,

@@ -135,6 +135,6 @@ def test_long_values_are_shortened_in_messages() -> None:
     with pytest.raises(BagError) as info:
         parse_bag(raw)
     (problem,) = info.value.problems
-    assert problem.startswith("routes.0.gateway: not an IPv4 address (got 'xxx")
+    assert problem.startswith("routes.0.gateway: not an IPv4 or IPv6 address (got 'xxx")
     assert problem.endswith("...)")
     assert len(problem) < 150

@@ -78,19 +78,26 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
         # NIC the address is on. IPv6 is not NATed, so it needs no policy routing.
         routes.add(Route(MAIN, "default", pub6.gateway, pub6.ifname, onlink))
 
-    connected = topo.connected()
+    # A static route's next hop is looked up on the links of its own family
+    # (the model refuses a network and gateway of different families); an
+    # IPv6 one (see model.py) is installed with `ip -6` by apply.
+    connected: dict[int, list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]] = {
+        4: [*topo.connected()], 6: [*topo.connected6()]}
     # Links whose addresses keepalived moves: the backup has none there.
     vrrp_devs = topo.vrrp_devs
     for r in cfg.part(NAME, ()):
-        gw_addr = ipaddress.IPv4Address(r.gateway)
-        via_dev = next((d for net, d in connected if gw_addr in net), None)
+        gw_addr = ipaddress.ip_address(r.gateway)
+        via_dev = next((d for net, d in connected[gw_addr.version] if gw_addr in net), None)
         if via_dev is None:
             # Upstream queues these too: the private gateway may arrive later.
+            v6 = " IPv6" if gw_addr.version == 6 else ""
             warnings.append(f"staticroutes.{r.network}: gateway {r.gateway} is not on a "
-                            "connected network yet; route not installed")
+                            f"connected{v6} network yet; route not installed")
             continue
-        net = ipaddress.IPv4Network(r.network, strict=False)
-        routes.add(Route(MAIN, str(net), r.gateway, via_dev, onlink and via_dev in vrrp_devs))
+        # As the kernel shows them (IPv6 compressed), so apply finds them installed.
+        net = ipaddress.ip_network(r.network, strict=False)
+        routes.add(Route(MAIN, str(net), str(gw_addr), via_dev,
+                         onlink and via_dev in vrrp_devs))
     return Desired(frozenset(routes), frozenset(rules), (), tuple(warnings))
 
 
