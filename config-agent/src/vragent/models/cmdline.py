@@ -82,7 +82,7 @@ class CmdLine(Bag):
                 elif key == "name" and not _NAME.fullmatch(text):
                     raise ValueError("not a router name (letters, digits, '.', '_' and '-')")
                 elif key in ("redundant_router", "disable_rp_filter", "useextdns",
-                             "sync_bfd") and (
+                             "sync_bfd", "is_routed") and (
                     text.lower() not in _BOOL_VALUES
                 ):
                     raise ValueError("expected 0, 1, true or false")

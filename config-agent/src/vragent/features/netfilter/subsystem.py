@@ -118,9 +118,10 @@ class Desired:
     # with its default egress policy.
     ipv6_firewall: tuple[Ipv6FirewallRule, ...] = ()
     ipv6_networks: dict[str, bool] = field(default_factory=dict)
-    # Routed mode (CloudStack 4.20, boot parameter is_routed): the guests'
-    # addresses are routed as they are, never source-NATed, and what comes
-    # in to them passes the routing firewall.
+    # Routed mode (CloudStack 4.20, boot parameter is_routed, the whole
+    # router's): the guests' addresses are routed as they are, never
+    # source-NATed, and what comes in to them passes the routing firewall
+    # (isolated) or the tier's ACL (VPC), which also judges what goes out.
     routed: bool = False
 
 
@@ -152,8 +153,15 @@ def desired(cfg: RouterConfig, topo: Topology, settings: Settings) -> Desired:
     staticnat = tuple(
         s for s in rules.staticnat if public_ip_known("staticnatrules", s.source_ip_address)
     )
-    # cs/CsDatabag.py CsCmdLine.is_routed: the management server marks a
-    # routed network's (or VPC's) router with the boot parameter is_routed.
+    # Routed-ness is the whole router's, from one boot parameter, never a
+    # tier's: the management server appends " is_routed=true" for a routed
+    # VPC (VpcVirtualNetworkApplianceManagerImpl.finalizeVirtualMachineProfile:
+    # "if (routedIpv4Manager.isRoutedVpc(vpc))", the VPC offering's routing
+    # mode) and for an isolated network whose offering's network mode is
+    # ROUTED (VirtualNetworkApplianceManagerImpl.createGuestBootLoadArgs); no
+    # guestnetwork or ips field says it. The VR asks config.is_routed()
+    # everywhere (cs/CsAddress.py fw_router_routing / fw_vpcrouter_routing, no
+    # VPC source NAT "and not self.config.is_routed()"; configure.py CsAcl).
     routed = cfg.cmdline.flag("is_routed")
     for fw in rules.firewall:
         if fw.is_ingress and fw.src_ip is None and not fw.revoked and not routed:
@@ -760,11 +768,15 @@ def _render(d: Desired) -> Ruleset:
         acl = d.acls.get(g.ifname)
         if acl is None:
             continue
-        if acl.egress_rules:
-            # Egress is open until the ACL has egress rules; then what they do
-            # not allow is dropped (CloudStack's documented ACL default; the
-            # 4.x CsAcl.AclDevice: "only if one or more egress rules exist we
-            # will drop everything else").
+        if acl.egress_rules or d.routed:
+            # A routed tier's ACL always judges egress too, ending in drop
+            # (configure.py CsAcl.AclDevice.__process_routing_ip4, 4.20: the
+            # "<dev>_egress_policy" chain, jumped to by the tier's CIDR, its
+            # rules then "counter drop", with or without egress rules).
+            # Otherwise egress is open until the ACL has egress rules; then
+            # what they do not allow is dropped (CloudStack's documented ACL
+            # default; the 4.x CsAcl.AclDevice: "only if one or more egress
+            # rules exist we will drop everything else").
             chains += _acl_chains(acl, f"acl_out_{g.ifname}", ingress=False)
         # Ingress always ends in drop (CsAddress fw_vpcrouter: ACL_INBOUND_<dev> -j DROP).
         chains += _acl_chains(acl, f"acl_in_{g.ifname}", ingress=True)
@@ -787,7 +799,7 @@ def _render(d: Desired) -> Ruleset:
     for g in topo.guests:
         acl = d.acls.get(g.ifname)
         if acl is not None:
-            if acl.egress_rules:
+            if acl.egress_rules or d.routed:
                 fwd_egress.append(f"iifname {_q(g.ifname)} jump acl_out_{g.ifname}")
             fwd_ingress.append(f"oifname {_q(g.ifname)} jump acl_in_{g.ifname}")
         elif not g.private_gateway:
