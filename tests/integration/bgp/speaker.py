@@ -83,3 +83,11 @@ class Speaker:
 
     def routes(self, family: str) -> set[str]:
         return set(self.vtysh(f"show bgp {family} unicast json").get("routes", {}))
+
+    def nexthops(self, family: str) -> dict[str, set[str]]:
+        """Each learnt prefix's next hops, by prefix (an IPv6 route carries
+        the peer's global address and the link-local one of its interface)."""
+        routes = self.vtysh(f"show bgp {family} unicast json").get("routes", {})
+        return {prefix: {str(hop.get("ip")) for path in paths
+                         for hop in path.get("nexthops", [])}
+                for prefix, paths in routes.items()}

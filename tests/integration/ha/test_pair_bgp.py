@@ -1,57 +1,117 @@
-"""BGP on a redundant pair, across a hard kill of the master.
+"""BGP on a redundant pair, both families, across a hard kill of the master.
 
-Both routers get the same bgppeers bag; bgpd is master-only (features/bgp
-daemon.py): the session's source and the router id are the source-NAT
-address (100.64.10.10), a VRRP address in sync-link mode that only the
-master holds, so the backup has nothing to speak from. The backup renders
-the same frr.conf and runs zebra, ready; the agent starts bgpd on the
-transition to master, which reads its start file and connects to the
-speaker. The speaker (FRR in the outside namespace) learns the tiers from
-the new master. Upstream's redundant router has no BGP-specific step
-(cs/CsRedundant.py set_master starts the master's services; CsBgpPeers.py
-restarts frr on every change).
+The VPC is dual-stack: both tiers carry IPv6 (router_guest_ip6*) and the VPC
+its public IPv6 (router_ip6 on eth1, keepalived's like the public IPv4
+addresses). Both routers get the same bgppeers bag, whose items name the
+speaker's IPv4 and IPv6 addresses and each tier's IPv4 and IPv6 CIDR.
+Upstream's cs/CsBgpPeers.py makes of such an item two neighbours: the
+ip4_address one in ``address-family ipv4 unicast`` announcing guest_ip4_cidr,
+the ip6_address one in ``address-family ipv6 unicast`` announcing
+guest_ip6_cidr (``bgp default ipv6-unicast``): an IPv6 session beside the
+IPv4 one, which features/bgp renders too (each peer activated for its own
+family only).
+
+bgpd is master-only (features/bgp daemon.py): the sessions' sources are the
+source-NAT address (100.64.10.10, also the router id) and router_ip6
+(fd00:64:10::10), VRRP addresses that only the master holds, so the backup
+has nothing to speak from. The backup renders the same frr.conf and runs
+zebra, ready; the agent starts bgpd on the transition to master, which reads
+its start file and connects to the speaker. The speaker (FRR in the outside
+namespace) learns both families' tiers from the new master: IPv4 via
+100.64.10.10 over a new session, IPv6 via fd00:64:10::10 and the new
+master's own link-local address on eth1 (the next hop FRR sends with an IPv6
+route on a shared link). Upstream's redundant router has no BGP-specific
+step (cs/CsRedundant.py set_master starts the master's services;
+CsBgpPeers.py restarts frr on every change).
 
 Upstream files: systemvm/debian/opt/cloud/bin/cs_bgppeers.py,
-cs/CsBgpPeers.py, cs/CsRedundant.py.
+cs/CsBgpPeers.py, cs/CsRedundant.py, cs/CsVpcGuestNetwork.py.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from vragent_lab.netns import in_ns, wait_for
-from vragent_lab.pair import PUBLIC_SNAT
+from vragent_lab.pair import PUBLIC_SNAT, PairRouter
 
-from ..bgp.speaker import PASSWORD, SPEAKER6, SPEAKER_AS, VPC_AS, Speaker
+from ..bgp.speaker import PASSWORD, ROUTER6, SPEAKER4, SPEAKER6, SPEAKER_AS, VPC_AS, Speaker
 from .conftest import ADVERT_INT, running_pair
+from .dualstack import TIERS, dual_stack
 
-TIERS = {"10.10.1.0/24", "10.10.2.0/24"}
-# Kill to the speaker holding both tiers again over a session with the new
-# master. What takes the time: 3 missed adverts (1.5 s), the agent starting
-# bgpd on the transition; the speaker keeps its session with the dead master
-# until its next keepalive (every 3 s: timers 3 9) reaches the new master,
-# whose kernel has no such connection and resets it (at worst the hold time,
-# 9 s); then the new session (OPEN, KEEPALIVE) and the announcements.
+CIDR4 = {"eth2": "10.10.1.0/24", "eth3": "10.10.2.0/24"}
+CIDR6 = {dev: f"{prefix}/64" for dev, (_bag, prefix, _vm) in TIERS.items()}
+TIERS4, TIERS6 = set(CIDR4.values()), set(CIDR6.values())
+PUBLIC6 = {"router_ip6": ROUTER6, "router_ip6_gateway": SPEAKER6,
+           "router_ip6_cidr": "fd00:64:10::/64"}
+FAMILIES = {"ipv4": (SPEAKER4, PUBLIC_SNAT), "ipv6": (SPEAKER6, ROUTER6)}
+# Kill to the speaker holding both families' tiers again over sessions with
+# the new master. What takes the time: 3 missed adverts (1.5 s), the agent
+# starting bgpd on the transition; the speaker keeps its sessions with the
+# dead master until its hold time runs out (9 s: timers 3 9; its keepalives
+# now reach the new master, whose kernel has no such connection, but a reset
+# without the TCP-MD5 signature is dropped), then the new sessions (OPEN,
+# KEEPALIVE) and the announcements.
 BOUND = 20.0
 
 
 def bag() -> dict[str, Any]:
+    """One item per tier naming both of the speaker's addresses and both of
+    the tier's CIDRs (BgpPeerTO: ip4_address, ip6_address, guest_ip4_cidr,
+    guest_ip6_cidr)."""
     return {"type": "bgppeers", "peers": [
-        {"peer_id": 1, "peer_as_number": SPEAKER_AS, "ip4_address": "100.64.10.1",
-         "peer_password": PASSWORD, "network_id": nid, "network_as_number": VPC_AS,
-         "guest_ip4_cidr": cidr, "details": {}}
-        for nid, cidr in ((201, "10.10.1.0/24"), (202, "10.10.2.0/24"))]}
+        {"peer_id": 1, "peer_as_number": SPEAKER_AS, "ip4_address": SPEAKER4,
+         "ip6_address": SPEAKER6, "peer_password": PASSWORD, "network_id": nid,
+         "network_as_number": VPC_AS, "guest_ip4_cidr": CIDR4[dev],
+         "guest_ip6_cidr": CIDR6[dev], "details": {}}
+        for nid, dev in ((201, "eth2"), (202, "eth3"))]}
 
 
-def session(speaker: Speaker) -> dict[str, Any]:
-    n = speaker.vtysh(f"show bgp neighbors {PUBLIC_SNAT} json")
-    return dict(n.get(PUBLIC_SNAT, {})) if isinstance(n, dict) else {}
+def tier(r: PairRouter, dev: str) -> dict[str, Any]:
+    """The tier's dual-stack guestnetwork bag with the VPC's public IPv6, as
+    SetGuestNetworkConfigItem.java sends it."""
+    return {**dual_stack(r, dev), **PUBLIC6}
 
 
-def test_only_the_master_announces_and_the_new_master_does_after_a_hard_kill(
+def session(speaker: Speaker, router_address: str) -> dict[str, Any]:
+    n = speaker.vtysh(f"show bgp neighbors {router_address} json")
+    return dict(n.get(router_address, {})) if isinstance(n, dict) else {}
+
+
+def established(speaker: Speaker) -> dict[str, int]:
+    return {family: int(session(speaker, router).get("connectionsEstablished") or 0)
+            for family, (_peer, router) in FAMILIES.items()}
+
+
+def link_locals(r: PairRouter, dev: str = "eth1") -> set[str]:
+    out = r.sh("ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "link", check=False)
+    return set(re.findall(r"inet6 (fe80::\S+)/64", out))
+
+
+def learnt(speaker: Speaker, r: PairRouter) -> dict[str, bool]:
+    """Whether the speaker holds each family's tiers with ``r``'s next hops:
+    the source-NAT address for IPv4; router_ip6 and one of ``r``'s own
+    link-local addresses on eth1 for IPv6."""
+    hops4, hops6 = speaker.nexthops("ipv4"), speaker.nexthops("ipv6")
+    mine = link_locals(r)
+    return {"ipv4": all(hops4.get(c) == {PUBLIC_SNAT} for c in TIERS4),
+            "ipv6": all(ROUTER6 in hops6.get(c, set()) and hops6[c] & mine for c in TIERS6)}
+
+
+def advertised(r: PairRouter, family: str) -> set[str]:
+    peer = FAMILIES[family][0]
+    out = in_ns(r.ns, [
+        "vtysh", "--config_dir", str(r.root / "etc/vragent/frr"), "--vty_socket",
+        str(r.root / "run/vragent/frr"), "-d", "bgpd", "-c",
+        f"show bgp {family} unicast neighbors {peer} advertised-routes json"])
+    return set(json.loads(out).get("advertisedRoutes", {}))
+
+
+def test_only_the_master_announces_both_families_and_the_new_master_does_after_a_hard_kill(
         tmp_path: Path) -> None:
     with running_pair(tmp_path / "pair", ADVERT_INT) as (pair, sampler):
         out = pair.ns("out")
@@ -63,46 +123,59 @@ def test_only_the_master_announces_and_the_new_master_does_after_a_hard_kill(
             assert master is not None
             other = pair.other(master)
             for r in pair.routers:
-                r.apply(bag())
-            wait_for(lambda: TIERS <= speaker.routes("ipv4"), 30,
-                     f"the speaker to learn the tiers from {master.name}")
+                r.apply(*(tier(r, dev) for dev in TIERS), bag())
+            wait_for(lambda: all(learnt(speaker, master).values()), 40,
+                     f"the speaker to learn both families' tiers from {master.name}")
+            # The IPv6 next hop names the master: not the backup's link-local.
+            assert not learnt(speaker, other)["ipv6"]
             # Only the master speaks BGP; the backup has the same files, ready.
             assert master.service_running("bgpd") and not other.service_running("bgpd")
             assert other.service_running("zebra")
             conf = [(r.root / "etc/vragent/frr/frr.conf").read_text().split("\n", 2)[2]
                     for r in (master, other)]  # but the hostname line
             assert conf[0] == conf[1]
-            before = session(speaker)
-            assert before["bgpState"] == "Established"
-            established = int(before["connectionsEstablished"])
+            assert f"neighbor {SPEAKER6} activate" in conf[0]
+            for family, (_peer, router) in FAMILIES.items():
+                assert session(speaker, router)["bgpState"] == "Established", family
+            before = established(speaker)
 
             sampler.healthy(False)
-            killed = time.time()
-            master.kill()
+            killed = time.monotonic()
+            master.power_off()
             wait_for(lambda: other.status() == "PRIMARY", 10, "the backup to take over")
-            took_over = time.time() - killed
+            took_over = time.monotonic() - killed
             wait_for(lambda: other.service_running("bgpd"), 20, f"bgpd on {other.name}")
-            bgpd_up = time.time() - killed
+            bgpd_up = time.monotonic() - killed
+            when: dict[str, float] = {}
 
             def from_new_master() -> bool:
-                s = session(speaker)
-                return (s.get("bgpState") == "Established"
-                        and int(s.get("connectionsEstablished") or 0) > established
-                        and TIERS <= speaker.routes("ipv4"))
+                now = established(speaker)
+                for family, ok in learnt(speaker, other).items():
+                    if family not in when and ok and now[family] > before[family]:
+                        when[family] = time.monotonic() - killed
+                return len(when) == len(FAMILIES)
 
-            wait_for(from_new_master, 40, f"the speaker to learn the tiers from {other.name}")
-            back = time.time() - killed
-            assert other.service_running("bgpd")
+            wait_for(from_new_master, 60,
+                     f"the speaker to learn both families' tiers from {other.name}")
+            back = max(when.values())
             # Learnt from the new master: its bgpd advertised them to the speaker.
-            adv = in_ns(other.ns, [
-                "vtysh", "--config_dir", str(other.root / "etc/vragent/frr"), "--vty_socket",
-                str(other.root / "run/vragent/frr"), "-d", "bgpd", "-c",
-                "show bgp ipv4 unicast neighbors 100.64.10.1 advertised-routes json"])
-            assert TIERS <= set(json.loads(adv).get("advertisedRoutes", {}))
-            print(f"\nBGP, hard kill of the master at advert_int {ADVERT_INT} s: backup "
-                  f"PRIMARY after {took_over * 1000:.0f} ms, its bgpd running after "
-                  f"{bgpd_up * 1000:.0f} ms, the speaker held both tiers "
-                  f"over a new session with the new master {back * 1000:.0f} ms after the kill")
-            assert back < BOUND
+            assert TIERS4 <= advertised(other, "ipv4")
+            assert TIERS6 <= advertised(other, "ipv6")
+            print(f"\nBGP, hard kill (power off) of the master at advert_int {ADVERT_INT} s: "
+                  f"backup PRIMARY after {took_over * 1000:.0f} ms, its bgpd running after "
+                  f"{bgpd_up * 1000:.0f} ms; the speaker held the tiers from the new master "
+                  f"over new sessions: IPv4 {when['ipv4'] * 1000:.0f} ms, IPv6 "
+                  f"{when['ipv6'] * 1000:.0f} ms, both {back * 1000:.0f} ms after the kill")
+            assert back < BOUND, when
+
+            # A tier goes: both its routes are withdrawn, over the same sessions.
+            after = established(speaker)
+            other.apply({**tier(other, "eth3"), "add": False})
+            wait_for(lambda: CIDR4["eth3"] not in speaker.routes("ipv4")
+                     and CIDR6["eth3"] not in speaker.routes("ipv6"), 20,
+                     "the removed tier's IPv4 and IPv6 routes to be withdrawn")
+            assert CIDR4["eth2"] in speaker.routes("ipv4")
+            assert CIDR6["eth2"] in speaker.routes("ipv6")
+            assert established(speaker) == after
         finally:
             speaker.stop()

@@ -27,67 +27,28 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from vragent_lab.netns import in_ns, wait_for
 from vragent_lab.pair import Pair, PairRouter, mac
-from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
 from .conftest import ADVERT_INT, Sampler, running_pair
+from .dualstack import (
+    ECHO_TCP,
+    ECHO_UDP,
+    LINK_LOCAL_GATEWAY,
+    TIERS,
+    acl_v6,
+    default_routers,
+    dual_stack,
+    hard_kill,
+    hosts_configured,
+    probed,
+    slaac_address,
+)
 
-TIERS = {  # sample bag, prefix, VM namespace
-    "eth2": ("guest_network_tier1.json", "fd00:a:a:1::", "vm1"),
-    "eth3": ("guest_network_tier2.json", "fd00:a:a:2::", "vm2"),
-}
-LINK_LOCAL_GATEWAY = "fe80::1"
-ECHO_TCP = 7000
-ECHO_UDP = 7001
 HELD = 20
 VM2_IPV4 = "10.10.2.10"
-
-
-def dual_stack(r: PairRouter, dev: str) -> dict[str, Any]:
-    """The tier's guestnetwork bag with the IPv6 fields CloudStack sends
-    (router_guest_ip6, router_guest_ip6_gateway, router_guest_ip6_cidr). In
-    CloudStack mode each router has its own address (::2, ::3) beside the
-    shared gateway (::1), as it has in IPv4."""
-    name, prefix, _vm = TIERS[dev]
-    bag = r.sample(name)
-    own = f"{prefix}{1 + r.index}" if r.cloudstack else f"{prefix}1"
-    bag.update({"router_guest_ip6": own, "router_guest_ip6_gateway": f"{prefix}1",
-                "router_guest_ip6_cidr": f"{prefix}/64"})
-    return bag
-
-
-def acl_v6(r: PairRouter) -> dict[str, Any]:
-    """Tier 2's ACL: the sample's rules, and the test's IPv6 TCP and UDP echo
-    ports open to any IPv6 source (an ACL whose CIDR is IPv6)."""
-    acl = r.sample("network_acl_tier2.json")
-    acl["ingress_rules"] = [*acl["ingress_rules"], *(
-        {"type": proto, "cidr": "::/0", "first_port": port, "last_port": port,
-         "allowed": True} for proto, port in (("tcp", ECHO_TCP), ("udp", ECHO_UDP))),
-        # The IPv4 baseline probe, measured in the same failover.
-        {"type": "udp", "cidr": "10.10.1.0/24", "first_port": ECHO_UDP, "last_port": ECHO_UDP,
-         "allowed": True}]
-    return acl
-
-
-def slaac_address(ns: str, prefix: str) -> str | None:
-    """The host's global address in the tier's prefix (autoconfigured)."""
-    out = in_ns(ns, ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"],
-                check=False)
-    network = ipaddress.IPv6Network(f"{prefix}/64")
-    # Usable only once duplicate detection is over (a tentative one cannot be bound).
-    found = [a for line in out.splitlines() if "tentative" not in line
-             for a in re.findall(r"inet6 (\S+)/64", line)
-             if ipaddress.IPv6Address(a) in network]
-    return found[0] if found else None
-
-
-def default_routers(ns: str) -> list[str]:
-    out = in_ns(ns, ["ip", "-6", "route", "show", "default"], check=False)
-    return re.findall(r"via (\S+) dev eth0", out)
 
 
 def neighbour_mac(ns: str, addr: str) -> str | None:
@@ -137,23 +98,6 @@ def v6_pair(request: pytest.FixtureRequest,
         yield pair, sampler
 
 
-def hosts_configured(pair: Pair) -> dict[str, str]:
-    """Each VM's SLAAC address, once it has one and its default route."""
-    found: dict[str, str] = {}
-    for _dev, (_name, prefix, vm) in TIERS.items():
-        ns = pair.ns(vm)
-
-        def ready(ns: str = ns, prefix: str = prefix) -> bool:
-            return slaac_address(ns, prefix) is not None and \
-                LINK_LOCAL_GATEWAY in default_routers(ns)
-
-        wait_for(ready, 40, f"{vm} to configure itself by SLAAC", interval=0.2)
-        address = slaac_address(ns, prefix)
-        assert address is not None
-        found[vm] = address
-    return found
-
-
 def test_only_the_master_advertises_and_hosts_configure_by_slaac(
         v6_pair: tuple[Pair, Sampler]) -> None:
     pair, _ = v6_pair
@@ -190,33 +134,14 @@ def test_hard_kill_keeps_ipv6_tcp_and_the_default_route(
     addresses = hosts_configured(pair)
     vm1, vm2 = pair.ns("vm1"), pair.ns("vm2")
     target = addresses["vm2"]
-    with TcpEcho(vm2, target, ECHO_TCP), UdpEcho(vm2, target, ECHO_UDP), \
-            UdpEcho(vm2, VM2_IPV4, ECHO_UDP), \
-            TcpHolder(vm1, target, ECHO_TCP, HELD) as held, \
-            Probe(vm1, target, ECHO_UDP, interval=0.01) as probe, \
-            Probe(vm1, VM2_IPV4, ECHO_UDP, interval=0.01) as probe4:
-        assert held.check()["ok"] == HELD
-        wait_for(lambda: probe.stats()["received"] >= 20 and probe4.stats()["received"] >= 20,
-                 10, "the IPv6 and IPv4 probes to get replies")
+    with probed(vm1, vm2, target, VM2_IPV4, ECHO_TCP, ECHO_UDP, HELD) as (held, probe, probe4):
         # conntrackd replicated the IPv6 flows to the backup.
         wait_for(lambda: v6_cache(survivor, target) >= HELD, 15,
                  "the backup's conntrackd to hold the IPv6 connections")
-        probe.reset()
-        probe4.reset()
         # The hosts' traffic goes through the master about to die.
         assert neighbour_mac(vm1, LINK_LOCAL_GATEWAY) == mac(master.index, "eth2",
                                                              pair.cloudstack)
-        sampler.healthy(False)
-        before, before4 = probe.stats()["received"], probe4.stats()["received"]
-        killed = time.monotonic()
-        master.power_off()
-        wait_for(lambda: survivor.status() == "PRIMARY", 15, "the backup to take over")
-        took_over = time.monotonic() - killed
-        # Replies through the new master, not the ones that came before the kill.
-        wait_for(lambda: probe.stats()["received"] > before + 20
-                 and probe4.stats()["received"] > before4 + 20, 15,
-                 "probe replies through the new master")
-        stats, stats4 = probe.stop(), probe4.stop()
+        took_over, stats, stats4 = hard_kill(sampler, master, survivor, probe, probe4)
         mode = "CloudStack mode" if pair.cloudstack else "sync link"
         print(f"\nIPv6 hard failover ({mode}, advert_int {ADVERT_INT} s): takeover reported "
               f"{took_over:.2f} s after the kill; outage (10 ms UDP probes) IPv6 "
@@ -282,13 +207,7 @@ def test_planned_switchover_keeps_the_hosts_default_route(
     addresses = hosts_configured(pair)
     vm1, vm2 = pair.ns("vm1"), pair.ns("vm2")
     target = addresses["vm2"]
-    with TcpEcho(vm2, target, ECHO_TCP), UdpEcho(vm2, target, ECHO_UDP), \
-            UdpEcho(vm2, VM2_IPV4, ECHO_UDP), \
-            TcpHolder(vm1, target, ECHO_TCP, HELD) as held, \
-            Probe(vm1, target, ECHO_UDP, interval=0.01) as probe, \
-            Probe(vm1, VM2_IPV4, ECHO_UDP, interval=0.01) as probe4:
-        wait_for(lambda: probe.stats()["received"] >= 20 and probe4.stats()["received"] >= 20,
-                 10, "the IPv6 and IPv4 probes to get replies")
+    with probed(vm1, vm2, target, VM2_IPV4, ECHO_TCP, ECHO_UDP, HELD) as (held, probe, probe4):
         wait_for(lambda: v6_cache(backup, target) >= HELD, 15,
                  "the backup's conntrackd to hold the IPv6 connections")
         probe.reset()

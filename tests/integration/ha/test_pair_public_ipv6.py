@@ -21,17 +21,16 @@ nothing there).
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from vragent_lab.netns import in_ns, wait_for
 from vragent_lab.pair import OUTSIDE, Pair, PairRouter, mac
-from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
+from vragent_lab.traffic import TcpEcho, TcpHolder
 
 from .conftest import ADVERT_INT, Sampler, running_pair
-from .test_pair_ipv6 import TIERS, acl_v6, dual_stack, hosts_configured
+from .dualstack import TIERS, acl_v6, dual_stack, hard_kill, hosts_configured, probed
 
 PUBLIC6 = {"router_ip6": "fd64:10::10", "router_ip6_gateway": "fd64:10::1",
            "router_ip6_cidr": "fd64:10::/64"}
@@ -126,29 +125,10 @@ def test_hard_kill_keeps_ipv6_tcp_to_the_outside(pub6_pair: tuple[Pair, Sampler]
     wait_for(lambda: holds(master), 15, "the master to hold router_ip6")
     hosts_configured(pair)
     out, vm1 = pair.ns("out"), pair.ns("vm1")
-    with TcpEcho(out, OUTSIDE6, ECHO_TCP), UdpEcho(out, OUTSIDE6, ECHO_UDP), \
-            UdpEcho(out, OUTSIDE, ECHO_UDP), \
-            TcpHolder(vm1, OUTSIDE6, ECHO_TCP, HELD) as held, \
-            Probe(vm1, OUTSIDE6, ECHO_UDP, interval=0.01) as probe, \
-            Probe(vm1, OUTSIDE, ECHO_UDP, interval=0.01) as probe4:
-        assert held.check()["ok"] == HELD
-        wait_for(lambda: probe.stats()["received"] >= 20 and probe4.stats()["received"] >= 20,
-                 10, "the IPv6 and IPv4 probes to the outside host to get replies")
+    with probed(vm1, out, OUTSIDE6, OUTSIDE, ECHO_TCP, ECHO_UDP, HELD) as (held, probe, probe4):
         # The outside host's traffic goes to the master about to die.
         assert neighbour_of(out, ROUTER6) == mac(master.index, "eth1", pair.cloudstack)
-        probe.reset()
-        probe4.reset()
-        sampler.healthy(False)
-        before, before4 = probe.stats()["received"], probe4.stats()["received"]
-        killed = time.monotonic()
-        master.power_off()
-        wait_for(lambda: survivor.status() == "PRIMARY", 15, "the backup to take over")
-        took_over = time.monotonic() - killed
-        # Replies after the takeover, not the ones before the kill.
-        wait_for(lambda: probe.stats()["received"] > before + 20
-                 and probe4.stats()["received"] > before4 + 20, 15,
-                 "probe replies through the new master")
-        stats, stats4 = probe.stop(), probe4.stop()
+        took_over, stats, stats4 = hard_kill(sampler, master, survivor, probe, probe4)
         mode = "CloudStack mode" if pair.cloudstack else "sync link"
         print(f"\nPublic IPv6 hard failover ({mode}, advert_int {ADVERT_INT} s): takeover "
               f"reported {took_over:.2f} s after the kill; outage to the outside host (10 ms "
