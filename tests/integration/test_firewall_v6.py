@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vragent_lab.netns import OUTSIDE, VM1, in_ns, wait_for
+from vragent_lab.netns import OUTSIDE, VM1, VM2, in_ns, wait_for
 
 from .harness import ALL_BAGS, SAMPLE, Router, connect, ns_of, server, vpc_lab
 
@@ -182,6 +182,33 @@ def test_routed_vpc_no_nat_acl_decides_replies_pass(routed: Router, tmp_path: Pa
         # Replies to connections from inside pass; the VM leaves as itself.
         assert connect(vm1, OUTSIDE, 7000) == VM1
         assert connect(vm1, OUTSIDE_V6, 7000) == VM1_V6
+
+
+def test_routed_tier_acl_without_egress_rules_admits_answers_not_new_egress(
+        routed: Router, tmp_path: Path) -> None:
+    """A routed tier's ACL judges egress even when it has no egress rule
+    (configure.py CsAcl.AclDevice.__process_routing_ip4: "<dev>_egress_policy"
+    ends in drop): the VM opens nothing outward, yet its answers to what the
+    ACL let in pass, and the other routed tier is unaffected. Both families."""
+    router = routed
+    acl = json.loads((SAMPLE / "network_acl_tier1.json").read_text())
+    acl["egress_rules"] = []
+    bags = [b for b in ALL_BAGS
+            if b not in ("forwarding_rules.json", "staticnat_rules.json", "network_acl_tier1.json")]
+    router.apply(*bags, _bag(tmp_path, "network_acl_tier1_ingress_only.json", acl),
+                 _dual_stack_tier1(tmp_path))
+    _ipv6_lab(router)
+    vm1, vm2, out = ns_of(router, "vm1"), ns_of(router, "vm2"), ns_of(router, "out")
+    in_ns(out, ["ip", "route", "replace", "10.10.0.0/16", "via", SNAT_IP])
+    with server(vm1, 22), server(out, 7000):
+        for vm, client in ((VM1, OUTSIDE), (VM1_V6, OUTSIDE_V6)):
+            # In on 22 as the ACL allows, and the VM's answers back out.
+            assert connect(out, vm, 22) == client
+        # Nothing new out of tier 1, in either family.
+        assert connect(vm1, OUTSIDE, 7000, timeout=0.5) is None
+        assert connect(vm1, OUTSIDE_V6, 7000, timeout=0.5) is None
+        # Tier 2's ACL allows all egress: it leaves as itself (no NAT).
+        assert connect(vm2, OUTSIDE, 7000) == VM2
 
 
 def test_not_routed_the_vm_leaves_by_the_source_nat_ip(router: Router) -> None:

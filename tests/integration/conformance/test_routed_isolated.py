@@ -69,6 +69,34 @@ def test_routing_firewall_decides_inbound_replies_pass_no_nat(routed: Router) ->
         assert seen_as(routed, "vm", FAR, 7001, timeout=0.5) is None
 
 
+def test_routing_firewall_matches_each_rules_sources_destinations_protocol(
+        routed: Router) -> None:
+    """configure.py CsAcl.add_routing_rules: "ip saddr <source_cidr_list>
+    ip daddr <dest_cidr_list> <protocol> dport <ports> accept" in
+    fw_chain_ingress, then drop. Each part of a rule narrows what it admits."""
+    apply_bags(routed, iso_ips(), firewall_rules(
+        fw_rule(40, "tcp", "Ingress", ports=(8080, 8080), source_cidr_list=[f"{FAR}/32"],
+                dest_cidr_list=[f"{ISO_VM}/32"]),
+        # Another destination of the network: not the VM.
+        fw_rule(41, "udp", "Ingress", ports=(9000, 9000), source_cidr_list=["0.0.0.0/0"],
+                dest_cidr_list=["10.1.1.99/32"]),
+        fw_rule(42, "udp", "Ingress", ports=(9001, 9001), source_cidr_list=["0.0.0.0/0"],
+                dest_cidr_list=[ISO_NET]),
+        egress_system_rule(True),
+    ))
+    with serve(routed, "vm", 8080), serve(routed, "vm", 9000, "udp"), \
+            serve(routed, "vm", 9001, "udp"), serve(routed, "vm", 9001):
+        # The allowed source only, as itself.
+        assert _seen_as(routed, "out", ISO_VM, 8080, src=FAR) == FAR
+        assert _seen_as(routed, "out", ISO_VM, 8080, timeout=0.5) is None
+        # A rule for another destination admits nothing to the VM.
+        assert _seen_as(routed, "out", ISO_VM, 9000, proto="udp", timeout=0.5) is None
+        # UDP to the network, and the VM's answer back (established).
+        assert _seen_as(routed, "out", ISO_VM, 9001, proto="udp", src=FAR) == FAR
+        # TCP on the UDP rule's port: the protocol is part of the rule.
+        assert _seen_as(routed, "out", ISO_VM, 9001, timeout=0.5) is None
+
+
 def test_not_routed_refuses_a_routing_rule(iso: Router) -> None:
     proc = apply_bags(iso, iso_ips(), firewall_rules(
         fw_rule(30, "tcp", "Ingress", ports=(8080, 8080), source_cidr_list=["0.0.0.0/0"])),
