@@ -38,7 +38,8 @@ resident agent's queue, and so to the one validation path.
 What a management server calls (core/.../virtualnetwork/VRScripts.java, and
 who calls it) and what this router answers. Answered: update_config.py,
 vr_cfg.sh and configure.py (the bags: every *ConfigItem facade),
-checkrouter.sh (CheckRouterCommand), checkbatchs2svpn.sh
+checkrouter.sh (CheckRouterCommand), getRouterAlerts.sh (GetRouterAlertsCommand,
+see alerts.py), checkbatchs2svpn.sh
 (CheckS2SVpnConnectionsCommand), getRouterMonitorResults.sh and
 filesystem_writable_check.py (GetRouterMonitorResultsCommand), diagnostics.py
 (DiagnosticsCommand), get_diagnostics_files.py (PrepareFilesCommand),
@@ -60,11 +61,6 @@ Deliberately not answered:
   savepassword.sh, vmdata.py, loadbalancer.sh, monitor_service.sh,
   ipsectunnel.sh, vpn_l2tp.sh. Their bags carry the same.
 - ``update_host_passwd.sh``: a hypervisor host's script, not the router's.
-- ``getRouterAlerts.sh`` (GetRouterAlertsCommand, every
-  ``router.alerts.check.interval``): the lines monitorServices.py writes to
-  /var/log/routerServiceMonitor.log when it restarts a service. Not answered
-  yet (supervisord restarts daemons here and logs it): the server logs the
-  failed poll.
 - ``update_interface_config.sh <ip> <netmask> <mtu> <timeout>`` (4.18's
   configurable router MTU): not answered yet; the MTU the ips and
   guestnetwork bags carry is applied.
@@ -201,4 +197,27 @@ def get_template_version(argv: list[str] | None = None, wait: float = BOOT_WAIT)
         print(f"get_template_version.sh: {exc}", file=sys.stderr)
         return 1
     print(f"{release}&{signature}")
+    return 0
+
+
+def get_router_alerts(argv: list[str] | None = None) -> int:
+    """``getRouterAlerts.sh [<yyyy-MM-dd> <HH:mm:ss>]`` (GetRouterAlertsCommand):
+    the alerts newer than that, in upstream's answer (see alerts.py)."""
+    from . import alerts
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        since = alerts.parse_since(args)
+    except ValueError as exc:
+        print(f"getRouterAlerts.sh: {exc}", file=sys.stderr)
+        return 1
+    settings = Settings.from_env()
+    try:
+        text = settings.router_alerts_log.read_text(errors="replace")
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        print(f"getRouterAlerts.sh: {exc}", file=sys.stderr)
+        return 1
+    print(alerts.answer(text, since))
     return 0

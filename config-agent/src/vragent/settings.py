@@ -116,6 +116,12 @@ class Settings:
         return self.cache_dir / "boot_up_done"
 
     @property
+    def router_alerts_log(self) -> Path:
+        """Daemons that died and came back, where monitorServices.py logs them
+        and getRouterAlerts.sh reads them (see alerts.py)."""
+        return self.root / "var/log/routerServiceMonitor.log"
+
+    @property
     def release_file(self) -> Path:
         """The template's release line, where CloudStack's systemvm has it
         (router_version_check.py compares its first line with templateVersion)."""

@@ -16,6 +16,9 @@ monitorServices.py monitProcess say so.
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +190,39 @@ def test_a_read_only_cache_fails_the_filesystem_check(appliance: Appliance) -> N
                                str(BIN / "filesystem_writable_check.py")],
                               capture_output=True, text=True, check=False, timeout=30)
     assert (writable.returncode, writable.stdout) == (0, "file system is writable\n")
+
+
+def router_alerts(app: Appliance, *since: str) -> str:
+    """getRouterAlerts.sh as the management server runs it (GetRouterAlertsCommand)."""
+    proc = subprocess.run(["ip", "netns", "exec", app.router.ns, "env",
+                           f"VRAGENT_ROOT={app.router.root}", str(BIN / "getRouterAlerts.sh"),
+                           *since], capture_output=True, text=True, check=True, timeout=30)
+    return proc.stdout.strip()
+
+
+def test_a_killed_daemon_is_an_alert_for_the_management_server(appliance: Appliance,
+                                                                tmp_path: Path) -> None:
+    """Upstream: systemvm/debian/opt/cloud/bin/getRouterAlerts.sh reads what
+    monitorServices.py's raisealert logged; VirtualRoutingResource and
+    RouterAlertsServiceImpl read the answer (see tests/unit/test_alerts.py)."""
+    ready(appliance, tmp_path)
+    assert router_alerts(appliance, "1970-01-01", "00:00:00") == "No Alerts"
+    # A planned stop and start (what the agent does to a daemon) is no alert.
+    appliance.supervisorctl("stop", "agent")
+    appliance.supervisorctl("restart", "dnsmasq")
+    assert router_alerts(appliance, "1970-01-01", "00:00:00") == "No Alerts"
+    pid = appliance.pid("dnsmasq")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: appliance.running("dnsmasq") and appliance.pid("dnsmasq") != pid, 20,
+             "supervisord to restart dnsmasq")
+    wait_for(lambda: "recovered" in router_alerts(appliance), 10, "the recovery's alert")
+    answer = router_alerts(appliance, "1970-01-01", "00:00:00")
+    found = [a for a in answer.split("\\n") if a]
+    assert len(found) == 2, answer
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[ALERT\] \[dnsmasq\] The process "
+                        r"dnsmasq is not running \(exit status -?\d+\): supervisord restarts it",
+                        found[0]), found
+    assert found[1].endswith("[INFO] [dnsmasq] The process dnsmasq is recovered successfully")
+    # The next poll sends the last alert's stamp (RouterAlertsServiceImpl): nothing new.
+    stamp = found[-1].split(",")[0]
+    assert router_alerts(appliance, *stamp.split()) == "No Alerts"

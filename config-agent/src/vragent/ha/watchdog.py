@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..alerts import Supervision
 from ..settings import Settings
 from .health import AGENT, problems
 
@@ -99,9 +100,13 @@ def make_rpcinterface(supervisord: Any, **config: str) -> Interface:
     """supervisord's factory hook: subscribe the watchdog to supervisord's events."""
     from supervisor import events  # type: ignore[import-untyped]  # inside supervisord only
 
-    watchdog = Watchdog(Settings.from_env(config.get("root") or None))
+    settings = Settings.from_env(config.get("root") or None)
+    watchdog = Watchdog(settings)
     subscribe: Callable[[Any, Callable[[object], object]], None] = events.subscribe
     subscribe(events.Tick5Event, watchdog.tick)
     subscribe(events.ProcessStateEvent, watchdog.check)
+    # The same events tell the management server which daemons died and came
+    # back (getRouterAlerts.sh): supervisord is what restarts them here.
+    subscribe(events.ProcessStateEvent, Supervision(settings).on_state)
     watchdog.check()
     return Interface(watchdog)
