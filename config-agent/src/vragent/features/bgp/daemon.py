@@ -19,8 +19,9 @@ The daemons run as root in group frrvty (``-u root -g frrvty``): the files
 hold the peers' passwords and are root-only (0600), and FRR refuses a user
 outside its vty group.
 
-On a pair, bgpd runs on the master only: the session's source and the
-router id are the source-NAT address, which only the master holds.
+On a pair, bgpd runs on the master only: the IPv4 sessions' source and the
+router id are the source-NAT address, the IPv6 sessions' source router_ip6,
+which only the master holds (tests/integration/ha/test_pair_bgp.py).
 """
 
 from __future__ import annotations
