@@ -38,3 +38,66 @@ def test_static_hosts_come_from_the_hosts_file_and_the_main_file(tmp_path: Path)
 def test_no_files_no_hosts(tmp_path: Path) -> None:
     assert dnsmasq.static_hosts(paths(Settings(root=tmp_path))) == []
     assert dnsmasq.configured(paths(Settings(root=tmp_path))) == set()
+
+
+# -- DHCPv6 leases (dnsmasq's lease file: lease.c lease_update_file) ---------------
+
+SERVER = "00:01:00:01:2e:aa:bb:cc:02:00:0a:01:00:01"
+LEASE_FILE = (
+    "0 02:00:0a:01:00:0a 10.10.1.10 vm1 *\n"
+    f"duid {SERVER}\n"
+    "0 167772170 fd10:10:1::10 vm1 00:03:00:01:02:00:0a:01:00:0a\n"
+    "0 1 fd10:10:1::11 vm3 00:03:00:01:02:00:0a:01:00:0b\n"
+    "0 T5 fd10:10:1::99 * 00:03:00:01:02:00:0a:01:00:0c\n"
+)
+
+
+def test_host6_fields_of_both_line_forms() -> None:
+    assert dnsmasq.host6_fields("id:00:03:00:01:02:00:0A:01:00:0A,[fd10:10:1:0::10],vm1,"
+                                "infinite") == ("00:03:00:01:02:00:0a:01:00:0a", "fd10:10:1::10")
+    assert dnsmasq.host6_fields("02:00:0a:01:00:0a,id:00:03:00:01:02:00:0a:01:00:0a,10.10.1.10,"
+                                "[fd10:10:1::10],vm1,infinite") == (
+        "00:03:00:01:02:00:0a:01:00:0a", "fd10:10:1::10")
+    assert dnsmasq.host6_fields("02:00:0a:01:00:0a,10.10.1.10,vm1,infinite") is None
+
+
+def test_ipv6_lease_lines_and_the_server_duid(tmp_path: Path) -> None:
+    s = Settings(root=tmp_path)
+    p = paths(s)
+    p.leases.parent.mkdir(parents=True)
+    p.leases.write_text(LEASE_FILE)
+    assert dnsmasq.server_duid(p) == SERVER
+    assert dnsmasq.leases6(p) == [
+        dnsmasq.Lease6("167772170", "fd10:10:1::10", "00:03:00:01:02:00:0a:01:00:0a"),
+        dnsmasq.Lease6("1", "fd10:10:1::11", "00:03:00:01:02:00:0a:01:00:0b"),
+        dnsmasq.Lease6("T5", "fd10:10:1::99", "00:03:00:01:02:00:0a:01:00:0c")]
+    # The IPv4 reading skips them (an IAID where a MAC would be).
+    assert dnsmasq.leases(p) == [("02:00:0a:01:00:0a", "10.10.1.10")]
+    assert dnsmasq.release6_argv("eth2", dnsmasq.leases6(p)[0], SERVER) == [
+        "dhcp_release6", "--iface", "eth2", "--ip", "fd10:10:1::10", "--server-id", SERVER,
+        "--client-id", "00:03:00:01:02:00:0a:01:00:0a", "--iaid", "167772170"]
+
+
+def test_stopped_dnsmasq_loses_the_stale_ipv6_lease_from_its_file(tmp_path: Path) -> None:
+    """vm3's entry is gone and vm1 moved to another DUID: both leases go, vm1's
+    IPv4 lease and the server DUID stay (edithosts.sh without dnsmasq-managed
+    leases: sed -i /$duid/d)."""
+    s = Settings(root=tmp_path)
+    p = paths(s)
+    p.leases.parent.mkdir(parents=True)
+    p.leases.write_text(LEASE_FILE)
+    s.conf_dir.mkdir(parents=True, exist_ok=True)
+    DNSMASQ_HOSTS.of(s).write_text("02:00:0a:01:00:0a,id:00:03:00:01:02:00:0a:01:00:ff,"
+                                    "10.10.1.10,[fd10:10:1::10],vm1,infinite\n")
+    DNSMASQ_CONF.of(s).write_text("# DHCPv6 on eth2 fd10:10:1::/64: static (entries by DUID)\n")
+    dropped = dnsmasq.prune(p, running=False)
+    assert dropped == ["fd10:10:1::10 (00:03:00:01:02:00:0a:01:00:0a)",
+                       "fd10:10:1::11 (00:03:00:01:02:00:0a:01:00:0b)"]
+    assert p.leases.read_text() == (
+        "0 02:00:0a:01:00:0a 10.10.1.10 vm1 *\n"
+        f"duid {SERVER}\n"
+        "0 T5 fd10:10:1::99 * 00:03:00:01:02:00:0a:01:00:0c\n")
+    # Held by their entries (and a temporary address, never released): nothing to drop.
+    DNSMASQ_HOSTS.of(s).write_text("id:00:03:00:01:02:00:0a:01:00:0c,[fd10:10:1::99],x,infinite\n"
+                                    "02:00:0a:01:00:0a,10.10.1.10,vm1,infinite\n")
+    assert dnsmasq.prune(p, running=False) == []

@@ -296,5 +296,7 @@ def apply(d: Desired, rendered: Files, settings: Settings, dry_run: bool = False
     from ...system import daemons
 
     # Leases of removed entries are released by the resident agent once
-    # dnsmasq has re-read its hosts (daemon.prune).
+    # dnsmasq has re-read its hosts (daemon.prune): IPv4 by dhcp_release,
+    # DHCPv6 by dhcp_release6 (system/dnsmasq.py), so an address is the next
+    # owner's at once.
     return daemons.sync_rendered(daemon.daemons(settings)[0], rendered, settings, dry_run)
