@@ -13,7 +13,8 @@ module is placed here when it is written.
    none of them at module level), the address families (``family``), the
    templates' loader, this module, what the router was built from (``version``),
    and the log every layer writes to (``log``: the standard library only).
-1. Data: the bag models, the revisioned store, what a daemon last loaded.
+1. Data: the bag models, the revisioned store, what a daemon last loaded,
+   the alerts log supervisord's events append to (``alerts``).
 2. ``system``: the only code that runs commands or reads and writes kernel
    state (links, routes, sysctls, /proc, netfilter, daemons' sockets); and
    the pair's persisted state (``pairstate``), which asks ``system.proc``
@@ -34,7 +35,7 @@ from __future__ import annotations
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("", "errors", "settings", "feature", "features", "family", "templates", "layers",
      "version", "log"),
-    ("models.*", "store.*", "daemon_state"),
+    ("models.*", "store.*", "daemon_state", "alerts"),
     ("system.*", "pairstate"),
     ("box", "bags", "config", "topology", "supervised", "programs"),
     ("features.*",),
