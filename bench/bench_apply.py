@@ -45,6 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,6 +310,64 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+@contextmanager
+def bench_lab(tag: str, profile_dir: Path | None = None,
+              extra: dict[str, Any] | None = None) -> Iterator[tuple[Bench, Path]]:
+    """The sample VPC lab and, in ``base``, a router state booted with
+    SETUP_BAGS applied (then ``extra``: bag documents by file name, in one
+    apply with them). Whatever happens, every namespace of this run (its
+    names start with a prefix of ``tag``, the pid and a random byte) and the
+    state directory are removed afterwards."""
+    # SIGTERM (CI timeout) must still run the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    prefix = f"{tag}{os.getpid() % 100000:05d}{secrets.token_hex(1)}-"
+    tmp = Path(tempfile.mkdtemp(prefix="vragent-bench-"))
+    lab = Lab(prefix)
+    try:
+        lab = sample_vpc(prefix)
+        b = Bench(lab, tmp, f"{prefix}r", lab.ns("raw"), profile_dir)
+        base = tmp / "base"
+        (base / "var/cache/cloud").mkdir(parents=True)
+        shutil.copy(SAMPLE / "cmd_line.json", base / "var/cache/cloud/cmd_line.json")
+        b.agent(base, "boot")
+        bags = [SAMPLE / f for f in SETUP_BAGS]
+        bags += [write_json(tmp / name, doc) for name, doc in (extra or {}).items()]
+        b.agent(base, "apply", *map(str, bags))
+        print(f"lab {prefix}*, state in {tmp}, python {PY}", flush=True)
+        yield b, base
+        if profile_dir is not None:
+            print(f"\nprofiles: {profile_dir}/<run>.prof "
+                  f"(python -m pstats FILE; sort tottime; stats 20)")
+    finally:
+        lab.destroy()
+        # sample_vpc() may have failed half-way, before handing us its Lab: drop
+        # whatever still carries this run's (unique) prefix.
+        for line in labnet.sh(["ip", "netns", "list"], check=False).splitlines():
+            name = line.split()[0] if line.strip() else ""
+            if name.startswith(prefix):
+                labnet.sh(["ip", "netns", "del", name], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_main(name: str, run: Callable[[], None]) -> int:
+    """Exit status of benchmark ``name`` running ``run``: 2 when it cannot run
+    here, 1 when something functionally failed (the figures would mean
+    nothing), else 0. Timings are reported, never asserted."""
+    if os.geteuid() != 0:
+        print(f"{name}: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            print(f"{name}: {tool} not found", file=sys.stderr)
+            return 2
+    try:
+        run()
+    except BenchFailure as exc:
+        print(f"\n{name}: FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # -- scenarios --------------------------------------------------------------
 
 
@@ -331,7 +391,10 @@ class Result:
 
 
 def fresh_root(b: Bench, base: Path, name: str) -> Path:
+    """A copy of the state in ``base``, no table on the router and no record
+    of one: the next apply loads the whole table."""
     root = b.tmp / name
+    shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(base, root, symlinks=True)
     (root / "run/vragent/netfilter.applied.json").unlink(missing_ok=True)
     b.drop_table(b.router)
@@ -502,14 +565,6 @@ def main() -> int:
     ap.add_argument("--profile", metavar="DIR", type=Path,
                     help="also write a cProfile of every agent apply to DIR (inflates timings)")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("bench_apply: needs root (network namespaces)", file=sys.stderr)
-        return 2
-    for tool in ("ip", "nft"):
-        if shutil.which(tool) is None:
-            print(f"bench_apply: {tool} not found", file=sys.stderr)
-            return 2
-
     if args.quick:
         n_a, n_b, n_fwd, cold_reps, change_reps, raw_reps = 200, 1000, 200, 1, 3, 3
     else:
@@ -517,63 +572,37 @@ def main() -> int:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
 
-    # SIGTERM (CI timeout) must still run the clean-up below.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    prefix = f"vb{os.getpid() % 100000:05d}{secrets.token_hex(1)}-"
-    tmp = Path(tempfile.mkdtemp(prefix="vragent-bench-"))
-    lab = Lab(prefix)
-    try:
-        lab = sample_vpc(prefix)
-        b = Bench(lab, tmp, f"{prefix}r", lab.ns("raw"), args.profile)
-        base = tmp / "base"
-        (base / "var/cache/cloud").mkdir(parents=True)
-        shutil.copy(SAMPLE / "cmd_line.json", base / "var/cache/cloud/cmd_line.json")
-        b.agent(base, "boot")
-        b.agent(base, "apply", *(str(SAMPLE / f) for f in SETUP_BAGS))
-        addrs = b.router_sh("ip", "-4", "-o", "addr", "show")
-        for needed in ("10.10.1.1/", "10.10.2.1/", "100.64.10.10/", "100.64.10.11/",
-                       "100.64.10.12/"):
-            if needed not in addrs:
-                raise BenchFailure(f"setup: {needed[:-1]} is not configured on the router")
+    def run() -> None:
+        with bench_lab("vb", args.profile) as (b, base):
+            addrs = b.router_sh("ip", "-4", "-o", "addr", "show")
+            for needed in ("10.10.1.1/", "10.10.2.1/", "100.64.10.10/", "100.64.10.11/",
+                           "100.64.10.12/"):
+                if needed not in addrs:
+                    raise BenchFailure(f"setup: {needed[:-1]} is not configured on the router")
+            tmp = b.tmp
+            rules_a = acl_rules(n_a)
+            rules_b = acl_rules(n_b)
+            bag_a = write_json(tmp / "acl-a.json", acl_bag(rules_a))
+            bag_b = write_json(tmp / "acl-b.json", acl_bag(rules_b))
+            fwd_b = write_json(tmp / "fwd-b.json", forward_bag(n_fwd))
+            sizes = {
+                "a": f"(a) cold: ACL {n_a}",
+                "b": f"(b) cold: ACL {n_b} + {n_fwd} forwards",
+                "c": f"(c) 1-rule change on {n_b}+{n_fwd} (vs full)",
+            }
+            results = []
+            print(f"(a) {n_a} ACL rules, cold, {cold_reps} run(s) ...", flush=True)
+            res, _ = cold(b, base, "a", [bag_a], n_a, 0, cold_reps, raw_reps)
+            results.append(res)
+            print(f"(b) {n_b} ACL rules + {n_fwd} forwards, cold, {cold_reps} run(s) ...",
+                  flush=True)
+            res, root_b = cold(b, base, "b", [bag_b, fwd_b], n_b, n_fwd, cold_reps, raw_reps)
+            results.append(res)
+            print(f"(c) single-rule change on top of (b), {change_reps} run(s) ...", flush=True)
+            results.append(single_change(b, root_b, rules_b, n_fwd, change_reps, raw_reps))
+            report(results, sizes, f"{n_b}+{n_fwd}")
 
-        rules_a = acl_rules(n_a)
-        rules_b = acl_rules(n_b)
-        bag_a = write_json(tmp / "acl-a.json", acl_bag(rules_a))
-        bag_b = write_json(tmp / "acl-b.json", acl_bag(rules_b))
-        fwd_b = write_json(tmp / "fwd-b.json", forward_bag(n_fwd))
-        sizes = {
-            "a": f"(a) cold: ACL {n_a}",
-            "b": f"(b) cold: ACL {n_b} + {n_fwd} forwards",
-            "c": f"(c) 1-rule change on {n_b}+{n_fwd} (vs full)",
-        }
-        results = []
-        print(f"lab {prefix}*, state in {tmp}, python {PY}", flush=True)
-        print(f"(a) {n_a} ACL rules, cold, {cold_reps} run(s) ...", flush=True)
-        res, _ = cold(b, base, "a", [bag_a], n_a, 0, cold_reps, raw_reps)
-        results.append(res)
-        print(f"(b) {n_b} ACL rules + {n_fwd} forwards, cold, {cold_reps} run(s) ...",
-              flush=True)
-        res, root_b = cold(b, base, "b", [bag_b, fwd_b], n_b, n_fwd, cold_reps, raw_reps)
-        results.append(res)
-        print(f"(c) single-rule change on top of (b), {change_reps} run(s) ...", flush=True)
-        results.append(single_change(b, root_b, rules_b, n_fwd, change_reps, raw_reps))
-        report(results, sizes, f"{n_b}+{n_fwd}")
-        if args.profile:
-            print(f"\nprofiles: {args.profile}/<scenario>-<run>.prof "
-                  f"(python -m pstats FILE; sort tottime; stats 20)")
-        return 0
-    except BenchFailure as exc:
-        print(f"\nbench_apply: FAILED: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        lab.destroy()
-        # sample_vpc() may have failed half-way, before handing us its Lab: drop
-        # whatever still carries this run's (unique) prefix.
-        for line in labnet.sh(["ip", "netns", "list"], check=False).splitlines():
-            name = line.split()[0] if line.strip() else ""
-            if name.startswith(prefix):
-                labnet.sh(["ip", "netns", "del", name], check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+    return bench_main("bench_apply", run)
 
 
 if __name__ == "__main__":

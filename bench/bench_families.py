@@ -1,7 +1,7 @@
 """Both families benchmark: 10,000 ACL rules of mixed families against the
 same number of IPv4-only ones, in the same run, each against raw nft.
 
-    python bench/bench_families.py [--quick] [--size N]
+    python bench/bench_families.py [--quick] [--size N] [--profile DIR]
 
 Runs as root (network namespaces), with the interpreter vragent is installed
 in. On the sample VPC lab with tier 1 dual-stack (fd00:10:1::/64), for each
@@ -30,32 +30,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
-import shutil
-import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench_apply import (
     SAMPLE,
-    SETUP_BAGS,
     Bench,
     BenchFailure,
     acl_bag,
     acl_rules,
+    bench_lab,
+    bench_main,
     changed_rules,
     delta_script,
+    fresh_root,
     med,
     ms,
     parse_chains,
     total_rules,
     write_json,
 )
-from vragent_lab import netns as labnet
-from vragent_lab.netns import Lab, sample_vpc
 
 AIM_IPV6_COST = 0.10  # the mixed set's single change within 10 % of the IPv4 one's
 
@@ -71,11 +66,11 @@ def mixed_rules(n: int) -> list[dict[str, Any]]:
     return out
 
 
-def dual_stack_tier1(tmp: Path) -> Path:
-    doc = json.loads((SAMPLE / "guest_network_tier1.json").read_text())
+def dual_stack_tier1() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((SAMPLE / "guest_network_tier1.json").read_text())
     doc.update(router_guest_ip6="fd00:10:1::1", router_guest_ip6_gateway="fd00:10:1::1",
                router_guest_ip6_cidr="fd00:10:1::/64")
-    return write_json(tmp / "guest_network_tier1_v6.json", doc)
+    return doc
 
 
 class Set:
@@ -97,14 +92,6 @@ class Set:
         self.history: list[tuple[str, str]] = []
         self.notes: list[str] = []
 
-    def _fresh(self, rep: int) -> Path:
-        root = self.b.tmp / f"{self.name}-{rep}"
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.copytree(self.base, root, symlinks=True)
-        (root / "run/vragent/netfilter.applied.json").unlink(missing_ok=True)
-        self.b.drop_table(self.b.router)
-        return root
-
     def _check(self, root: Path, what: str) -> str:
         rendered = self.b.agent(root, "render", "netfilter").stdout
         live = self.b.listing(self.b.router)
@@ -115,7 +102,7 @@ class Set:
         return rendered
 
     def cold(self, rep: int) -> None:
-        root = self._fresh(rep)
+        root = fresh_root(self.b, self.base, f"{self.name}-{rep}")
         run = self.b.agent(root, "apply", str(self.bag), label=f"{self.name}-cold-{rep}")
         if "load table" not in run.stdout:
             raise BenchFailure(f"{self.name}: the agent did not load the table:\n{run.stdout}")
@@ -126,6 +113,15 @@ class Set:
         self.v6_rules = sum(1 for rs in chains.values() for r in rs
                             if r.startswith("ip6 ") or "icmpv6" in r or "ipv6-icmp" in r)
         self.root = root
+
+    def restore(self) -> None:
+        """This set's current table back on the router (a full load, untimed):
+        the router holds one set's table at a time."""
+        assert self.root is not None
+        self.b.drop_table(self.b.router)
+        (self.root / "run/vragent/netfilter.applied.json").unlink(missing_ok=True)
+        self.b.agent(self.root, "reconcile")
+        self.rendered = self._check(self.root, "reload")
 
     def change(self, step: int) -> None:
         assert self.root is not None
@@ -210,64 +206,37 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1,000 items, fewer runs (smoke)")
     ap.add_argument("--size", type=int, default=10000, help="ACL items per set")
+    ap.add_argument("--profile", metavar="DIR", type=Path,
+                    help="also write a cProfile of every agent apply to DIR (inflates timings)")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("bench_families: needs root (network namespaces)", file=sys.stderr)
-        return 2
     n = 1000 if args.quick else args.size
     cold_reps, change_reps, raw_reps = (1, 3, 2) if args.quick else (3, 9, 3)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    prefix = f"vf{os.getpid() % 100000:05d}{secrets.token_hex(1)}-"
-    tmp = Path(tempfile.mkdtemp(prefix="vragent-bench-fam-"))
-    lab = Lab(prefix)
-    try:
-        lab = sample_vpc(prefix)
-        b = Bench(lab, tmp, f"{prefix}r", lab.ns("raw"))
-        base = tmp / "base"
-        (base / "var/cache/cloud").mkdir(parents=True)
-        shutil.copy(SAMPLE / "cmd_line.json", base / "var/cache/cloud/cmd_line.json")
-        b.agent(base, "boot")
-        b.agent(base, "apply", *(str(SAMPLE / f) for f in SETUP_BAGS), str(dual_stack_tier1(tmp)))
-        sets = [Set(b, base, "v4", acl_rules(n)), Set(b, base, "mixed", mixed_rules(n))]
-        print(f"lab {prefix}*, state in {tmp}, python {sys.executable}", flush=True)
-        for rep in range(cold_reps):
+    def run() -> None:
+        with bench_lab("vf", args.profile,
+                       {"guest_network_tier1_v6.json": dual_stack_tier1()}) as (b, base):
+            sets = [Set(b, base, "v4", acl_rules(n)), Set(b, base, "mixed", mixed_rules(n))]
+            for rep in range(cold_reps):
+                for s in sets:
+                    print(f"cold {s.name} {rep + 1}/{cold_reps} ...", flush=True)
+                    s.cold(rep)
+            # Changes on top of each set's last cold state, alternating sets.
             for s in sets:
-                print(f"cold {s.name} {rep + 1}/{cold_reps} ...", flush=True)
-                s.cold(rep)
-        # Changes on top of each set's last cold state, alternating sets; each
-        # set's table is put back (cold) before its turn, the router holding one.
-        for s in sets:
-            s.cold(cold_reps)  # untimed start state for the changes
-            s.cold_s.pop()
-        for step in range(change_reps):
+                s.cold(cold_reps)  # untimed start state for the changes
+                s.cold_s.pop()
+            for step in range(change_reps):
+                for s in sets:
+                    s.restore()
+                    print(f"change {s.name} {step + 1}/{change_reps} ...", flush=True)
+                    s.change(step)
             for s in sets:
-                b.drop_table(b.router)
-                assert s.root is not None
-                (s.root / "run/vragent/netfilter.applied.json").unlink(missing_ok=True)
-                # This set's current table back on the router (a full load), untimed.
-                b.agent(s.root, "reconcile")
-                s.rendered = s._check(s.root, "reload")
-                print(f"change {s.name} {step + 1}/{change_reps} ...", flush=True)
-                s.change(step)
-        for s in sets:
-            b.drop_table(b.router)
-            assert s.root is not None
-            (s.root / "run/vragent/netfilter.applied.json").unlink(missing_ok=True)
-            b.agent(s.root, "reconcile")
-            s.raw(raw_reps)
-        report(sets, n)
-        return 0
-    except BenchFailure as exc:
-        print(f"\nbench_families: FAILED: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        lab.destroy()
-        for line in labnet.sh(["ip", "netns", "list"], check=False).splitlines():
-            name = line.split()[0] if line.strip() else ""
-            if name.startswith(prefix):
-                labnet.sh(["ip", "netns", "del", name], check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
+                s.restore()
+                s.raw(raw_reps)
+            report(sets, n)
+
+    return bench_main("bench_families", run)
 
 
 if __name__ == "__main__":

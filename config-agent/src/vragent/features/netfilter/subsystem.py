@@ -248,7 +248,8 @@ def _l4(proto: str, ports: tuple[int, int] | None, icmp: tuple[int | None, int |
 
 
 def _join(*parts: str) -> str:
-    return " ".join(p for p in parts if p)
+    # filter() rather than a generator: this runs for every rule of a render.
+    return " ".join(filter(None, parts))
 
 
 def _addr_matches(cidrs: str | list[str] | None, direction: str) -> list[str] | None:
@@ -331,8 +332,9 @@ def _acl_rules(rule: AclRule, ingress: bool) -> list[str]:
     verdict = "accept" if rule.allowed else "drop"
     icmp = (rule.icmp_type, rule.icmp_code)
     if rule.proto != "icmp":
-        l4 = _l4(rule.proto, rule.ports, icmp)
-        return [_join(addr, l4, verdict) for addr in addrs]
+        # _join(addr, l4, verdict) for each family, the common end built once.
+        tail = _join(_l4(rule.proto, rule.ports, icmp), verdict)
+        return [f"{addr} {tail}" if addr else tail for addr in addrs]
     # ICMP is a protocol of each family: an IPv6 part of the list is ICMPv6
     # (configure.py CsAcl.AclDevice.__process_ip6: "icmpv6 type <n>", the same
     # type number). A list without IPv6 says nothing of ICMPv6 (upstream
