@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -215,6 +216,10 @@ class AgentRun:
     wall_s: float
     stdout: str
     stats: dict[str, Any]
+    # CPU seconds (user + system) of the whole command, ``ip netns exec``, the
+    # interpreter and what the agent runs (nft, ip) included: unlike wall
+    # time, hardly moved by other work on a busy machine.
+    cpu_s: float = float("nan")
 
     @property
     def inproc_s(self) -> float:
@@ -250,9 +255,13 @@ class Bench:
         if self.profile_dir is not None and label:
             env["VRAGENT_BENCH_PROFILE"] = str(self.profile_dir / f"{label}.prof")
         argv = ["ip", "netns", "exec", self.router, PY, PROBE, "--root", str(root), *args]
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
         wall = time.perf_counter() - t
+        # Every process of the command has been waited for once it returns.
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - ru.ru_utime + after.ru_stime - ru.ru_stime
         if check and proc.returncode != 0:
             raise BenchFailure(f"vragent {' '.join(args)} exit {proc.returncode}:\n"
                                f"{proc.stdout}{proc.stderr}")
@@ -260,7 +269,7 @@ class Bench:
             stats = json.loads(stats_file.read_text())
         except (OSError, ValueError):
             stats = {}
-        return AgentRun(wall, proc.stdout, stats)
+        return AgentRun(wall, proc.stdout, stats, cpu)
 
     def router_sh(self, *argv: str, check: bool = True) -> str:
         return str(in_ns(self.router, list(argv), check=check))

@@ -21,6 +21,11 @@ alike. After every agent run the live table is compared with the rendered
 one, and at the end with raw nft's load of the same script: a no-op cannot
 pass for a fast apply.
 
+Besides the wall times, the CPU time of each change (user + system of the
+whole command and its children) and the median of the paired runs' ratios
+(each mixed run against the IPv4 one just before it) are reported: on a busy
+machine they move far less than medians of wall times.
+
 The figure the issue asks for: the mixed set's single-rule change against the
 IPv4 set's (aim: within 10 %). Timings are reported, never asserted: exit 0
 unless something functionally failed.
@@ -82,6 +87,7 @@ class Set:
         self.cold_s: list[float] = []
         self.change_s: list[float] = []
         self.change_inproc_s: list[float] = []
+        self.change_cpu_s: list[float] = []
         self.change_nft_s: list[float] = []
         self.raw_cold_s: list[float] = []
         self.raw_change_s: list[float] = []
@@ -136,6 +142,7 @@ class Set:
             self.notes.append(f"change {step + 1}: whole table reloaded ({lines[0]})")
         self.change_s.append(run.wall_s)
         self.change_inproc_s.append(run.inproc_s)
+        self.change_cpu_s.append(run.cpu_s)
         self.change_nft_s.append(run.sub_s("nft -f"))
         self.rendered = self._check(self.root, f"change {step + 1}")
         live = self.b.listing(self.b.router)
@@ -197,6 +204,15 @@ def report(sets: list[Set], n: int) -> None:
           f"{'met' if abs(cost) <= AIM_IPV6_COST else 'NOT met'}")
     inproc = med(by["mixed"].change_inproc_s) / med(by["v4"].change_inproc_s) - 1
     print(f"the same, in-process only: {inproc:+.1%}")
+    cpu = med(by["mixed"].change_cpu_s) / med(by["v4"].change_cpu_s) - 1
+    print(f"the same, CPU time (user + system of the whole command, little moved by other "
+          f"load): {med(by['mixed'].change_cpu_s) * 1000:.1f} ms vs "
+          f"{med(by['v4'].change_cpu_s) * 1000:.1f} ms ({cpu:+.1%})")
+    # Each mixed run against the IPv4 run just before it: a drift of the
+    # machine's load over the run cancels out.
+    pairs = zip(by["mixed"].change_s, by["v4"].change_s, strict=True)
+    paired = med([m / v for m, v in pairs]) - 1
+    print(f"the same, median of the paired runs' ratios (wall): {paired:+.1%}")
     cold_cost = med(by["mixed"].cold_s) / med(by["v4"].cold_s) - 1
     print(f"cold apply, mixed vs IPv4-only: {cold_cost:+.1%} (the mixed table has "
           f"{by['mixed'].table_rules - by['v4'].table_rules:+d} nft rules)")
