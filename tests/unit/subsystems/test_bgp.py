@@ -95,6 +95,24 @@ def test_frr_conf_golden() -> None:
     assert " bgp router-id 100.64.10.10\n" in text
 
 
+@pytest.mark.parametrize("name", ["frr.conf", "bgpd.conf"])
+def test_every_route_map_is_defined_before_a_neighbour_names_it(name: str) -> None:
+    """bgpd resolves a neighbour's route map when it reads the neighbour line;
+    one it has not read yet denies everything until its route-map delay timer
+    (5 s) runs: a pair's new master, whose bgpd starts on the takeover,
+    announced nothing for 5 s (tests/integration/ha/test_pair_bgp.py).
+    Upstream's CsBgpPeers.py writes the route maps after ``router bgp``."""
+    lines = subsystem.render(dual_stack_router(vpc_bag()))[name].splitlines()
+    defined = {line.split()[1]: n for n, line in enumerate(lines)
+               if line.startswith("route-map ")}
+    named = [(n, line.split()[3]) for n, line in enumerate(lines)
+             if line.startswith("  neighbor ") and line.split()[2] == "route-map"]
+    assert {m for _, m in named} == {"upstream-v4-in", "upstream-v4-out", "upstream-v6-in",
+                                     "upstream-v6-out"}
+    for n, route_map in named:
+        assert defined[route_map] < n, (route_map, lines[n])
+
+
 def test_the_fixture_announces_nothing_this_router_has_no_tier_for() -> None:
     cfg, topo = with_bags(sample_docs(), FIXTURE)
     d = desired_states(cfg, topo, settings())[subsystem.NAME]

@@ -32,7 +32,11 @@ Where this differs, and why:
 * ``timers bgp 3 9`` and ``timers connect 2``: a pair's failover is seen by
   the peer within the hold time (FRR's traditional 60/180 would keep the dead
   master's routes for up to three minutes);
-* changes reach bgpd by frr-reload.py, never by restarting it (daemon.py).
+* changes reach bgpd by frr-reload.py, never by restarting it (daemon.py);
+* the route maps come before ``router bgp``: bgpd resolves a neighbour's
+  route map when it reads the neighbour line, or else only when its
+  route-map delay timer (5 s) runs, and announces nothing through it until
+  then (a pair's new master starts bgpd on the takeover).
 """
 
 from __future__ import annotations
@@ -203,7 +207,12 @@ def render(d: Desired) -> Files:
     if not d.enabled or d.problems:
         return Files((("frr.conf", ""), ("bgpd.conf", ""), ("zebra.conf", ""),
                       ("vtysh.conf", "")))
-    bgp = _prefix_lists(d) + _router(d) + _route_maps()
+    # The route maps before the neighbours that name them (upstream writes
+    # them after): a neighbour's route map that bgpd has not read yet stays
+    # unresolved, and so denies, until bgpd's route-map delay timer (5 s)
+    # resolves it, so a freshly started bgpd (a pair's new master) announced
+    # nothing for its first 5 s (tests/integration/ha/test_pair_bgp.py).
+    bgp = _prefix_lists(d) + _route_maps() + _router(d)
     head = _zebra(d)
     return Files((
         ("frr.conf", _text([*head[:2], "service integrated-vtysh-config", *head[2:], *bgp,
