@@ -56,7 +56,7 @@ FAMILIES = {"ipv4": (SPEAKER4, PUBLIC_SNAT), "ipv6": (SPEAKER6, ROUTER6)}
 # the new master, whose kernel has no such connection and resets it (at worst
 # the hold time, 9 s); the connect retries (2 s) and the new sessions (seen
 # 3.2-5.3 s after the cut); then bgpd's update coalescing (1 s). Measured
-# 4.7-6.4 s for both families.
+# 4.7-6.4 s for both families (nine runs).
 BOUND = 20.0
 # A new session to its announcements (the update coalescing, 1 s, and polling).
 ANNOUNCE = 3.0
@@ -186,10 +186,7 @@ def test_only_the_master_announces_both_families_and_the_new_master_does_after_a
                   f"{bgpd_up * 1000:.0f} ms; new sessions seen IPv4 {up['ipv4'] * 1000:.0f} ms, "
                   f"IPv6 {up['ipv6'] * 1000:.0f} ms; the speaker held the tiers from the new "
                   f"master: IPv4 {when['ipv4'] * 1000:.0f} ms, IPv6 "
-                  f"{when['ipv6'] * 1000:.0f} ms, both {back * 1000:.0f} ms after the kill; "
-                  "the speaker's sessions with the dead master ended by: " + ", ".join(
-                      f"{family} {session(speaker, router).get('lastResetDueTo')!r}"
-                      for family, (_peer, router) in FAMILIES.items()))
+                  f"{when['ipv6'] * 1000:.0f} ms, both {back * 1000:.0f} ms after the cut")
             assert back < BOUND, when
             # The new master announces as soon as a session is up (a second of
             # bgpd's update coalescing), not only once its route-map delay timer
