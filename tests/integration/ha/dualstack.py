@@ -14,15 +14,16 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from vragent_lab.netns import in_ns, wait_for
 from vragent_lab.pair import Pair, PairRouter
 from vragent_lab.traffic import Probe, TcpEcho, TcpHolder, UdpEcho
 
-from .conftest import Sampler
+from .conftest import ADVERT_INT, Sampler, running_pair
 
 TIERS = {  # sample bag, prefix, VM namespace
     "eth2": ("guest_network_tier1.json", "fd00:a:a:1::", "vm1"),
@@ -91,6 +92,20 @@ def hosts_configured(pair: Pair) -> dict[str, str]:
         assert address is not None
         found[vm] = address
     return found
+
+
+@contextmanager
+def dual_stack_pair(base: Path, cloudstack: bool, bags: Callable[[PairRouter], list[Any]],
+                    loading: str) -> Iterator[tuple[Pair, Sampler]]:
+    """The sampled pair with the sample VPC (conftest.running_pair), then each
+    router's ``bags`` applied and loaded by its keepalived (``loading``: what
+    the wait is for, in its message)."""
+    with running_pair(base, ADVERT_INT, cloudstack=cloudstack) as (pair, sampler):
+        for r in pair.routers:
+            r.apply(*bags(r))
+        for r in pair.routers:
+            wait_for(r.config_loaded, 15, f"{r.name}'s keepalived to load {loading}")
+        yield pair, sampler
 
 
 @contextmanager

@@ -32,7 +32,7 @@ import pytest
 from vragent_lab.netns import in_ns, wait_for
 from vragent_lab.pair import Pair, PairRouter, mac
 
-from .conftest import ADVERT_INT, Sampler, running_pair
+from .conftest import ADVERT_INT, Sampler
 from .dualstack import (
     ECHO_TCP,
     ECHO_UDP,
@@ -41,6 +41,7 @@ from .dualstack import (
     acl_v6,
     default_routers,
     dual_stack,
+    dual_stack_pair,
     hard_kill,
     hosts_configured,
     probed,
@@ -88,14 +89,10 @@ def v6_cache(router: PairRouter, addr: str) -> int:
 @pytest.fixture(scope="module", params=["sync-link", "cloudstack"])
 def v6_pair(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, Sampler]]:
-    cloudstack = request.param == "cloudstack"
-    with running_pair(tmp_path_factory.mktemp("v6pair"), ADVERT_INT,
-                      cloudstack=cloudstack) as (pair, sampler):
-        for r in pair.routers:
-            r.apply(*(dual_stack(r, dev) for dev in TIERS), acl_v6(r))
-        for r in pair.routers:
-            wait_for(r.config_loaded, 15, f"{r.name}'s keepalived to load the IPv6 tiers")
-        yield pair, sampler
+    with dual_stack_pair(tmp_path_factory.mktemp("v6pair"), request.param == "cloudstack",
+                         lambda r: [*(dual_stack(r, dev) for dev in TIERS), acl_v6(r)],
+                         "the IPv6 tiers") as running:
+        yield running
 
 
 def test_only_the_master_advertises_and_hosts_configure_by_slaac(

@@ -29,8 +29,16 @@ from vragent_lab.netns import in_ns, wait_for
 from vragent_lab.pair import OUTSIDE, Pair, PairRouter, mac
 from vragent_lab.traffic import TcpEcho, TcpHolder
 
-from .conftest import ADVERT_INT, Sampler, running_pair
-from .dualstack import TIERS, acl_v6, dual_stack, hard_kill, hosts_configured, probed
+from .conftest import ADVERT_INT, Sampler
+from .dualstack import (
+    TIERS,
+    acl_v6,
+    dual_stack,
+    dual_stack_pair,
+    hard_kill,
+    hosts_configured,
+    probed,
+)
 
 PUBLIC6 = {"router_ip6": "fd64:10::10", "router_ip6_gateway": "fd64:10::1",
            "router_ip6_cidr": "fd64:10::/64"}
@@ -74,13 +82,10 @@ def holds(router: PairRouter, addr: str = ROUTER6, dev: str = "eth1") -> bool:
 @pytest.fixture(scope="module", params=["sync-link", "cloudstack"])
 def pub6_pair(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, Sampler]]:
-    cloudstack = request.param == "cloudstack"
-    with running_pair(tmp_path_factory.mktemp("pub6pair"), ADVERT_INT,
-                      cloudstack=cloudstack) as (pair, sampler):
-        for r in pair.routers:
-            r.apply(*(with_public6(dual_stack(r, dev)) for dev in TIERS), acl1(r), acl2(r))
-        for r in pair.routers:
-            wait_for(r.config_loaded, 15, f"{r.name}'s keepalived to load the public IPv6")
+    with dual_stack_pair(tmp_path_factory.mktemp("pub6pair"), request.param == "cloudstack",
+                         lambda r: [*(with_public6(dual_stack(r, dev)) for dev in TIERS),
+                                    acl1(r), acl2(r)],
+                         "the public IPv6") as (pair, sampler):
         # The outside host is the public IPv6 network's gateway and routes the
         # VPC's prefixes back through router_ip6 (as the upstream router of a
         # dual-stack VPC is configured to).
