@@ -22,12 +22,13 @@ def _described(status: str) -> list[str]:
     return [s.describe() for s in steps(status)]
 
 
-def test_primary_commits_then_resyncs_then_starts_services_then_announces() -> None:
+def test_primary_forgets_unresolved_neighbours_commits_resyncs_starts_services_announces() -> None:
     def ctl(arg: str, critical: bool = False) -> Step:
         return Step("command", ("conntrackd", "-C", CONF, arg), critical, "conntrackd",
                     f"conntrackd {arg}")
 
     assert steps("PRIMARY") == [
+        Step("unresolved-neighbours", ("flush",), critical=True),
         ctl("-c", critical=True),
         ctl("-f"),
         ctl("-R"),
@@ -39,7 +40,7 @@ def test_primary_commits_then_resyncs_then_starts_services_then_announces() -> N
 
 def test_no_daemon_declares_steps_then_only_the_pairs_own() -> None:
     assert [s.describe() for s in transitions.steps("PRIMARY")] == [
-        "primary-services start", "garp"]
+        "unresolved-neighbours flush", "primary-services start", "garp"]
     assert [s.describe() for s in transitions.steps("BACKUP")] == ["primary-services stop"]
 
 
@@ -77,8 +78,11 @@ def test_describe() -> None:
 
 
 def test_only_what_the_new_state_needs_at_once_comes_before_announcing_it() -> None:
-    # The commit (the peer's connections) before PRIMARY is reported; the
-    # services of addresses no longer held stopped before BACKUP or FAULT is.
-    assert [s.describe() for s in steps("PRIMARY") if s.critical] == ["conntrackd -c"]
+    # The neighbours the backup could not resolve forgotten (the tiers'
+    # traffic waits on them) and the commit (the peer's connections) before
+    # PRIMARY is reported; the services of addresses no longer held stopped
+    # before BACKUP or FAULT is.
+    assert [s.describe() for s in steps("PRIMARY") if s.critical] == [
+        "unresolved-neighbours flush", "conntrackd -c"]
     for status in ("BACKUP", "FAULT", "UNKNOWN"):
         assert [s.describe() for s in steps(status) if s.critical] == ["primary-services stop"]

@@ -84,3 +84,23 @@ def test_address_and_link_changes(ran: list[tuple[list[str], str | None]]) -> No
         ["ip", "address", "add", "100.64.20.11/32", "dev", "eth1", "scope", "link"],
         ["ip", "address", "del", "100.64.20.10/24", "dev", "eth1"],
     ]
+
+
+def test_unresolved_neighbours_of_both_families_are_flushed_and_no_other(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # ha/transitions.py NEIGHBOURS: what a new master forgets (a resolved
+    # entry, or a permanent one, is never touched), as ip -s -s lists it.
+    calls: list[list[str]] = []
+
+    def spawn(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, (
+            "fd64:10::1 dev eth1  ref 1 used 0/60/0probes 4 INCOMPLETE \n"
+            "100.64.10.1 dev eth1  used 3/3/3probes 6 FAILED \n\n"
+            "*** Round 1, deleting 2 entries ***\n"
+            "*** Flush is complete after 1 round ***\n"), "")
+
+    monkeypatch.setattr(cmd, "spawn", spawn)
+    assert iproute.flush_unresolved_neighbours() == ["fd64:10::1 dev eth1",
+                                                     "100.64.10.1 dev eth1"]
+    assert calls == [["ip", "-s", "-s", "neigh", "flush", "nud", "incomplete", "nud", "failed"]]

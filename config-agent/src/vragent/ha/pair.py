@@ -126,6 +126,10 @@ class Pair:
                     log(f"{step.describe()}: {done.stderr.strip()}")
         elif step.action == transitions.SERVICES:
             self.lifecycle.master_services(step.args[0] == "start")
+        elif step.action == transitions.NEIGHBOURS:
+            forgotten = iproute.flush_unresolved_neighbours()
+            if forgotten:
+                log(f"unresolved neighbours forgotten: {', '.join(forgotten)}")
         elif step.action == transitions.GARP:
             for ip, dev in self.announce:
                 with contextlib.suppress(OSError, ValueError):

@@ -2,12 +2,14 @@
 
 Assembled from what the daemons declare (``Daemon.on_primary``,
 ``on_backup``, ``on_fault``: conntrackd's primary-backup sequence, for one),
-plus the pair's own steps. On becoming master: each daemon's steps, then
-start the services only a master runs and announce the addresses. On backup
-or fault: stop the master-only services, then each daemon's steps.
+plus the pair's own steps. On becoming master: forget the neighbours left
+unresolved, each daemon's steps, then start the services only a master runs
+and announce the addresses. On backup or fault: stop the master-only
+services, then each daemon's steps.
 
 Only the ``critical`` steps run before the new state is saved and reported:
-on becoming master, those the daemons mark so (conntrackd's commit, without
+on becoming master, forgetting the unresolved neighbours and those the
+daemons mark so (conntrackd's commit, without
 which the connections the peer carried find no entry here; the elector has
 already set the addresses and sent gratuitous ARP by then); on leaving it,
 stopping the services that answer on addresses this router no longer holds.
@@ -25,11 +27,23 @@ from ..feature import Daemon
 SERVICES = "primary-services"
 GARP = "garp"
 COMMAND = "command"
+# A new master's neighbour entries still unresolved at the takeover are
+# forgotten. A backup in CloudStack mode has no address at all on the public
+# NIC (no IPv6 link-local address of the shared MAC, see features/sysctl):
+# an entry it began resolving there was never solicited (the kernel sends no
+# solicitation without a source address), and it stays INCOMPLETE after
+# keepalived adds the addresses, until the kernel's next retransmission
+# (retrans_time, 1 s). The public IPv6 pair test saw the tiers' IPv6 to
+# router_ip6_gateway wait so, about 1 s longer than IPv4, the packets queued
+# on the entry leaving at once when the retransmission was answered.
+# Forgotten, the next packet to each solicits at once from the addresses now
+# held. Entries resolved (or permanent) are kept.
+NEIGHBOURS = "unresolved-neighbours"
 
 
 @dataclass(frozen=True)
 class Step:
-    action: str  # COMMAND (a daemon's), SERVICES or GARP
+    action: str  # COMMAND (a daemon's), SERVICES, GARP or NEIGHBOURS
     args: tuple[str, ...] = ()
     critical: bool = False  # before the state is announced
     daemon: str = ""  # whose command; it runs only while the daemon is configured
@@ -49,5 +63,6 @@ def _commands(daemons: Iterable[Daemon], status: str) -> list[Step]:
 def steps(status: str, daemons: Iterable[Daemon] = ()) -> list[Step]:
     daemons = list(daemons)
     if status == "PRIMARY":
-        return [*_commands(daemons, status), Step(SERVICES, ("start",)), Step(GARP)]
+        return [Step(NEIGHBOURS, ("flush",), critical=True), *_commands(daemons, status),
+                Step(SERVICES, ("start",)), Step(GARP)]
     return [Step(SERVICES, ("stop",), critical=True), *_commands(daemons, status)]
