@@ -31,7 +31,9 @@ COMMAND = "command"
 # forgotten. A backup in CloudStack mode has no address at all on the public
 # NIC (no IPv6 link-local address of the shared MAC, see features/sysctl):
 # an entry it began resolving there was never solicited (the kernel sends no
-# solicitation without a source address), and it stays INCOMPLETE after
+# solicitation without a source address; the backup routes router_ip6,
+# which it does not hold, back out there by the default route, so a packet
+# the upstream router sends to router_ip6 begins one), and it stays INCOMPLETE after
 # keepalived adds the addresses, until the kernel's next retransmission
 # (retrans_time, 1 s). The public IPv6 pair test saw the tiers' IPv6 to
 # router_ip6_gateway wait so, about 1 s longer than IPv4, the packets queued
