@@ -500,6 +500,10 @@ class Election:
     # dual-master probe).
     announce: tuple[tuple[str, str], ...] = ()
     takeover: Takeover | None = None
+    # Links where a backup holds no address at all (CloudStack mode's public
+    # NIC): a neighbour entry it began there was never solicited, and a new
+    # master forgets it (ha/transitions.py NEIGHBOURS).
+    unsourced: tuple[str, ...] = ()
 
 
 # -- the feature ------------------------------------------------------------------

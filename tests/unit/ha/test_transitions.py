@@ -22,13 +22,14 @@ def _described(status: str) -> list[str]:
     return [s.describe() for s in steps(status)]
 
 
-def test_primary_forgets_unresolved_neighbours_commits_resyncs_starts_services_announces() -> None:
+def test_primary_commits_resyncs_forgets_unresolved_neighbours_starts_services_announces(
+        ) -> None:
     def ctl(arg: str, critical: bool = False) -> Step:
         return Step("command", ("conntrackd", "-C", CONF, arg), critical, "conntrackd",
                     f"conntrackd {arg}")
 
     assert steps("PRIMARY") == [
-        Step("unresolved-neighbours", ("flush",), critical=True),
+        Step("unresolved-neighbours", ("flush",)),
         ctl("-c", critical=True),
         ctl("-f"),
         ctl("-R"),
@@ -78,11 +79,10 @@ def test_describe() -> None:
 
 
 def test_only_what_the_new_state_needs_at_once_comes_before_announcing_it() -> None:
-    # The neighbours the backup could not resolve forgotten (the tiers'
-    # traffic waits on them) and the commit (the peer's connections) before
-    # PRIMARY is reported; the services of addresses no longer held stopped
-    # before BACKUP or FAULT is.
-    assert [s.describe() for s in steps("PRIMARY") if s.critical] == [
-        "unresolved-neighbours flush", "conntrackd -c"]
+    # The commit (the peer's connections) before PRIMARY is reported, and
+    # nothing before it (a neighbour flush there delayed it by up to 54 ms
+    # under load: a planned switchover lost packets); the services of
+    # addresses no longer held stopped before BACKUP or FAULT is.
+    assert [s.describe() for s in steps("PRIMARY") if s.critical] == ["conntrackd -c"]
     for status in ("BACKUP", "FAULT", "UNKNOWN"):
         assert [s.describe() for s in steps(status) if s.critical] == ["primary-services stop"]

@@ -425,3 +425,18 @@ def test_fast_detection_is_refused_in_cloudstack_mode() -> None:
                                                        "sync link")], d.problems
     nf = desired_states(cfg, topo, settings())["netfilter"]
     assert not [o for o in nf.traffic.accept if o.ports == (3784,)]
+
+
+def test_only_cloudstack_modes_backup_has_a_link_without_an_address() -> None:
+    """ha/transitions.py NEIGHBOURS: a new master forgets the neighbour entries
+    left unresolved only where its backup life held no address (CloudStack
+    mode's public NIC); on a sync-link pair nothing is flushed."""
+    from vragent.features.vrrp.feature import election
+
+    docs = _cloudstack_docs(sample_bag("ip_associations.json"))
+    cfg = RouterConfig.from_docs(docs)
+    cs = election(cfg, resolve(cfg, pair_links()), settings())
+    assert cs is not None and cs.unsourced == ("eth1",)
+    cfg = RouterConfig.from_docs(pair_docs())
+    sync = election(cfg, resolve(cfg, pair_links()), settings())
+    assert sync is not None and sync.unsourced == ()

@@ -101,6 +101,7 @@ def test_unresolved_neighbours_of_both_families_are_flushed_and_no_other(
             "*** Flush is complete after 1 round ***\n"), "")
 
     monkeypatch.setattr(cmd, "spawn", spawn)
-    assert iproute.flush_unresolved_neighbours() == ["fd64:10::1 dev eth1",
-                                                     "100.64.10.1 dev eth1"]
-    assert calls == [["ip", "-s", "-s", "neigh", "flush", "nud", "incomplete", "nud", "failed"]]
+    assert iproute.flush_unresolved_neighbours("eth1") == ["fd64:10::1 dev eth1",
+                                                           "100.64.10.1 dev eth1"]
+    assert calls == [["ip", "-s", "-s", "neigh", "flush", "dev", "eth1", "nud", "incomplete",
+                      "nud", "failed"]]

@@ -127,7 +127,8 @@ class Pair:
         elif step.action == transitions.SERVICES:
             self.lifecycle.master_services(step.args[0] == "start")
         elif step.action == transitions.NEIGHBOURS:
-            forgotten = iproute.flush_unresolved_neighbours()
+            unsourced = self.election.unsourced if self.election is not None else ()
+            forgotten = [x for dev in unsourced for x in iproute.flush_unresolved_neighbours(dev)]
             if forgotten:
                 log(f"unresolved neighbours forgotten: {', '.join(forgotten)}")
         elif step.action == transitions.GARP:

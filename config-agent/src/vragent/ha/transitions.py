@@ -2,14 +2,14 @@
 
 Assembled from what the daemons declare (``Daemon.on_primary``,
 ``on_backup``, ``on_fault``: conntrackd's primary-backup sequence, for one),
-plus the pair's own steps. On becoming master: forget the neighbours left
-unresolved, each daemon's steps, then start the services only a master runs
-and announce the addresses. On backup or fault: stop the master-only
-services, then each daemon's steps.
+plus the pair's own steps. On becoming master: each daemon's critical steps,
+forget the neighbours left unresolved where the backup had no address, the
+daemons' other steps, then start the services only a master runs and
+announce the addresses. On backup or fault: stop the master-only services,
+then each daemon's steps.
 
 Only the ``critical`` steps run before the new state is saved and reported:
-on becoming master, forgetting the unresolved neighbours and those the
-daemons mark so (conntrackd's commit, without
+on becoming master, those the daemons mark so (conntrackd's commit, without
 which the connections the peer carried find no entry here; the elector has
 already set the addresses and sent gratuitous ARP by then); on leaving it,
 stopping the services that answer on addresses this router no longer holds.
@@ -39,7 +39,11 @@ COMMAND = "command"
 # router_ip6_gateway wait so, about 1 s longer than IPv4, the packets queued
 # on the entry leaving at once when the retransmission was answered.
 # Forgotten, the next packet to each solicits at once from the addresses now
-# held. Entries resolved (or permanent) are kept.
+# held. Entries resolved (or permanent) are kept. Only on the links the
+# elector names (Election.unsourced), and after conntrackd's commit, never
+# before it: a flush drops the packets queued on an entry, and on a sync-link
+# pair under load it delayed the commit by up to 54 ms, so a planned
+# switchover lost probe packets.
 NEIGHBOURS = "unresolved-neighbours"
 
 
@@ -65,6 +69,8 @@ def _commands(daemons: Iterable[Daemon], status: str) -> list[Step]:
 def steps(status: str, daemons: Iterable[Daemon] = ()) -> list[Step]:
     daemons = list(daemons)
     if status == "PRIMARY":
-        return [Step(NEIGHBOURS, ("flush",), critical=True), *_commands(daemons, status),
+        # The flush is not critical: it runs right after the critical steps
+        # (the commit), first of the rest.
+        return [Step(NEIGHBOURS, ("flush",)), *_commands(daemons, status),
                 Step(SERVICES, ("start",)), Step(GARP)]
     return [Step(SERVICES, ("stop",), critical=True), *_commands(daemons, status)]

@@ -85,12 +85,13 @@ def names() -> list[str]:
 # -- addresses and links ---------------------------------------------------------
 
 
-def flush_unresolved_neighbours() -> list[str]:
-    """Forget the neighbour entries of both families still being resolved or
-    given up on: the next packet to each solicits it afresh (ha/transitions.py).
-    Returns the entries forgotten, "address dev name"."""
+def flush_unresolved_neighbours(ifname: str) -> list[str]:
+    """Forget the neighbour entries of both families on ``ifname`` still being
+    resolved or given up on: the next packet to each solicits it afresh
+    (ha/transitions.py). Returns the entries forgotten, "address dev name"."""
     # Twice -s: ip lists each entry it deletes.
-    out = run(["ip", "-s", "-s", "neigh", "flush", "nud", "incomplete", "nud", "failed"])
+    out = run(["ip", "-s", "-s", "neigh", "flush", "dev", ifname, "nud", "incomplete",
+               "nud", "failed"])
     return [" ".join(line.split()[:3]) for line in out.splitlines()
             if " dev " in line and not line.startswith("***")]
 

@@ -43,7 +43,11 @@ def election(cfg: Any, topo: Any, settings: Any) -> Election | None:
                             resignation=resign.resignation(peer),
                             down_priority=resign.down_priority(cfg.ha.priority),
                             boosted_priority=resign.BOOSTED)
-    return Election(interface=d.interface, vip=vip, announce=tuple(announce), takeover=takeover)
+    # CloudStack mode: the backup's public NIC (the advert link) holds nothing
+    # of its own, not even an IPv6 link-local address (see features/sysctl).
+    unsourced = (d.interface,) if d.mcast_src_ip else ()
+    return Election(interface=d.interface, vip=vip, announce=tuple(announce), takeover=takeover,
+                    unsourced=unsourced)
 
 
 FEATURE = Feature(name=subsystem.NAME, subsystem=subsystem, traffic=traffic,
