@@ -119,6 +119,12 @@ def test_only_the_master_announces_both_families_and_the_new_master_does_after_a
     with running_pair(tmp_path / "pair", ADVERT_INT) as (pair, sampler):
         out = pair.ns("out")
         in_ns(out, ["ip", "-6", "addr", "add", f"{SPEAKER6}/64", "dev", "eth0", "nodad"])
+        # The speaker's bgpd takes its link-local address when it starts: one
+        # still in duplicate detection is none ("eth0 does not have a v6 LL
+        # address", seen in the run where the first learn timed out, loaded).
+        wait_for(lambda: any("tentative" not in line for line in in_ns(
+            out, ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"]).splitlines()),
+            20, "the speaker's link-local address to leave duplicate detection")
         speaker = Speaker(out, tmp_path / "speaker")
         try:
             speaker.start(PASSWORD)
