@@ -132,9 +132,12 @@ class Pair:
             if forgotten:
                 log(f"unresolved neighbours forgotten: {', '.join(forgotten)}")
         elif step.action == transitions.GARP:
-            for ip, dev in self.announce:
-                with contextlib.suppress(OSError, ValueError):
-                    arp.gratuitous(dev, ip)
+            self._announce_addresses()
+
+    def _announce_addresses(self) -> None:
+        for ip, dev in self.announce:
+            with contextlib.suppress(OSError, ValueError):
+                arp.gratuitous(dev, ip)
 
     def report(self, status: str, previous: str, reason: str, **detail: str) -> None:
         try:
@@ -198,6 +201,12 @@ class Pair:
                                 dual_master="true")
                 else:
                     log("dual master condition cleared")
+                    # While both were master, the peer's gratuitous ARP may have
+                    # pointed the hosts at it; it has stepped down and holds
+                    # nothing now, so this master announces its addresses again
+                    # (else they would follow only once their ARP entries aged:
+                    # a port forward dark for up to ~35 s, seen in the e2e suite).
+                    self._announce_addresses()
                     self.report("PRIMARY", "PRIMARY", "dual master cleared",
                                 dual_master="false")
 
