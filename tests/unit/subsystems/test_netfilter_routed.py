@@ -20,15 +20,14 @@ from typing import Any
 import pytest
 from vragent.bags import BagError, parse_bag
 from vragent.config import RouterConfig
-from vragent.features.netfilter import subsystem as netfilter
 from vragent.features.netfilter.subsystem import Ruleset
-from vragent.reconcile import desired_states
 from vragent.topology import resolve
 
 from tests.conftest import REFERENCE
-from tests.unit.builders import apply_bags, load, sample_bag, sample_docs, sample_links, settings
+from tests.unit.builders import apply_bags, load, sample_bag, sample_docs, sample_links
 
 from .golden_files import check_golden
+from .test_netfilter import _chains, _render
 
 SNAT_IP = "100.64.10.10"
 
@@ -40,16 +39,6 @@ def _vpc(*bags: dict[str, Any], routed: bool = True) -> tuple[RouterConfig, Any]
     docs = apply_bags([cmdline, *bags], copy.deepcopy(sample_docs()))
     cfg = RouterConfig.from_docs(docs)
     return cfg, resolve(cfg, sample_links())
-
-
-def _render(cfg: RouterConfig, topo: Any) -> Ruleset:
-    d = desired_states(cfg, topo, settings())["netfilter"]
-    assert netfilter.verify(d) == []
-    return netfilter.render(d)
-
-
-def _chains(rs: Ruleset) -> dict[str, tuple[str, ...]]:
-    return {c.name: c.rules for c in rs.chains}
 
 
 def _source_nat(rs: Ruleset) -> list[str]:
